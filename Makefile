@@ -1,0 +1,29 @@
+# Two commands a newcomer needs: `make sweep` and `make test`. Each creates .venv with the system
+# python3 when it is missing and installs the package (with its test extra) before running.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WORKDIR ?= runs/quick
+
+.PHONY: venv sweep test preview clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+sweep: $(STAMP)
+	$(PY) -m experiments.sweep --config=configs/default.py:quick --workdir=$(WORKDIR)
+
+preview: $(STAMP)
+	$(PY) -m experiments.preview --config=configs/default.py:quick --workdir=$(WORKDIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs

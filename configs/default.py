@@ -1,0 +1,157 @@
+"""The one default config of fer-jax and its presets.
+
+    --config=configs/default.py:tiny     tests: every stage in seconds
+    --config=configs/default.py:quick    a first look on a 2-core laptop: minutes
+    --config=configs/default.py:paper    the paper's scale (64x64 greyscale, StarGAN with 6 residual blocks)
+
+Presets are derived from `quick` by overriding a few fields, so a field means the same thing in all of
+them. The returned ConfigDict is locked: a misspelt key, from the command line
+(`--config.classifer.lr=1`) or from Python (`config.classifer = ...`), is an error, not a new field.
+"""
+import ml_collections
+
+PRESETS = ('tiny', 'quick', 'paper')
+
+
+def _quick():
+  c = ml_collections.ConfigDict()
+  c.preset = 'quick'
+  c.seed = 0
+
+  # ----------------------------------------------------------------------------------------------- data
+  # A source is `KIND:ARG[@SPLIT]`; several are comma-separated. `procedural:a` is the embedded
+  # default (domain a), `procedural:b` its second rendering domain (the cross-dataset stand-in).
+  # Training uses the `train` split of train_sources, early stopping their `validation` split, tests the
+  # `test` split of each test source, and the GANs the `pool` split of pool_sources. `@SPLIT` overrides
+  # the split, e.g. `procedural:a@train` makes the GAN pool the real training split.
+  c.data = ml_collections.ConfigDict()
+  c.data.image_size = 32
+  c.data.train_sources = 'procedural:a'
+  c.data.test_sources = 'procedural:a,procedural:b'
+  c.data.pool_sources = 'procedural:a'
+  c.data.data_dir = ''  # where TFDS datasets are built; '' = WORKDIR/tfds
+  c.data.num_workers = 0  # grain worker processes; 0 = in the main process
+  c.data.procedural = ml_collections.ConfigDict()
+  c.data.procedural.seed = 1234
+  c.data.procedural.train_subjects = 50
+  c.data.procedural.validation_subjects = 20
+  c.data.procedural.test_subjects = 40
+  c.data.procedural.pool_subjects = 300
+  c.data.procedural.images_per_emotion = 2  # per subject and emotion in train/validation/test
+  c.data.procedural.pool_images_per_emotion = 2  # per subject and emotion (7 with neutral) in pool
+  c.data.procedural.min_intensity = 0.25  # expression intensity is uniform in [min, max]
+  c.data.procedural.max_intensity = 1.0
+
+  # --------------------------------------------------------------------------------------- identity GAN
+  c.identity_gan = ml_collections.ConfigDict()
+  c.identity_gan.z_dim = 64
+  c.identity_gan.w_dim = 64
+  c.identity_gan.mapping_layers = 4
+  c.identity_gan.mapping_lr_mul = 0.01
+  c.identity_gan.channels = 64  # channels at the lowest resolutions (halved up the resolution ladder)
+  c.identity_gan.max_channels = 128
+  c.identity_gan.style_mixing_prob = 0.9
+  c.identity_gan.r1_gamma = 1.0
+  c.identity_gan.r1_every = 16  # lazy R1
+  c.identity_gan.lr = 2e-3
+  c.identity_gan.betas = (0.0, 0.99)
+  c.identity_gan.ema_half_life_images = 2000
+  c.identity_gan.batch_size = 32
+  c.identity_gan.steps = 1500
+  c.identity_gan.psi = 0.7
+  c.identity_gan.sample_every = 500
+  c.identity_gan.checkpoint_every = 250
+  c.identity_gan.eval_samples = 1000
+
+  # ------------------------------------------------------------------------------------- expression GAN
+  c.expression_gan = ml_collections.ConfigDict()
+  c.expression_gan.num_classes = 7  # 6 Ekman emotions + neutral
+  c.expression_gan.conv_dim = 32
+  c.expression_gan.repeat_num = 4  # generator residual blocks (paper: 6)
+  c.expression_gan.d_repeat_num = 4  # critic stride-2 layers (paper: 5 at 64x64)
+  c.expression_gan.lambda_cls = 1.0
+  c.expression_gan.lambda_rec = 10.0
+  c.expression_gan.lambda_gp = 10.0
+  c.expression_gan.n_critic = 5
+  c.expression_gan.g_lr = 1e-4
+  c.expression_gan.d_lr = 1e-4
+  c.expression_gan.betas = (0.5, 0.999)
+  c.expression_gan.batch_size = 16
+  c.expression_gan.steps = 3000  # critic steps; the generator steps every n_critic
+  c.expression_gan.attention = False  # GANimation-style colour + attention-mask output
+  c.expression_gan.lambda_mask = 0.1
+  c.expression_gan.lambda_tv = 1e-5
+  c.expression_gan.ema_decay = 0.999
+  c.expression_gan.sample_every = 1000
+  c.expression_gan.checkpoint_every = 500
+
+  # ------------------------------------------------------------------------------------ synthetic sets
+  c.synthetic = ml_collections.ConfigDict()
+  c.synthetic.seed = 7
+  c.synthetic.psi = 0.7
+  c.synthetic.batch_size = 64
+
+  # ---------------------------------------------------------------------------------------- classifier
+  c.classifier = ml_collections.ConfigDict()
+  c.classifier.num_classes = 6
+  c.classifier.lr = 1e-4
+  c.classifier.batch_size = 64
+  c.classifier.num_epochs = 50
+  c.classifier.patience = 5
+  c.classifier.eval_batch_size = 256
+  # What one run trains on: `real` (train split only), `synthetic` (k x the real set size, no real
+  # images) or `mixed` (real + k x synthetic). The sweep sets these per run.
+  c.classifier.regime = 'real'
+  c.classifier.multiple = 0.0
+  c.classifier.real_fraction = 1.0  # learning curves: use this fraction of the real train split
+  c.classifier.synthetic_dir = ''  # where the synthetic sets are; '' = none
+
+  # --------------------------------------------------------------------------------------------- sweep
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.regimes = ('real', 'synthetic', 'mixed')
+  c.sweep.multiples = (0.5, 1, 2, 5)
+  c.sweep.seeds = (0, 1, 2)
+  return c
+
+
+def get_config(arg=None):
+  preset = arg or 'quick'
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; expected one of {", ".join(PRESETS)}')
+  c = _quick()
+  c.preset = preset
+  if preset == 'tiny':
+    c.data.image_size = 32
+    p = c.data.procedural
+    p.train_subjects, p.validation_subjects, p.test_subjects, p.pool_subjects = 8, 4, 4, 12
+    p.images_per_emotion = p.pool_images_per_emotion = 1
+    g = c.identity_gan
+    g.z_dim = g.w_dim = 16
+    g.mapping_layers = 2
+    g.channels = g.max_channels = 16
+    g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 8, 4, 2, 2, 32
+    e = c.expression_gan
+    e.conv_dim, e.repeat_num, e.d_repeat_num = 8, 1, 3
+    e.batch_size, e.steps, e.n_critic, e.sample_every, e.checkpoint_every = 8, 4, 2, 2, 2
+    c.synthetic.batch_size = 16
+    k = c.classifier
+    k.batch_size, k.eval_batch_size, k.num_epochs, k.patience = 16, 64, 3, 2
+    c.sweep.multiples = (0.5, 1)
+    c.sweep.seeds = (0,)
+  elif preset == 'paper':
+    c.data.image_size = 64
+    p = c.data.procedural
+    p.train_subjects, p.validation_subjects, p.test_subjects, p.pool_subjects = 200, 40, 80, 2000
+    g = c.identity_gan
+    g.z_dim = g.w_dim = 512
+    g.mapping_layers = 8
+    g.channels, g.max_channels = 512, 512
+    g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 32, 200_000, 5000, 5000, 10_000
+    e = c.expression_gan
+    e.conv_dim, e.repeat_num, e.d_repeat_num = 64, 6, 5
+    e.batch_size, e.steps, e.sample_every, e.checkpoint_every = 16, 200_000, 10_000, 10_000
+    c.synthetic.batch_size = 256
+    c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
+    c.sweep.seeds = (0, 1, 2, 3, 4)
+  c.lock()
+  return c
