@@ -84,6 +84,16 @@ def _quick():
   c.expression_gan.ema_decay = 0.999
   c.expression_gan.sample_every = 1000
   c.expression_gan.checkpoint_every = 500
+  c.expression_gan.log_every = 100  # scalars + the NaN/inf check (the only host syncs of the loop)
+  c.expression_gan.ema_warmup = True  # EMA decay min(ema_decay, (1+n)/(10+n)) over G updates n
+  # Pool subjects kept out of GAN training; their faces are the held-out faces that are translated in the
+  # sample grid and the evaluation (the GAN never sees the classifier's validation/test subjects either).
+  c.expression_gan.holdout_subjects = 20
+  c.expression_gan.sample_faces = 8  # rows of samples/expressions.png
+  c.expression_gan.eval_batch_size = 64
+  # Evaluation instruments trained on the real pool faces of the GAN's training subjects.
+  c.expression_gan.judge_steps = 1500  # 7-class expression judge (fer_jax.eval.pool_judge)
+  c.expression_gan.identity_steps = 2000  # subject classifier whose features define identity
 
   # ------------------------------------------------------------------------------------ synthetic sets
   c.synthetic = ml_collections.ConfigDict()
@@ -104,7 +114,7 @@ def _quick():
   c.classifier.regime = 'real'
   c.classifier.multiple = 0.0
   c.classifier.real_fraction = 1.0  # learning curves: use this fraction of the real train split
-  c.classifier.synthetic_dir = ''  # where the synthetic sets are; '' = none
+  c.classifier.synthetic_source = ''  # e.g. synthetic:WORKDIR/synthetic; '' = none (regime real)
 
   # --------------------------------------------------------------------------------------------- sweep
   c.sweep = ml_collections.ConfigDict()
@@ -133,6 +143,7 @@ def get_config(arg=None):
     e = c.expression_gan
     e.conv_dim, e.repeat_num, e.d_repeat_num = 8, 1, 3
     e.batch_size, e.steps, e.n_critic, e.sample_every, e.checkpoint_every = 8, 4, 2, 2, 2
+    e.log_every, e.holdout_subjects, e.sample_faces, e.judge_steps, e.identity_steps = 2, 3, 3, 20, 20
     c.synthetic.batch_size = 16
     k = c.classifier
     k.batch_size, k.eval_batch_size, k.num_epochs, k.patience = 16, 64, 3, 2

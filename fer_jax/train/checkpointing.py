@@ -7,8 +7,15 @@ one, never half of one; leftover temp folders are removed when the manager opens
 """
 import os
 
+import logging
+
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from etils import epath
+
+# Orbax narrates every save at INFO; keep its warnings and errors, drop the rest from our logs.
+absl_logging.get_absl_logger().addFilter(
+    lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
 
 
 class Checkpointer:

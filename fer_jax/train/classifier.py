@@ -1,0 +1,279 @@
+"""Trains and tests the paper's CNN: the measuring instrument of the study.
+
+`train_and_evaluate(config, workdir)` runs one classifier run: the training set is a mixture of sources
+(real train split, optionally k x synthetic), early stopping watches the validation loss of the real
+sources, the best parameters are kept and tested on every test source. Rerunning the same command in the
+same workdir resumes after the last finished epoch, or only rewrites the results when training is done.
+
+Sections: data -> model and steps -> training loop -> testing and outputs.
+"""
+import dataclasses
+import functools
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
+from absl import logging
+from flax.training import train_state
+from tqdm.auto import tqdm
+
+from fer_jax import io_utils
+from fer_jax.data import emotions, pipeline, sources
+from fer_jax.errors import UserError
+from fer_jax.eval import metrics as metrics_lib
+from fer_jax.models.classifier import PaperCNN
+from fer_jax.train import parallel, writers
+from fer_jax.train.checkpointing import Checkpointer
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+REGIMES = ('real', 'synthetic', 'mixed')
+
+
+# ---------------------------------------------------------------------------------------------- data
+@dataclasses.dataclass
+class Datasets:
+  train: object  # grain MapDataset of {'image', 'label'}
+  validation: object
+  tests: dict  # source name -> MapDataset
+  n_real: int
+  n_synthetic: int
+
+
+def _check_multiple(regime, multiple):
+  if regime not in REGIMES:
+    raise UserError(f'classifier.regime={regime!r} is unknown; expected one of {", ".join(REGIMES)}')
+  try:
+    multiple = float(multiple)
+  except (TypeError, ValueError):
+    raise UserError(f'classifier.multiple={multiple!r} is not a number') from None
+  if not np.isfinite(multiple) or multiple < 0:
+    raise UserError(f'classifier.multiple={multiple} must be a finite number >= 0')
+  if regime == 'real' and multiple != 0:
+    raise UserError(f'regime \'real\' uses no synthetic data; got classifier.multiple={multiple:g} (use 0)')
+  if regime != 'real' and multiple == 0:
+    raise UserError(f'regime {regime!r} needs classifier.multiple > 0 (k x the real set size)')
+  return multiple
+
+
+def _check_labels(ds, name, num_classes, require_all):
+  labels = pipeline.labels_of(ds)
+  bad = labels[(labels < 0) | (labels >= num_classes)]
+  if bad.size:
+    raise UserError(f'{name}: label {emotions.EMOTIONS[bad[0]] if bad[0] < len(emotions.EMOTIONS) else bad[0]!r}'
+                    f' is outside the classifier\'s {num_classes} classes ({", ".join(emotions.EKMAN[:num_classes])})')
+  if require_all:
+    missing = sorted(set(range(num_classes)) - set(labels.tolist()))
+    if missing:
+      raise UserError(f'{name}: class {", ".join(emotions.EMOTIONS[m] for m in missing)} has no examples; '
+                      f'every one of the {num_classes} classes must be present')
+  return labels
+
+
+def build_datasets(config, workdir):
+  """Resolves the run's sources into grain datasets and checks them before any training."""
+  c = config.classifier
+  multiple = _check_multiple(c.regime, c.multiple)
+  if not 0 < c.real_fraction <= 1:
+    raise UserError(f'classifier.real_fraction={c.real_fraction} must be in (0, 1]')
+  train_sources = sources.parse_sources(config.data.train_sources, 'data.train_sources')
+  test_sources = sources.parse_sources(config.data.test_sources, 'data.test_sources')
+
+  real_parts, val_parts = [], []
+  for src in train_sources:
+    split = sources.load(src, 'train', config, workdir)
+    count = int(round(len(split) * c.real_fraction))
+    real_parts.append(pipeline.examples(split, count, name=f'{src} train'))
+    val_parts.append(pipeline.examples(sources.load(src, 'validation', config, workdir),
+                                       name=f'{src} validation'))
+  n_real = sum(len(p) for p in real_parts)
+  if n_real == 0:
+    raise UserError(f'data.train_sources={config.data.train_sources!r}: the real training split is empty')
+
+  n_synthetic, parts = 0, list(real_parts) if c.regime != 'synthetic' else []
+  if c.regime != 'real':
+    if not c.synthetic_source:
+      raise UserError(f'regime {c.regime!r} needs classifier.synthetic_source (a synthetic set, '
+                      'e.g. synthetic:WORKDIR/synthetic) to draw k x the real set size from')
+    n_synthetic = int(round(multiple * n_real))
+    for src in sources.parse_sources(c.synthetic_source, 'classifier.synthetic_source'):
+      parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
+  train = pipeline.mixture(parts)
+  validation = pipeline.mixture(val_parts)
+  _check_labels(train, 'training data', c.num_classes, require_all=True)
+  _check_labels(validation, 'validation data', c.num_classes, require_all=False)
+  tests = {}
+  for src in test_sources:
+    ds = pipeline.examples(sources.load(src, 'test', config, workdir), name=f'{src} test')
+    if len(ds) == 0:
+      raise UserError(f'test source {src}: the test split is empty')
+    _check_labels(ds, f'test source {src}', c.num_classes, require_all=False)
+    tests[str(src)] = ds
+  return Datasets(train, validation, tests, n_real, n_synthetic)
+
+
+# ------------------------------------------------------------------------------------ model and steps
+@functools.lru_cache(maxsize=None)
+def _model_and_steps(num_classes, image_size, lr, dtype='float32'):
+  """One model, optimizer and set of jitted steps per shape, reused by every run in the process."""
+  model = PaperCNN(num_classes=num_classes, dtype=jnp.dtype(dtype))
+  tx = optax.adam(lr)
+
+  def loss_fn(params, batch, rng):
+    x = batch['image'].astype(jnp.float32) / 255.0
+    logits = model.apply({'params': params}, x, train=True, rngs={'dropout': rng})
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+    return loss, logits
+
+  def train_step(state, batch, key):
+    rng = jax.random.fold_in(key, state.step)
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    state = state.apply_gradients(grads=grads)
+    n = batch['label'].shape[0]
+    return state, {'loss_sum': loss * n, 'correct': (logits.argmax(-1) == batch['label']).sum(), 'count': n}
+
+  def logits_fn(params, batch):
+    return model.apply({'params': params}, batch['image'].astype(jnp.float32) / 255.0, train=False)
+
+  def eval_step(params, batch):
+    logits = logits_fn(params, batch)
+    mask = batch['mask']
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+    return {'loss_sum': jnp.where(mask, loss, 0.0).sum(),
+            'correct': jnp.where(mask, logits.argmax(-1) == batch['label'], False).sum(),
+            'count': mask.sum()}
+
+  def init(key):
+    params = model.init(key, jnp.zeros((1, image_size, image_size, 1), jnp.float32))['params']
+    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+  return model, tx, {
+      'init': jax.jit(init, out_shardings=parallel.replicated()),
+      'train': parallel.data_parallel(train_step, batch_argnums=(1,), donate_argnums=(0,)),
+      'eval': parallel.data_parallel(eval_step, batch_argnums=(1,)),
+      'predict': parallel.data_parallel(lambda p, b: logits_fn(p, b).argmax(-1), batch_argnums=(1,),
+                                        out_sharding=parallel.batch_sharded()),
+  }
+
+
+def count_params(tree):
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def evaluate(step, params, ds, batch_size):
+  """Mean loss and accuracy over a whole dataset (one host sync at the end)."""
+  totals = None
+  for batch in pipeline.eval_batches(ds, batch_size):
+    out = step(params, parallel.shard_batch(batch))
+    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+  totals = parallel.to_host(totals)
+  n = max(int(totals['count']), 1)
+  return {'loss': float(totals['loss_sum']) / n, 'accuracy': float(totals['correct']) / n}
+
+
+def predict(step, params, ds, batch_size):
+  labels, preds = [], []
+  for batch in pipeline.eval_batches(ds, batch_size):
+    p = np.asarray(step(params, parallel.shard_batch(batch)))
+    labels.append(batch['label'][batch['mask']])
+    preds.append(p[np.asarray(batch['mask'])])
+  return np.concatenate(labels), np.concatenate(preds)
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_and_evaluate(config, workdir):
+  """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png."""
+  c = config.classifier
+  os.makedirs(workdir, exist_ok=True)
+  metrics_path = os.path.join(workdir, 'metrics.json')
+  data = build_datasets(config, workdir)
+  batch_size = min(c.batch_size, len(data.train))
+  batch_size -= batch_size % parallel.make_mesh().size
+  parallel.check_batch_size(batch_size, 'classifier.batch_size')
+  eval_batch_size = c.eval_batch_size - c.eval_batch_size % parallel.make_mesh().size
+  parallel.check_batch_size(eval_batch_size, 'classifier.eval_batch_size')
+  _, _, steps = _model_and_steps(c.num_classes, config.data.image_size, float(c.lr))
+
+  key = jax.random.key(config.seed)
+  init_key, dropout_key = jax.random.split(key)
+  state = steps['init'](init_key)
+  # The best epoch's parameters live outside the donated train state, as their own copy.
+  best_params = jax.tree.map(jnp.copy, state.params)
+  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
+  meta = {'epoch': 0, 'best_val_loss': float('inf'), 'best_epoch': 0, 'bad_epochs': 0, 'done': False,
+          'train_seconds': 0.0, 'history': []}
+  if ckpt.latest_step() is not None:
+    restored, meta = ckpt.restore({'state': state, 'best_params': best_params})
+    state, best_params = restored['state'], restored['best_params']
+    logging.info('resuming %s after epoch %d', workdir, meta['epoch'])
+
+  writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
+  bar = tqdm(total=c.num_epochs, initial=meta['epoch'], desc=f'classifier {c.regime} k={c.multiple:g}',
+             unit='epoch', leave=False, disable=jax.process_index() > 0)
+  while not meta['done']:
+    epoch = meta['epoch']
+    start = time.perf_counter()
+    totals = None
+    for batch in pipeline.train_batches(data.train, batch_size, config.seed, epoch):
+      state, out = steps['train'](state, parallel.shard_batch(batch), dropout_key)
+      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    totals = parallel.to_host(totals)  # the epoch's one host sync
+    train_loss = float(totals['loss_sum']) / max(int(totals['count']), 1)
+    if not np.isfinite(train_loss):
+      raise FloatingPointError(f'classifier training loss is {train_loss} at epoch {epoch + 1}; '
+                               'the last good checkpoint is kept')
+    val = evaluate(steps['eval'], state.params, data.validation, eval_batch_size)
+    epoch += 1
+    record = {'epoch': epoch, 'train_loss': train_loss,
+              'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
+              'val_loss': val['loss'], 'val_accuracy': val['accuracy']}
+    if val['loss'] < meta['best_val_loss']:
+      best_params = jax.tree.map(jnp.copy, state.params)
+      meta.update(best_val_loss=val['loss'], best_val_accuracy=val['accuracy'], best_epoch=epoch, bad_epochs=0)
+    else:
+      meta['bad_epochs'] += 1
+    meta['history'].append(record)
+    meta['epoch'] = epoch
+    meta['train_seconds'] += time.perf_counter() - start
+    meta['done'] = epoch >= c.num_epochs or meta['bad_epochs'] >= c.patience
+    ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
+    writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
+    bar.update(1)
+    bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
+  bar.close()
+  writer.flush()
+
+  # --------------------------------------------------------------------------------- testing, outputs
+  names = list(emotions.EMOTIONS[:c.num_classes])
+  tests = {}
+  for name, ds in data.tests.items():
+    labels, preds = predict(steps['predict'], best_params, ds, eval_batch_size)
+    tests[name] = metrics_lib.classification_metrics(labels, preds, c.num_classes, names)
+  first = tests[next(iter(tests))]
+  result = {
+      'test_accuracy': first['accuracy'], 'test_macro_f1': first['macro_f1'],
+      'val_accuracy': meta.get('best_val_accuracy', 0.0), 'val_loss': meta['best_val_loss'],
+      'epochs': meta['epoch'], 'best_epoch': meta['best_epoch'], 'train_seconds': meta['train_seconds'],
+      'regime': c.regime, 'multiple': float(c.multiple), 'seed': int(config.seed),
+      'n_real': data.n_real, 'n_synthetic': data.n_synthetic, 'n_train': len(data.train),
+      'params': count_params(state.params), 'tests': tests, 'history': meta['history'],
+  }
+  if jax.process_index() == 0:
+    _plot_confusions(tests, names, os.path.join(workdir, 'confusion.png'))
+    io_utils.write_json(metrics_path, result)
+  ckpt.close()
+  return result
+
+
+def _plot_confusions(tests, names, path):
+  fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.2), squeeze=False)
+  for ax, (name, m) in zip(axes[0], tests.items()):
+    metrics_lib.plot_confusion(ax, m['confusion'], names, f'{name}\nacc {m["accuracy"]:.3f}')
+  fig.tight_layout()
+  io_utils.save_figure(fig, path, dpi=100)
+  plt.close(fig)

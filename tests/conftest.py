@@ -1,0 +1,34 @@
+"""Shared fixtures: the tiny preset with one TFDS data dir for the whole session."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from configs import default  # pylint: disable=wrong-import-position
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+@pytest.fixture
+def tiny(data_dir):
+  """A fresh, unlocked-for-edits copy of the tiny preset reading the session's data dir."""
+  config = default.get_config('tiny')
+  config.data.data_dir = data_dir
+  return config
+
+
+def run_module(module, *args, env=None, timeout=600, check=True):
+  """Runs `python -m module args` from the repo root; returns the CompletedProcess."""
+  full_env = dict(os.environ, **(env or {}))
+  proc = subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, env=full_env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}')
+  return proc

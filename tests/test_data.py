@@ -1,0 +1,114 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fer_jax.data import emotions, pipeline, preview, sources
+from fer_jax.errors import UserError
+from tests.conftest import ROOT
+
+
+def _split(config, name, src='procedural:a'):
+  return sources.load(sources.parse_sources(src)[0], name, config, workdir='unused')
+
+
+def test_splits_are_subject_disjoint_and_balanced(tiny):
+  subjects = {}
+  p = tiny.data.procedural
+  for split, n_subj, per, classes in [('train', p.train_subjects, p.images_per_emotion, 6),
+                                      ('validation', p.validation_subjects, p.images_per_emotion, 6),
+                                      ('test', p.test_subjects, p.images_per_emotion, 6),
+                                      ('pool', p.pool_subjects, p.pool_images_per_emotion, 7)]:
+    ds = _split(tiny, split)
+    labels = np.array([ds[i]['label'] for i in range(len(ds))])
+    subjects[split] = {int(ds[i]['subject']) for i in range(len(ds))}
+    assert len(subjects[split]) == n_subj
+    np.testing.assert_array_equal(np.bincount(labels, minlength=7)[:classes], n_subj * per)
+    if classes == 6:
+      assert (labels != emotions.NEUTRAL).all()
+  names = list(subjects)
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      assert not subjects[a] & subjects[b], (a, b)
+
+
+def test_tfds_round_trip_features(tiny):
+  ds = _split(tiny, 'train')
+  r = ds[0]
+  assert r['image'].dtype == np.uint8 and r['image'].shape == (32, 32, 1)
+  assert r['aus'].shape == (emotions.NUM_AUS,) and r['aus'].dtype == np.float32
+  b = sources.builder(sources.parse_sources('procedural:a')[0], tiny, 'unused')
+  assert b.info.features['label'].names == list(emotions.EMOTIONS)
+  assert b.info.file_format.value == 'array_record'
+
+
+def test_tfds_build_and_read_without_tensorflow(tmp_path):
+  code = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from configs import default
+from fer_jax.data import sources, pipeline
+c = default.get_config('tiny'); c.data.data_dir = {str(tmp_path)!r}
+ds = sources.load(sources.parse_sources('procedural:b')[0], 'test', c, 'unused')
+n = sum(1 for _ in pipeline.train_batches(pipeline.examples(ds), 8, 0, 0))
+assert n == len(ds) // 8, n
+import importlib.util
+assert importlib.util.find_spec('tensorflow') is None, 'tensorflow is installed'
+assert 'tensorflow' not in sys.modules
+print('ok', len(ds))
+"""
+  proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.splitlines()[-1].startswith('ok')
+
+
+def test_pipeline_is_deterministic_and_reshuffles_per_epoch(tiny):
+  ds = pipeline.examples(_split(tiny, 'train'))
+  labels = lambda seed, epoch: np.concatenate([b['label'] for b in pipeline.train_batches(ds, 8, seed, epoch)])
+  np.testing.assert_array_equal(labels(0, 0), labels(0, 0))
+  assert not np.array_equal(labels(0, 0), labels(0, 1))
+  assert sorted(labels(0, 0).tolist()) == sorted(pipeline.labels_of(ds).tolist())[:len(labels(0, 0))] or \
+      len(labels(0, 0)) == len(ds) // 8 * 8
+
+
+def test_mixture_has_exact_proportions_and_prefixes(tiny):
+  real = pipeline.examples(_split(tiny, 'train'))
+  other = pipeline.examples(_split(tiny, 'pool'), 10)
+  mix = pipeline.mixture([real, other])
+  assert len(mix) == len(real) + 10
+  np.testing.assert_array_equal(mix[len(real)]['image'], _split(tiny, 'pool')[0]['image'])
+  with pytest.raises(UserError, match='holds only'):
+    pipeline.examples(_split(tiny, 'pool'), 10**6, name='pool')
+  with pytest.raises(UserError, match='empty'):
+    pipeline.mixture([pipeline.examples(_split(tiny, 'train'), 0)])
+
+
+def test_eval_batches_cover_every_example_once(tiny):
+  ds = pipeline.examples(_split(tiny, 'test'))
+  batches = list(pipeline.eval_batches(ds, 16))
+  assert sum(int(b['mask'].sum()) for b in batches) == len(ds)
+  assert all(len(b['label']) == 16 for b in batches)
+
+
+@pytest.mark.parametrize('spec,match', [('', 'is empty'), ('procedural', 'not KIND:ARG'),
+                                        ('imagenet:/x', "unknown source kind 'imagenet'"),
+                                        ('procedural:z', "unknown rendering domain 'z'")])
+def test_bad_source_names_are_clear(tiny, spec, match):
+  with pytest.raises(UserError, match=match):
+    for src in sources.parse_sources(spec):
+      sources.builder(src, tiny, 'unused')
+
+
+def test_preview_writes_grid_and_stats(tiny, tmp_path):
+  stats = preview.preview(tiny, str(tmp_path))
+  saved = json.loads((tmp_path / 'data_stats.json').read_text())
+  assert saved == json.loads(json.dumps(stats))
+  p = tiny.data.procedural
+  assert saved['splits']['train']['total'] == p.train_subjects * 6 * p.images_per_emotion
+  assert saved['splits']['train']['per_class']['anger'] == p.train_subjects * p.images_per_emotion
+  assert saved['splits']['train']['subjects'] == p.train_subjects
+  assert saved['splits']['pool']['per_class']['neutral'] == p.pool_subjects * p.pool_images_per_emotion
+  assert set(saved['subject_overlap'].values()) == {0}
+  assert (tmp_path / 'preview.png').stat().st_size > 10_000
