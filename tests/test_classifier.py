@@ -1,0 +1,114 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fer_jax.errors import UserError
+from fer_jax.models.classifier import PaperCNN
+from fer_jax.train import classifier
+from tests.conftest import ROOT, run_module
+
+
+def test_paper_cnn_has_the_papers_parameter_count():
+  shapes = jax.eval_shape(lambda: PaperCNN(num_classes=6).init(jax.random.key(0), jnp.zeros((1, 64, 64, 1))))
+  assert classifier.count_params(shapes) == 4_966_022
+
+
+def test_one_run_end_to_end(tiny, tmp_path):
+  result = classifier.train_and_evaluate(tiny, str(tmp_path))
+  saved = json.loads((tmp_path / 'metrics.json').read_text())
+  for key in ('test_accuracy', 'test_macro_f1', 'val_accuracy', 'epochs', 'train_seconds', 'tests'):
+    assert key in saved
+  assert set(saved['tests']) == {'procedural:a', 'procedural:b'}
+  t = saved['tests']['procedural:a']
+  assert 0 <= t['accuracy'] <= 1 and len(t['per_class_recall']) == 6
+  assert np.sum(t['confusion']) == t['n'] == 4 * 6  # tiny: 4 test subjects x 6 emotions
+  assert saved['test_accuracy'] == t['accuracy'] == result['test_accuracy']
+  assert 1 <= saved['epochs'] <= tiny.classifier.num_epochs
+  assert (tmp_path / 'confusion.png').exists()
+  assert any(f.startswith('events') for f in os.listdir(tmp_path / 'tensorboard'))
+  # Rerunning a finished run trains nothing more and gives the same results.
+  again = classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert again['test_accuracy'] == result['test_accuracy'] and again['epochs'] == result['epochs']
+
+
+def _no_metrics(tmp_path):
+  return not (tmp_path / 'metrics.json').exists()
+
+
+def test_empty_training_source_is_clear(tiny, tmp_path):
+  tiny.classifier.real_fraction = 0.001
+  with pytest.raises(UserError, match='real training split is empty'):
+    classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert _no_metrics(tmp_path)
+
+
+def test_missing_class_is_clear(tiny, tmp_path):
+  tiny.classifier.real_fraction = 0.05  # 2 of 48 images: most classes are absent
+  with pytest.raises(UserError, match='has no examples'):
+    classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert _no_metrics(tmp_path)
+
+
+def test_label_outside_the_classes_is_clear(tiny, tmp_path):
+  tiny.data.train_sources = 'procedural:a@pool'  # the pool has neutral faces
+  with pytest.raises(UserError, match="'neutral' is outside"):
+    classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert _no_metrics(tmp_path)
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('data.train_sources', 'nosuch:/x', "unknown source kind 'nosuch'"),
+    ('classifier.regime', 'both', "regime='both' is unknown"),
+    ('classifier.multiple', -1.0, 'must be a finite number >= 0'),
+])
+def test_bad_run_settings_are_clear(tiny, tmp_path, field, value, match):
+  section, key = field.split('.')
+  setattr(tiny[section], key, value)
+  with pytest.raises(UserError, match=match):
+    classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert _no_metrics(tmp_path)
+
+
+def _cli(workdir, data_dir, *extra):
+  return ['--config=configs/default.py:tiny', f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
+          '--config.classifier.num_epochs=4', '--config.classifier.patience=10', *extra]
+
+
+def test_four_devices_give_the_same_metrics_as_one(tmp_path, data_dir):
+  results = {}
+  for n in (1, 4):
+    env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}', 'JAX_PLATFORMS': 'cpu'}
+    run_module('experiments.train_classifier', *_cli(tmp_path / f'd{n}', data_dir), env=env)
+    results[n] = json.loads((tmp_path / f'd{n}' / 'metrics.json').read_text())
+  for a, b in zip(results[1]['history'], results[4]['history']):
+    assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-4, abs=1e-5)
+    assert a['val_loss'] == pytest.approx(b['val_loss'], rel=1e-4, abs=1e-5)
+  assert results[1]['test_accuracy'] == pytest.approx(results[4]['test_accuracy'], abs=1 / 24 + 1e-9)
+
+
+def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  killed = tmp_path / 'killed'
+  proc = subprocess.Popen([sys.executable, '-m', 'experiments.train_classifier', *_cli(killed, data_dir)],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed / 'checkpoints' / '2').exists():  # epoch 2 of 4 is checkpointed
+    assert proc.poll() is None and time.time() < deadline, 'run ended before it could be killed'
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed / 'metrics.json').exists()
+  run_module('experiments.train_classifier', *_cli(killed, data_dir))
+  run_module('experiments.train_classifier', *_cli(tmp_path / 'straight', data_dir))
+  a = json.loads((killed / 'metrics.json').read_text())
+  b = json.loads((tmp_path / 'straight' / 'metrics.json').read_text())
+  assert a['history'] == b['history']
+  assert a['tests'] == b['tests']
