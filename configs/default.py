@@ -41,6 +41,19 @@ def _quick():
   c.data.procedural.pool_images_per_emotion = 2  # per subject and emotion (7 with neutral) in pool
   c.data.procedural.min_intensity = 0.25  # expression intensity is uniform in [min, max]
   c.data.procedural.max_intensity = 1.0
+  # Licensed FER sets (`rafd:PATH`, `oulu_casia:PATH`, `mmi:PATH`, `ckplus:PATH`, `jaffe:PATH`,
+  # `affectnet:PATH`, `fer2013:CSV`, `folder:PATH`; layouts in fer_jax/data/real_readers.py). Besides
+  # train/validation/test they have `pool` (the train subjects, neutral too) and `full` (every Ekman image:
+  # the cross-dataset test set, e.g. `mmi:/data/MMI@full`).
+  c.data.real = ml_collections.ConfigDict()
+  c.data.real.face_crop = True  # OpenCV Haar face crop (centre square when no face is found)
+  c.data.real.val_fraction = 0.15  # of the subjects (of the images when a dataset has no subject ids)
+  c.data.real.test_fraction = 0.15
+  c.data.real.split_seed = 0  # fixed apart from config.seed so that every run shares one split
+  c.data.real.peak_frames = 3  # per sequence (CK+, Oulu-CASIA: the last ones; MMI: the middle ones)
+  c.data.real.onset_neutral = True  # a sequence's first frame joins the pool as neutral
+  c.data.real.rafd_poses = '090'  # camera angles kept, comma-separated ('all' = 000..180)
+  c.data.real.oulu_subset = 'VL/Strong'  # Oulu-CASIA camera / illumination folder under OriginalImg
 
   # --------------------------------------------------------------------------------------- identity GAN
   c.identity_gan = ml_collections.ConfigDict()
@@ -164,5 +177,14 @@ def get_config(arg=None):
     c.synthetic.batch_size = 256
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
+    # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
+    # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with
+    # "path does not exist"; point them at your copies, e.g.
+    #   --config.data.train_sources=rafd:/data/RaFD,oulu_casia:/data/OriginalImg
+    #   --config.data.test_sources=mmi:/data/MMI@full --config.data.pool_sources=rafd:/data/RaFD
+    # (the procedural faces at paper scale: --config.data.train_sources=procedural:a and so on).
+    c.data.train_sources = 'rafd:/data/RaFD,oulu_casia:/data/OriginalImg'
+    c.data.test_sources = 'mmi:/data/MMI@full'
+    c.data.pool_sources = 'rafd:/data/RaFD'
   c.lock()
   return c
