@@ -57,6 +57,7 @@ def _load_builtin_kinds():
   # Importing registers them; done lazily so that `sources` stays cheap to import.
   from fer_jax.data import procedural_source  # pylint: disable=import-outside-toplevel,unused-import
   from fer_jax.data import real_sources  # pylint: disable=import-outside-toplevel,unused-import
+  from fer_jax import synthetic  # pylint: disable=import-outside-toplevel,unused-import
 
 
 def data_dir(config, workdir):

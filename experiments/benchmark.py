@@ -1,0 +1,103 @@
+"""Throughput of the real train steps (after compilation), one JSON line per model.
+
+  python -m experiments.benchmark --what=classifier --batch_size=64 --image_size=64 --steps=20
+  python -m experiments.benchmark --what=expression_gan --batch_size=16 --image_size=64 \
+      --conv_dim=64 --repeat_num=6 --d_repeat_num=5
+  python -m experiments.benchmark --what=identity_gan --batch_size=32 --image_size=64
+  python -m experiments.benchmark --what=render --batch_size=512 --image_size=64   # procedural faces/s
+  python -m experiments.benchmark --what=all      # the three models at the paper preset's settings
+
+Compare with the PyTorch peers: python ../shared/peers/torch_peers.py classifier --batch_size 64 ...
+"""
+import json
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_enum('what', 'classifier', ['classifier', 'expression_gan', 'identity_gan', 'render', 'all'],
+                  'Which step to time.')
+flags.DEFINE_integer('batch_size', None, 'Global batch size (default: per model).')
+flags.DEFINE_integer('image_size', 64, 'Square image side.')
+flags.DEFINE_integer('steps', 20, 'Timed steps after compilation and warm-up.')
+flags.DEFINE_integer('num_classes', 6, 'Classifier classes.')
+flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
+flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
+flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
+flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
+FLAGS = flags.FLAGS
+
+DEFAULT_BATCH = {'classifier': 64, 'expression_gan': 16, 'identity_gan': 32, 'render': 512}
+
+
+def timed(step, steps, warmup=2):
+  """Runs `step()` (which returns something to block on) warmup + steps times; returns seconds per step."""
+  for _ in range(warmup):
+    jax.block_until_ready(step())
+  t = time.perf_counter()
+  out = None
+  for _ in range(steps):
+    out = step()
+  jax.block_until_ready(out)
+  return (time.perf_counter() - t) / steps
+
+
+def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32'):
+  from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
+  _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype)  # pylint: disable=protected-access
+  state = fns['init'](jax.random.key(0))
+  rng = np.random.default_rng(0)
+  batch = parallel.shard_batch({
+      'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
+      'label': rng.integers(0, num_classes, (batch_size,)).astype(np.int32)})
+  key = jax.random.key(1)
+  box = [state]
+
+  def step():
+    box[0], out = fns['train'](box[0], batch, key)
+    return out['loss_sum']
+
+  sec = timed(step, steps)
+  return {'params': classifier.count_params(box[0].params), 'img_per_s': batch_size / sec}
+
+
+def bench_render(batch_size, image_size, steps):
+  from fer_jax.data import faces  # pylint: disable=import-outside-toplevel
+  specs = [(s, e, 0) for s in range(batch_size) for e in range(7)][:batch_size]
+  sec = timed(lambda: faces.render_specs(specs, image_size, 0, 'a', 0.25, 1.0, batch_size=batch_size)[0],
+              max(1, steps // 4))
+  return {'params': 0, 'img_per_s': batch_size / sec}
+
+
+def run_one(what, batch_size, image_size, steps):
+  batch_size = batch_size or DEFAULT_BATCH[what]
+  if what == 'classifier':
+    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype)
+  elif what == 'render':
+    out = bench_render(batch_size, image_size, steps)
+  elif what == 'expression_gan':
+    from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
+    out = expression_gan.benchmark(batch_size, image_size, steps, conv_dim=FLAGS.conv_dim,
+                                   repeat_num=FLAGS.repeat_num, d_repeat_num=FLAGS.d_repeat_num)
+  else:
+    from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
+    out = identity_gan.benchmark(batch_size, image_size, steps)
+  line = {'what': what, 'batch_size': batch_size, 'image_size': image_size, 'steps': steps,
+          'dtype': FLAGS.dtype, **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
+          'jax': jax.__version__}
+  print(json.dumps(line), flush=True)
+  return line
+
+
+def main(argv):
+  del argv
+  if FLAGS.what == 'all':  # the paper preset's settings
+    for what in ('classifier', 'expression_gan', 'identity_gan'):
+      run_one(what, FLAGS.batch_size, 64, FLAGS.steps)
+  else:
+    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,132 @@
+"""Synthetic training sets: identity GAN faces given each of the 6 Ekman emotions by the expression GAN.
+
+Identity i is drawn from (seed, i) alone and gets all 6 emotions, in label order, so the set is balanced and
+nested: the first n images of a larger set are exactly the n-image set (the sweep then measures quantity,
+not the luck of a draw). A set is a TFDS dataset (ArrayRecord, order preserved) whose metadata records its
+provenance: the generator checkpoints and steps, the seed and the truncation psi.
+
+As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns).
+"""
+import dataclasses
+import glob
+import hashlib
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+from tqdm.auto import tqdm
+
+from fer_jax.data import emotions, sources
+from fer_jax.errors import UserError
+
+
+@dataclasses.dataclass(eq=False)
+class SyntheticFacesConfig(tfds.core.BuilderConfig):
+  image_size: int = 32
+  num_identities: int = 0
+  seed: int = 0
+  psi: float = 1.0
+  provenance: str = '{}'  # JSON: generator workdirs, checkpoint steps
+
+
+class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
+  """Faces made by the two GANs, labelled by the emotion the expression GAN imposed."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def __init__(self, *, generators=None, config_dict=None, **kwargs):
+    # `generators` = (identity generator, expression G params); only needed to build, not to read.
+    self._generators = generators
+    self._config_dict = config_dict
+    super().__init__(**kwargs)
+
+  def _info(self):
+    c = self.builder_config
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='Synthetic faces: identity GAN samples x the 6 Ekman emotions (expression GAN).',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Tensor(shape=(c.image_size, c.image_size, 1), dtype=np.uint8),
+            'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
+            'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
+        }),
+        disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
+        metadata=tfds.core.MetadataDict(provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi,
+                                        num_identities=c.num_identities))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {'train': self._generate_examples()}
+
+  def _generate_examples(self):
+    from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+    c = self.builder_config
+    id_gen, g_params = self._generators
+    batch = int(self._config_dict.synthetic.batch_size)
+    key = jax.random.key(c.seed)
+    labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
+    bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='synthetic faces', unit='img', leave=False)
+    index = 0
+    # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
+    all_faces = identity_gan.sample_identities(id_gen, key, c.num_identities, c.psi, batch_size=batch)
+    for start in range(0, c.num_identities, batch):
+      faces = all_faces[start:start + batch]
+      n = len(faces)
+      per_emotion = [expression_gan.translate_all(self._config_dict, g_params, faces,
+                                                  np.full((n,), e, np.int32))[0] for e in labels]
+      for i in range(n):
+        for e in labels:
+          yield index, {'image': per_emotion[e][i], 'label': int(e), 'subject': np.int32(start + i)}
+          index += 1
+      bar.update(n * len(labels))
+    bar.close()
+
+
+def images_needed(n_real, multiples):
+  return max([int(round(float(k) * n_real)) for k in multiples] + [0])
+
+
+def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir):
+  """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`."""
+  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+  if n_images <= 0:
+    raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
+  id_gen = identity_gan.load_generator(identity_gan_dir, config)
+  g_params = expression_gan.load_generator(expression_gan_dir, config)
+  provenance = {
+      'identity_gan': {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)},
+      'expression_gan': {'workdir': os.path.abspath(expression_gan_dir),
+                         'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints'))},
+  }
+  num_identities = math.ceil(n_images / emotions.NUM_EKMAN)
+  fields = dict(image_size=int(config.data.image_size), num_identities=num_identities,
+                seed=int(config.synthetic.seed), psi=float(config.synthetic.psi),
+                provenance=json.dumps(provenance, sort_keys=True))
+  digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+  cfg = SyntheticFacesConfig(name=f'{num_identities}ids_{digest}', **fields)
+  data_dir = os.path.join(workdir, 'synthetic')
+  b = SyntheticFaces(config=cfg, data_dir=data_dir, file_format='array_record',
+                     generators=(id_gen, g_params), config_dict=config)
+  b.download_and_prepare()
+  return b.data_dir
+
+
+def _latest_step(directory):
+  steps = [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(directory) else []
+  return max(steps, default=-1)
+
+
+@sources.register('synthetic')
+def _make_source(arg, config, data_dir):
+  del config, data_dir
+  path = os.path.abspath(arg)
+  if not os.path.exists(os.path.join(path, 'dataset_info.json')):
+    found = sorted(glob.glob(os.path.join(path, '**', 'dataset_info.json'), recursive=True))
+    if len(found) != 1:
+      raise UserError(f'synthetic:{arg}: expected one synthetic set (a folder with dataset_info.json) '
+                      f'there, found {len(found)}; run python -m experiments.generate first')
+    path = os.path.dirname(found[0])
+  return tfds.builder_from_directory(path)
