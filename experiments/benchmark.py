@@ -26,6 +26,7 @@ flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
 flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
 flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
+flags.DEFINE_enum('conv_impl', 'im2col', ['im2col', 'xla'], 'Classifier convolution lowering.')
 FLAGS = flags.FLAGS
 
 DEFAULT_BATCH = {'classifier': 64, 'expression_gan': 16, 'identity_gan': 32, 'render': 512}
@@ -43,9 +44,9 @@ def timed(step, steps, warmup=2):
   return (time.perf_counter() - t) / steps
 
 
-def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32'):
+def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='im2col'):
   from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
-  _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype)  # pylint: disable=protected-access
+  _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
   state = fns['init'](jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = parallel.shard_batch({
@@ -73,7 +74,7 @@ def bench_render(batch_size, image_size, steps):
 def run_one(what, batch_size, image_size, steps):
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
-    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype)
+    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, FLAGS.conv_impl)
   elif what == 'render':
     out = bench_render(batch_size, image_size, steps)
   elif what == 'expression_gan':
@@ -84,7 +85,7 @@ def run_one(what, batch_size, image_size, steps):
     from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
     out = identity_gan.benchmark(batch_size, image_size, steps)
   line = {'what': what, 'batch_size': batch_size, 'image_size': image_size, 'steps': steps,
-          'dtype': FLAGS.dtype, **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
+          'dtype': FLAGS.dtype, **({'conv_impl': FLAGS.conv_impl} if what == 'classifier' else {}), **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
           'jax': jax.__version__}
   print(json.dumps(line), flush=True)
   return line

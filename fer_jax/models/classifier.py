@@ -7,14 +7,17 @@ norm: 4,966,022 parameters at 64x64x1 and 6 classes, like the PyTorch peer.
 import flax.linen as nn
 import jax.numpy as jnp
 
+from fer_jax.models.layers import Conv
+
 
 class PaperCNN(nn.Module):
   num_classes: int = 6
   dtype: jnp.dtype = jnp.float32  # compute dtype; parameters stay float32
+  conv_impl: str = 'xla'  # 'im2col' is faster on CPU (fer_jax.models.layers)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = lambda c: nn.Conv(c, (3, 3), padding='VALID', dtype=self.dtype)
+    conv = lambda c: Conv(c, (3, 3), padding='VALID', impl=self.conv_impl, dtype=self.dtype)
     pool = lambda h: nn.max_pool(h, (2, 2), strides=(2, 2))
     x = x.astype(self.dtype)
     x = nn.relu(conv(32)(x))

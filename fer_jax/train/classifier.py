@@ -119,9 +119,9 @@ def build_datasets(config, workdir):
 
 # ------------------------------------------------------------------------------------ model and steps
 @functools.lru_cache(maxsize=None)
-def _model_and_steps(num_classes, image_size, lr, dtype='float32'):
+def _model_and_steps(num_classes, image_size, lr, dtype='float32', conv_impl='xla'):
   """One model, optimizer and set of jitted steps per shape, reused by every run in the process."""
-  model = PaperCNN(num_classes=num_classes, dtype=jnp.dtype(dtype))
+  model = PaperCNN(num_classes=num_classes, dtype=jnp.dtype(dtype), conv_impl=conv_impl)
   tx = optax.adam(lr)
 
   def loss_fn(params, batch, rng):
@@ -197,7 +197,7 @@ def train_and_evaluate(config, workdir):
   parallel.check_batch_size(batch_size, 'classifier.batch_size')
   eval_batch_size = c.eval_batch_size - c.eval_batch_size % parallel.make_mesh().size
   parallel.check_batch_size(eval_batch_size, 'classifier.eval_batch_size')
-  _, _, steps = _model_and_steps(c.num_classes, config.data.image_size, float(c.lr))
+  _, _, steps = _model_and_steps(c.num_classes, config.data.image_size, float(c.lr), c.dtype, c.conv_impl)
 
   key = jax.random.key(config.seed)
   init_key, dropout_key = jax.random.split(key)
