@@ -61,10 +61,11 @@ def _quick():
   c.identity_gan.w_dim = 64
   c.identity_gan.mapping_layers = 4
   c.identity_gan.mapping_lr_mul = 0.01
-  c.identity_gan.channels = 64  # channels at the lowest resolutions (halved up the resolution ladder)
-  c.identity_gan.max_channels = 128
+  # Channels at the image resolution, doubled at each lower resolution up to max_channels (G and D).
+  c.identity_gan.channels = 16
+  c.identity_gan.max_channels = 64
   c.identity_gan.style_mixing_prob = 0.9
-  c.identity_gan.r1_gamma = 1.0
+  c.identity_gan.r1_gamma = 0.1  # ~ StyleGAN2-ADA heuristic 2e-4 * res^2 / batch, rounded up for stability
   c.identity_gan.r1_every = 16  # lazy R1
   c.identity_gan.lr = 2e-3
   c.identity_gan.betas = (0.0, 0.99)
@@ -75,6 +76,12 @@ def _quick():
   c.identity_gan.sample_every = 500
   c.identity_gan.checkpoint_every = 250
   c.identity_gan.eval_samples = 1000
+  c.identity_gan.log_every = 50
+  c.identity_gan.holdout_fraction = 0.2  # of the pool subjects: the metrics' reference, never trained on
+  c.identity_gan.identity_net_steps = 300  # the metrics' feature net (fer_jax.eval.identity_net)
+  c.identity_gan.identity_net_width = 16
+  c.identity_gan.identity_net_embed_dim = 128
+  c.identity_gan.debug_nan_step = -1  # tests: the losses of this step are multiplied by NaN
 
   # ------------------------------------------------------------------------------------- expression GAN
   c.expression_gan = ml_collections.ConfigDict()
@@ -105,8 +112,8 @@ def _quick():
   c.expression_gan.sample_faces = 8  # rows of samples/expressions.png
   c.expression_gan.eval_batch_size = 64
   # Evaluation instruments trained on the real pool faces of the GAN's training subjects.
-  c.expression_gan.judge_steps = 1500  # 7-class expression judge (fer_jax.eval.pool_judge)
-  c.expression_gan.identity_steps = 2000  # subject classifier whose features define identity
+  c.expression_gan.judge_steps = 500  # 7-class expression judge (fer_jax.eval.pool_judge)
+  c.expression_gan.identity_steps = 600  # subject classifier whose features define identity
 
   # ------------------------------------------------------------------------------------ synthetic sets
   c.synthetic = ml_collections.ConfigDict()
@@ -117,11 +124,15 @@ def _quick():
   # ---------------------------------------------------------------------------------------- classifier
   c.classifier = ml_collections.ConfigDict()
   c.classifier.num_classes = 6
-  c.classifier.lr = 1e-4
+  # The paper's Adam step is 1e-4 (the paper preset); quick's ~600 real images give ~9 steps an epoch, too
+  # few for 1e-4 to leave chance level before early stopping, so quick and tiny use 1e-3.
+  c.classifier.lr = 1e-3
   c.classifier.batch_size = 64
   c.classifier.num_epochs = 50
   c.classifier.patience = 5
   c.classifier.eval_batch_size = 256
+  c.classifier.conv_impl = 'im2col'  # same function; faster on CPU. 'xla' for GPU/TPU (fer_jax.models.layers)
+  c.classifier.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters stay float32)
   # What one run trains on: `real` (train split only), `synthetic` (k x the real set size, no real
   # images) or `mixed` (real + k x synthetic). The sweep sets these per run.
   c.classifier.regime = 'real'
@@ -153,6 +164,7 @@ def get_config(arg=None):
     g.mapping_layers = 2
     g.channels = g.max_channels = 16
     g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 8, 4, 2, 2, 32
+    g.log_every, g.identity_net_steps, g.identity_net_width, g.identity_net_embed_dim = 1, 5, 8, 16
     e = c.expression_gan
     e.conv_dim, e.repeat_num, e.d_repeat_num = 8, 1, 3
     e.batch_size, e.steps, e.n_critic, e.sample_every, e.checkpoint_every = 8, 4, 2, 2, 2
@@ -169,12 +181,14 @@ def get_config(arg=None):
     g = c.identity_gan
     g.z_dim = g.w_dim = 512
     g.mapping_layers = 8
-    g.channels, g.max_channels = 512, 512
+    g.channels, g.max_channels = 256, 512  # StyleGAN2 at 64x64: 16384 / res, capped at 512
     g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 32, 200_000, 5000, 5000, 10_000
     e = c.expression_gan
     e.conv_dim, e.repeat_num, e.d_repeat_num = 64, 6, 5
     e.batch_size, e.steps, e.sample_every, e.checkpoint_every = 16, 200_000, 10_000, 10_000
     c.synthetic.batch_size = 256
+    c.classifier.lr = 1e-4
+    c.classifier.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
     # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
