@@ -78,7 +78,7 @@ def _quick():
   c.identity_gan.eval_samples = 1000
   c.identity_gan.log_every = 50
   c.identity_gan.holdout_fraction = 0.2  # of the pool subjects: the metrics' reference, never trained on
-  c.identity_gan.identity_net_steps = 300  # the metrics' feature net (fer_jax.eval.identity_net)
+  c.identity_gan.identity_net_steps = 600  # the metrics' feature net (fer_jax.eval.identity_net)
   c.identity_gan.identity_net_width = 16
   c.identity_gan.identity_net_embed_dim = 128
   c.identity_gan.debug_nan_step = -1  # tests: the losses of this step are multiplied by NaN

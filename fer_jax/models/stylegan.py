@@ -1,0 +1,294 @@
+"""StyleGAN2-style generator and residual discriminator (Karras et al. 2020), greyscale, scaled by config.
+
+Generator: mapping network (pixel-normed z -> w through `mapping_layers` equalized-lr dense layers with a
+learning-rate multiplier), a learned 4x4 constant, then per resolution 4 -> image_size two modulated /
+demodulated 3x3 convolutions (the first after a x2 upsample) with per-layer styles (affine of w), per-pixel
+noise with a learned strength, and a skip "to-image" 1x1 modulated conv whose outputs are upsampled and
+summed. Style mixing happens on the `ws` the caller passes ([B, num_ws, w_dim]); truncation is
+`truncate(ws, w_avg, psi)`.
+
+Modulated convolution uses the fused form that is exact for per-sample styles s and a shared kernel W:
+  conv(x, W * s)[b] == conv(x[b] * s[b], W)      (s scales input channels)
+  demod[b, o] = rsqrt(sum_{k,i} (W[k,i,o] s[b,i])^2 + eps) = rsqrt(s[b]^2 @ sum_k W[k]^2 + eps)
+so one ordinary batched convolution does the work of StyleGAN2's grouped conv; on CPU it is much cheaper.
+
+Discriminator: from-image 1x1 conv, residual blocks (two 3x3 convs, the second followed by a 2x average-pool
+downsample; skip = pool + 1x1 conv; sum / sqrt 2) down to 4x4, minibatch standard deviation, 3x3 conv, two
+dense layers. No normalisation layers. All weights use equalized learning rate (N(0, 1) storage, He scale
+at run time), which is what makes Adam with one lr work across layers.
+
+Resampling is a fixed [1, 3, 3, 1] binomial filter (upsample: zero-stuff + filter; downsample: filter +
+stride 2), as in StyleGAN2, written as shifted adds (XLA CPU's depthwise convolutions are very slow).
+"""
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def channels_at(res, image_size, channels, max_channels):
+  """Channels at resolution `res`: `channels` at the image resolution, doubled per halving, capped."""
+  return int(min(max_channels, channels * (image_size // res)))
+
+
+def lrelu(x):
+  # sqrt(2) gain keeps activations' second moment ~1 through the equalized-lr layers.
+  return jax.nn.leaky_relu(x, 0.2) * _SQRT2
+
+
+def _up1d(x, axis):
+  # Zero-stuff then [1,3,3,1]/4*2 filter, written polyphase: XLA CPU's depthwise convs are ~100x slower.
+  n = x.shape[axis]
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 1)
+  xp = jnp.pad(x, pad)
+  prev = jax.lax.slice_in_dim(xp, 0, n, axis=axis)
+  nxt = jax.lax.slice_in_dim(xp, 2, n + 2, axis=axis)
+  even = 0.25 * prev + 0.75 * x
+  odd = 0.75 * x + 0.25 * nxt
+  y = jnp.stack([even, odd], axis=axis + 1)
+  return y.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+
+
+def _down1d(x, axis):
+  # [1,3,3,1]/8 filter then stride 2 (zero padding 1 each side).
+  n = x.shape[axis]
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (1, 1)
+  xp = jnp.pad(x, pad)
+  taps = [jax.lax.slice_in_dim(xp, i, i + n - 1, stride=2, axis=axis) for i in range(4)]
+  return (taps[0] + 3 * taps[1] + 3 * taps[2] + taps[3]) * 0.125
+
+
+def upsample2x(x):
+  """x2 upsample of NHWC: zero-stuffing + separable [1,3,3,1] filter (StyleGAN2's resampling)."""
+  return _up1d(_up1d(x, 1), 2)
+
+
+def downsample2x(x):
+  """x2 downsample of NHWC: separable [1,3,3,1] filter, stride 2."""
+  return _down1d(_down1d(x, 1), 2)
+
+
+class EqualDense(nn.Module):
+  """Dense layer with equalized learning rate and a learning-rate multiplier (mapping network)."""
+  features: int
+  lr_mul: float = 1.0
+  bias_init: float = 0.0
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    fan_in = x.shape[-1]
+    w = self.param('kernel', nn.initializers.normal(1.0 / self.lr_mul), (fan_in, self.features))
+    y = x @ (w * (self.lr_mul / math.sqrt(fan_in)))
+    if self.use_bias:
+      b = self.param('bias', nn.initializers.constant(self.bias_init / self.lr_mul), (self.features,))
+      y = y + b * self.lr_mul
+    return y
+
+
+class EqualConv(nn.Module):
+  """Conv with equalized learning rate ('SAME' padding)."""
+  features: int
+  kernel_size: int = 3
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    k, fan_in = self.kernel_size, self.kernel_size ** 2 * x.shape[-1]
+    w = self.param('kernel', nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
+    y = jax.lax.conv_general_dilated(x, w * (1.0 / math.sqrt(fan_in)), (1, 1), 'SAME',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,))
+    return y
+
+
+class MappingNetwork(nn.Module):
+  w_dim: int
+  num_layers: int
+  lr_mul: float
+
+  @nn.compact
+  def __call__(self, z):
+    x = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)  # pixel norm
+    for i in range(self.num_layers):
+      x = lrelu(EqualDense(self.w_dim, lr_mul=self.lr_mul, name=f'fc{i}')(x))
+    return x
+
+
+class ModulatedConv(nn.Module):
+  """Modulated (and optionally demodulated) conv, fused: modulate activations, convolve, demodulate."""
+  features: int
+  kernel_size: int = 3
+  demodulate: bool = True
+  upsample: bool = False
+
+  @nn.compact
+  def __call__(self, x, w):
+    in_ch, k = x.shape[-1], self.kernel_size
+    styles = EqualDense(in_ch, bias_init=1.0, name='affine')(w)  # [B, in]
+    weight = self.param('kernel', nn.initializers.normal(1.0), (k, k, in_ch, self.features))
+    weight = weight * (1.0 / math.sqrt(k * k * in_ch))
+    if self.upsample:
+      x = upsample2x(x)
+    y = jax.lax.conv_general_dilated(x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), 'SAME',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    if self.demodulate:
+      wsq = jnp.sum(jnp.square(weight), axis=(0, 1))  # [in, out]
+      demod = jax.lax.rsqrt(jnp.square(styles) @ wsq + 1e-8)  # [B, out]
+      y = y * demod[:, None, None, :]
+    return y
+
+
+class StyledLayer(nn.Module):
+  """ModulatedConv + noise (learned strength, starts at 0) + bias + lrelu."""
+  features: int
+  upsample: bool = False
+
+  @nn.compact
+  def __call__(self, x, w, noise_keys):
+    y = ModulatedConv(self.features, upsample=self.upsample, name='conv')(x, w)
+    strength = self.param('noise_strength', nn.initializers.zeros, ())
+    noise = jax.vmap(lambda k: jax.random.normal(k, y.shape[1:3] + (1,), y.dtype))(noise_keys)
+    y = y + noise * strength
+    y = y + self.param('bias', nn.initializers.zeros, (self.features,))
+    return lrelu(y)
+
+
+class ToImage(nn.Module):
+  out_channels: int = 1
+
+  @nn.compact
+  def __call__(self, x, w):
+    y = ModulatedConv(self.out_channels, kernel_size=1, demodulate=False, name='conv')(x, w)
+    return y + self.param('bias', nn.initializers.zeros, (self.out_channels,))
+
+
+def num_ws(image_size):
+  """Number of style vectors: one per styled conv (1 at 4x4, 2 per higher level) + the last to-image."""
+  levels = int(round(math.log2(image_size))) - 1  # 4, 8, ..., image_size
+  return 1 + 2 * (levels - 1) + 1
+
+
+class SynthesisNetwork(nn.Module):
+  image_size: int
+  channels: int
+  max_channels: int
+  out_channels: int = 1
+
+  @nn.compact
+  def __call__(self, ws, noise_keys):
+    b = ws.shape[0]
+    ch = lambda r: channels_at(r, self.image_size, self.channels, self.max_channels)
+    const = self.param('const', nn.initializers.normal(1.0), (4, 4, ch(4)))
+    x = jnp.broadcast_to(const, (b, 4, 4, ch(4)))
+    # Noise of sample i depends only on its own key: a sample does not change with the batch it is in.
+    keys = (jax.vmap(jax.random.fold_in, (0, None))(noise_keys, j) for j in range(num_ws(self.image_size)))
+    x = StyledLayer(ch(4), name='b4_conv')(x, ws[:, 0], next(keys))
+    img = ToImage(self.out_channels, name='b4_toimg')(x, ws[:, 1])
+    i, res = 1, 8
+    while res <= self.image_size:
+      x = StyledLayer(ch(res), upsample=True, name=f'b{res}_conv0')(x, ws[:, i], next(keys))
+      x = StyledLayer(ch(res), name=f'b{res}_conv1')(x, ws[:, i + 1], next(keys))
+      img = upsample2x(img) + ToImage(self.out_channels, name=f'b{res}_toimg')(x, ws[:, i + 2])
+      i, res = i + 2, res * 2
+    return img
+
+
+class Generator(nn.Module):
+  """z [B, z_dim] -> image [B, H, W, 1] in about [-1, 1]. Call `mapping` / `synthesis` for control."""
+  image_size: int
+  z_dim: int = 64
+  w_dim: int = 64
+  mapping_layers: int = 4
+  mapping_lr_mul: float = 0.01
+  channels: int = 32
+  max_channels: int = 128
+
+  def setup(self):
+    if self.image_size < 8 or self.image_size & (self.image_size - 1):
+      raise ValueError(f'image_size={self.image_size}: expected a power of two >= 8')
+    self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul)
+    self.synthesis_net = SynthesisNetwork(self.image_size, self.channels, self.max_channels)
+
+  @property
+  def num_ws(self):
+    return num_ws(self.image_size)
+
+  def mapping(self, z):
+    return self.mapping_net(z)
+
+  def synthesis(self, ws, noise_keys):
+    """ws [B, num_ws, w_dim], noise_keys [B, 2] (one PRNG key per sample) -> images [B, H, W, 1]."""
+    return self.synthesis_net(ws, noise_keys)
+
+  def __call__(self, z, noise_keys):
+    w = self.mapping(z)
+    return self.synthesis(jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1])), noise_keys)
+
+
+def truncate(ws, w_avg, psi):
+  """Truncation trick: pull styles towards the average w by psi (1 = none)."""
+  return w_avg + psi * (ws - w_avg)
+
+
+def minibatch_stddev(x, group_size=4):
+  """Appends one channel: the std over a group of samples, averaged over features and pixels.
+
+  Groups are consecutive samples, so with a batch sharded over devices (and a per-device batch divisible
+  by the group size) no group spans devices.
+  """
+  b, h, w, c = x.shape
+  g = math.gcd(group_size, b)
+  y = x.reshape(b // g, g, h, w, c)
+  y = jnp.sqrt(jnp.var(y, axis=1) + 1e-8)  # [b/g, h, w, c]
+  y = jnp.mean(y, axis=(1, 2, 3))  # [b/g]
+  y = jnp.repeat(y, g)[:, None, None, None] * jnp.ones((b, h, w, 1), x.dtype)
+  return jnp.concatenate([x, y], axis=-1)
+
+
+class DBlock(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    skip = EqualConv(self.features, 1, use_bias=False, name='skip')(downsample2x(x))
+    y = lrelu(EqualConv(x.shape[-1], name='conv0')(x))
+    y = lrelu(EqualConv(self.features, name='conv1')(downsample2x(y)))
+    return (y + skip) * (1.0 / _SQRT2)
+
+
+class Discriminator(nn.Module):
+  """image [B, H, W, 1] in [-1, 1] -> logit [B]."""
+  image_size: int
+  channels: int = 32
+  max_channels: int = 128
+  mbstd_group: int = 4
+
+  @nn.compact
+  def __call__(self, img):
+    ch = lambda r: channels_at(r, self.image_size, self.channels, self.max_channels)
+    x = lrelu(EqualConv(ch(self.image_size), 1, name='fromimg')(img))
+    res = self.image_size
+    while res > 4:
+      x = DBlock(ch(res // 2), name=f'b{res}')(x)
+      res //= 2
+    x = minibatch_stddev(x, self.mbstd_group)
+    x = lrelu(EqualConv(ch(4), name='b4_conv')(x))
+    x = lrelu(EqualDense(ch(4), name='b4_fc')(x.reshape(x.shape[0], -1)))
+    return EqualDense(1, name='out')(x)[:, 0]
+
+
+def from_config(config):
+  """(Generator, Discriminator) for `config.identity_gan` at `config.data.image_size`."""
+  g = config.identity_gan
+  size = int(config.data.image_size)
+  gen = Generator(image_size=size, z_dim=g.z_dim, w_dim=g.w_dim, mapping_layers=g.mapping_layers,
+                  mapping_lr_mul=g.mapping_lr_mul, channels=g.channels, max_channels=g.max_channels)
+  disc = Discriminator(image_size=size, channels=g.channels, max_channels=g.max_channels)
+  return gen, disc

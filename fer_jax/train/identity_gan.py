@@ -1,0 +1,565 @@
+"""Identity GAN trainer: a StyleGAN2-style generator of random faces (random identities) on the GAN pool.
+
+`train_and_evaluate(config, workdir)` trains on split `pool` of `config.data.pool_sources` (all
+expressions), minus `identity_gan.holdout_fraction` of the pool subjects that are kept aside as the
+reference set of the quality metrics. One jitted step updates D (non-saturating logistic loss, plus the
+lazy R1 penalty on every `r1_every`-th step: a second compiled variant chosen on the host by step number,
+so no host sync) and then G (non-saturating loss, with style mixing), updates the EMA of G's weights and
+the running average of w used for truncation. G and D have separate Adam states.
+
+Resumability: the state (params, EMA, optimiser states, w_avg, step) is checkpointed; all randomness of a
+step comes from fold_in(key(seed), step) and the data order from (seed, epoch), so a killed-and-rerun job
+ends in the same state as an uninterrupted one. Losses are checked for NaN/inf at logging and checkpoint
+intervals; a non-finite loss stops training with an error naming the steps, before any checkpoint of the
+bad state is written.
+
+Outputs in WORKDIR: checkpoints/, tensorboard/, samples/identities.png (fixed z, every `sample_every`
+steps and at the end), metrics.json (Fréchet distance / precision / recall of the EMA generator vs held-out
+pool subjects in the identity net's feature space, with baselines: untrained generator, pixel Gaussian,
+real training-pool faces).
+
+Used by the synthetic-set generator: `load_generator(workdir, config)` and `sample_identities(gen, key, n,
+psi)`.
+"""
+import dataclasses
+import functools
+import math
+import os
+import time
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from fer_jax import io_utils
+from fer_jax.data import pipeline, sources
+from fer_jax.errors import UserError
+from fer_jax.models import stylegan
+from fer_jax.train import checkpointing, parallel, writers
+
+W_AVG_BETA = 0.995  # StyleGAN2's tracking rate of the average w
+GRID = 8  # the sample grid is GRID x GRID faces
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+  """A loss became NaN/inf; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass
+class Pool:
+  """The GAN pool split by subject: `train` (the GAN and the identity net learn from it) and `holdout`."""
+  dataset: grain.MapDataset  # the training subjects' records {'image'} for the GAN's input pipeline
+  train_images: np.ndarray
+  train_subjects: np.ndarray
+  holdout_images: np.ndarray
+  holdout_subjects: np.ndarray
+
+
+class _Rows:
+  """Random-access view of some records of several TFDS data sources."""
+
+  def __init__(self, parts, rows):
+    self._parts, self._rows = parts, rows
+
+  def __len__(self):
+    return len(self._rows)
+
+  def __getitem__(self, i):
+    s, j = self._rows[i]
+    return self._parts[s][int(j)]
+
+
+def _image_only(x):
+  return {'image': np.asarray(x['image'], np.uint8)}
+
+
+def load_pool(config, workdir):
+  g = config.identity_gan
+  parts = [sources.load(s, 'pool', config, workdir)
+           for s in sources.parse_sources(config.data.pool_sources, 'data.pool_sources')]
+  rows, subj, imgs = [], [], []
+  for si, ds in enumerate(parts):
+    recs = [ds[i] for i in range(len(ds))]
+    rows += [(si, i) for i in range(len(ds))]
+    subj += [(si, int(r['subject'])) for r in recs]
+    imgs += [np.asarray(r['image'], np.uint8) for r in recs]
+  if not rows:
+    raise UserError(f'data.pool_sources={config.data.pool_sources!r}: the GAN pool is empty')
+  size = int(config.data.image_size)
+  images = np.stack(imgs)
+  if images.shape[1:] != (size, size, 1):
+    raise UserError(f'GAN pool images are {images.shape[1:]}; expected ({size}, {size}, 1) '
+                    '(data.image_size, greyscale)')
+  # Subjects of different sources are different people: id = source * 2^20 + subject.
+  sid = np.array([s * (1 << 20) + t for s, t in subj], np.int64)
+  uniq = np.unique(sid)
+  n_hold = int(round(len(uniq) * float(g.holdout_fraction)))
+  if not 0 <= g.holdout_fraction < 1 or (g.holdout_fraction > 0 and not 2 <= n_hold < len(uniq)):
+    raise UserError(f'identity_gan.holdout_fraction={g.holdout_fraction} of {len(uniq)} pool subjects '
+                    'leaves no subjects for training or fewer than 2 held out; expected a fraction in [0, 1) '
+                    'that keeps at least 2 subjects on each side')
+  held = np.random.default_rng(config.seed).permutation(uniq)[:n_hold]
+  is_hold = np.isin(sid, held)
+  train_rows = [r for r, h in zip(rows, is_hold) if not h]
+  ds = grain.MapDataset.source(_Rows(parts, train_rows)).map(_image_only)
+  return Pool(ds, images[~is_hold], sid[~is_hold], images[is_hold], sid[is_hold])
+
+
+# -------------------------------------------------------------------------------------------- state
+
+
+def _optimizers(config):
+  """Separate Adam for G and D; D's lr and betas get StyleGAN2's lazy-regularisation correction."""
+  g = config.identity_gan
+  b1, b2 = g.betas
+  c = int(g.r1_every) / (int(g.r1_every) + 1)  # D takes r1_every + 1 optimiser steps per r1_every steps
+  return (optax.adam(g.lr, b1=b1, b2=b2, eps=1e-8),
+          optax.adam(g.lr * c, b1=b1 ** c, b2=b2 ** c, eps=1e-8))
+
+
+def _config_key(config):
+  # What the compiled programs depend on: jitted functions are shared by all runs with the same key.
+  g = config.identity_gan.to_dict()
+  g.pop('debug_nan_step')
+  return repr((sorted(g.items()), int(config.data.image_size), int(config.seed), jax.device_count()))
+
+
+def init_state(config, key):
+  """The full train state (a dict pytree): step, G, D, G EMA, two Adam states, w_avg."""
+  return _cached(_init_fn, config)(key)
+
+
+_PROGRAMS = {}
+
+
+def _cached(maker, config):
+  k = (maker.__name__, _config_key(config))
+  if k not in _PROGRAMS:
+    _PROGRAMS[k] = maker(config)
+  return _PROGRAMS[k]
+
+
+def _init_fn(config):
+  gen, disc = stylegan.from_config(config)
+  size, zd = int(config.data.image_size), int(config.identity_gan.z_dim)
+  g_tx, d_tx = _optimizers(config)
+
+  @jax.jit
+  def init(key):
+    kg, kd, kn = jax.random.split(key, 3)
+    g_params = gen.init(kg, jnp.zeros((1, zd)), jax.random.split(kn, 1))['params']
+    d_params = disc.init(kd, jnp.zeros((1, size, size, 1)))['params']
+    # g_ema is a copy: donating the state must not see one buffer twice.
+    return dict(step=jnp.zeros((), jnp.int32), g=g_params, d=d_params,
+                g_ema=jax.tree.map(lambda x: x + 0, g_params), g_opt=g_tx.init(g_params),
+                d_opt=d_tx.init(d_params), w_avg=jnp.zeros((int(config.identity_gan.w_dim),), jnp.float32))
+  return init
+
+
+def num_params(tree):
+  return int(sum(x.size for x in jax.tree.leaves(tree)))
+
+
+def _to_unit(images):
+  return images.astype(jnp.float32) * (1.0 / 127.5) - 1.0
+
+
+def _make_ws(gen, params, z, z2, mix_key, mixing_prob):
+  """Mapping + per-sample style mixing: after a random cutoff layer, styles come from a second z."""
+  w = gen.apply({'params': params}, z, method=gen.mapping)
+  ws = jnp.broadcast_to(w[:, None], (w.shape[0], gen.num_ws, w.shape[-1]))
+  if mixing_prob > 0:
+    w2 = gen.apply({'params': params}, z2, method=gen.mapping)
+    k1, k2 = jax.random.split(mix_key)
+    cutoff = jax.random.randint(k1, (w.shape[0],), 1, gen.num_ws)
+    cutoff = jnp.where(jax.random.uniform(k2, (w.shape[0],)) < mixing_prob, cutoff, gen.num_ws)
+    ws = jnp.where((jnp.arange(gen.num_ws)[None, :] < cutoff[:, None])[..., None], ws, w2[:, None])
+  return ws, w
+
+
+def make_train_steps(config):
+  """(main_step, r1_step), jitted over the mesh, both (state, batch{'image' uint8}, nan_step) -> (state, m).
+
+  main_step: one D step (logistic loss) then one G step (non-saturating loss, style mixing), EMA and
+  w_avg updates. r1_step: the lazy R1 penalty as its own D step (StyleGAN2's "Dreg"), run before the main
+  step on every r1_every-th step. `nan_step` (int32 scalar) poisons that step's losses with NaN (tests).
+  """
+  return _cached(_train_steps, config)
+
+
+def _train_steps(config):
+  g = config.identity_gan
+  gen, disc = stylegan.from_config(config)
+  g_tx, d_tx = _optimizers(config)
+  base_key = jax.random.PRNGKey(config.seed)
+  batch_size = int(g.batch_size)
+  ema_beta = 0.5 ** (batch_size / max(float(g.ema_half_life_images), 1e-8))
+  r1_weight = 0.5 * float(g.r1_gamma) * int(g.r1_every)  # lazy: gamma/2 * r1_every, r1_every times as rarely
+  mixing_prob, zd = float(g.style_mixing_prob), int(g.z_dim)
+
+  def fake_images(params, key):
+    kz, kz2, km, kn = jax.random.split(key, 4)
+    z = jax.random.normal(kz, (batch_size, zd))
+    z2 = jax.random.normal(kz2, (batch_size, zd))
+    ws, w = _make_ws(gen, params, z, z2, km, mixing_prob)
+    return gen.apply({'params': params}, ws, jax.random.split(kn, batch_size), method=gen.synthesis), w
+
+  def main_step(state, batch, nan_step):
+    key = jax.random.fold_in(base_key, state['step'])
+    kd, kg = jax.random.split(key)
+    poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
+    real = _to_unit(batch['image'])
+    fake = jax.lax.stop_gradient(fake_images(state['g'], kd)[0])
+
+    def d_loss_fn(d_params):
+      logits_fake = disc.apply({'params': d_params}, fake)
+      logits_real = disc.apply({'params': d_params}, real)
+      loss = (jnp.mean(jax.nn.softplus(logits_fake)) + jnp.mean(jax.nn.softplus(-logits_real))) * poison
+      return loss, dict(d_loss=loss, d_real=jnp.mean(logits_real), d_fake=jnp.mean(logits_fake))
+
+    (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state['d'])
+    d_updates, d_opt = d_tx.update(d_grads, state['d_opt'], state['d'])
+    d_params = optax.apply_updates(state['d'], d_updates)
+
+    def g_loss_fn(g_params):
+      img, w = fake_images(g_params, kg)
+      return jnp.mean(jax.nn.softplus(-disc.apply({'params': d_params}, img))) * poison, w
+
+    (g_loss, w), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state['g'])
+    g_updates, g_opt = g_tx.update(g_grads, state['g_opt'], state['g'])
+    g_params = optax.apply_updates(state['g'], g_updates)
+    g_ema = jax.tree.map(lambda e, p: e * ema_beta + p * (1 - ema_beta), state['g_ema'], g_params)
+    w_mean = jnp.mean(w, axis=0)
+    w_avg = w_mean + (state['w_avg'] - w_mean) * W_AVG_BETA
+    new = dict(step=state['step'] + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt,
+               w_avg=w_avg)
+    return new, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads),
+                     d_grad_norm=optax.global_norm(d_grads), **d_metrics)
+
+  def r1_step(state, batch, nan_step):
+    poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
+    real = _to_unit(batch['image'])
+
+    def r1_fn(d_params):
+      logits, vjp = jax.vjp(lambda x: disc.apply({'params': d_params}, x), real)
+      (grad_real,) = vjp(jnp.ones_like(logits))
+      r1 = jnp.mean(jnp.sum(jnp.square(grad_real), axis=(1, 2, 3))) * poison
+      return r1_weight * r1, r1
+
+    (_, r1), grads = jax.value_and_grad(r1_fn, has_aux=True)(state['d'])
+    updates, d_opt = d_tx.update(grads, state['d_opt'], state['d'])
+    return dict(state, d=optax.apply_updates(state['d'], updates), d_opt=d_opt), dict(
+        r1=r1, r1_grad_norm=optax.global_norm(grads))
+
+  jit = functools.partial(parallel.data_parallel, batch_argnums=(1,), donate_argnums=(0,))
+  return jit(main_step), jit(r1_step)
+
+
+# --------------------------------------------------------------------------------------------- sampling
+
+
+@dataclasses.dataclass
+class IdentityGenerator:
+  """A trained generator ready to sample: the module, its EMA params and the average w."""
+  module: stylegan.Generator
+  params: dict
+  w_avg: jax.Array
+  psi: float = 1.0  # default truncation
+  step: int = 0
+
+  @property
+  def image_size(self):
+    return self.module.image_size
+
+
+@functools.lru_cache(maxsize=None)
+def _sampler(module, batch_size):
+  def sample(params, w_avg, key, start, psi):
+    # Sample i is a function of (key, i) only, so a larger n extends a smaller one (nested sets).
+    idx = start + jnp.arange(batch_size)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
+    z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (module.z_dim,)))(keys)
+    noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    w = module.apply({'params': params}, z, method=module.mapping)
+    ws = stylegan.truncate(jnp.broadcast_to(w[:, None], (batch_size, module.num_ws, w.shape[-1])), w_avg, psi)
+    img = module.apply({'params': params}, ws, noise_keys, method=module.synthesis)
+    return jnp.clip(jnp.round((img + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+  return jax.jit(sample)
+
+
+def sample_identities(generator, key, n, psi=None, batch_size=256):
+  """n random faces, uint8 [n, H, W, 1]; deterministic from `key` (sample i depends on key and i only).
+
+  `generator` is what `load_generator` returns (or `generator_from_state(config, state)`); psi is the
+  truncation (1 = none; default: the generator's).
+  """
+  psi = generator.psi if psi is None else psi
+  n = int(n)
+  bs = int(batch_size)  # fixed, so that every n uses one compiled program
+  fn = _sampler(generator.module, bs)
+  out = [np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi)))
+         for s in range(0, n, bs)]
+  return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1),
+                                                      np.uint8)
+
+
+def generator_from_state(config, state, ema=True):
+  gen, _ = stylegan.from_config(config)
+  return IdentityGenerator(gen, state['g_ema' if ema else 'g'], state['w_avg'],
+                           float(config.identity_gan.psi), int(np.asarray(state['step'])))
+
+
+def restore_state(workdir, config, step=None):
+  """(state, meta) of a checkpoint in WORKDIR/checkpoints (default: the latest), replicated on the mesh."""
+  directory = os.path.join(workdir, 'checkpoints')
+  ckpt = checkpointing.Checkpointer(directory)
+  try:
+    if ckpt.latest_step() is None:
+      raise UserError(f'no identity GAN checkpoint in {directory}; train it first '
+                      '(python -m experiments.train_identity_gan)')
+    shapes = jax.eval_shape(lambda: init_state(config, jax.random.PRNGKey(0)))
+    template = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated()), shapes)
+    try:
+      return ckpt.restore(template, step)
+    except (ValueError, KeyError) as e:
+      raise UserError(f'identity GAN checkpoint in {directory} does not match the config '
+                      f'(identity_gan / data.image_size changed?): {e}') from None
+  finally:
+    ckpt.close()
+
+
+def load_generator(workdir, config):
+  """The EMA generator of the latest checkpoint in WORKDIR/checkpoints (what the synthetic sets use)."""
+  state, _ = restore_state(workdir, config)
+  return generator_from_state(config, state)
+
+
+def save_grid(images, path, scale=None):
+  """uint8 [GRID*GRID, H, W, 1] -> PNG grid (1-pixel gaps), upscaled so small faces are visible."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  n, h, w, _ = images.shape
+  rows = int(math.ceil(n / GRID))
+  canvas = np.full((rows * (h + 1) + 1, GRID * (w + 1) + 1), 255, np.uint8)
+  for i in range(n):
+    r, c = divmod(i, GRID)
+    canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = images[i, ..., 0]
+  scale = scale or max(1, 64 // h)
+  img = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
+  with io_utils.atomic_path(path) as tmp:
+    img.save(tmp, format='PNG')
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def _check_config(config):
+  g = config.identity_gan
+  size = int(config.data.image_size)
+  if size < 8 or size & (size - 1):
+    raise UserError(f'data.image_size={size}: the identity GAN needs a power of two >= 8')
+  for name in ('batch_size', 'steps', 'r1_every', 'sample_every', 'checkpoint_every', 'log_every',
+               'eval_samples', 'channels', 'max_channels', 'z_dim', 'w_dim', 'mapping_layers'):
+    if int(g[name]) <= 0:
+      raise UserError(f'identity_gan.{name}={g[name]}: expected a positive integer')
+  try:
+    parallel.check_batch_size(int(g.batch_size), 'identity_gan.batch_size')
+  except ValueError as e:
+    raise UserError(str(e)) from None
+  if not 0 <= g.style_mixing_prob <= 1:
+    raise UserError(f'identity_gan.style_mixing_prob={g.style_mixing_prob}: expected a probability')
+
+
+def _batches(pool, config, start_step):
+  """Global batches from `start_step` on: epoch e is the permutation of (seed, e); consumed ones skipped."""
+  bs = int(config.identity_gan.batch_size)
+  per_epoch = pipeline.steps_per_epoch(pool.dataset, bs)
+  if per_epoch == 0:
+    raise UserError(f'the GAN pool has {len(pool.dataset)} training images, fewer than '
+                    f'identity_gan.batch_size={bs}')
+  epoch, skip = divmod(start_step, per_epoch)
+  while True:
+    it = iter(pipeline.train_batches(pool.dataset, bs, config.seed, epoch))
+    for i, batch in enumerate(it):
+      if i >= skip:
+        yield batch
+    epoch, skip = epoch + 1, 0
+
+
+def _finite_or_raise(metrics, first_step, last_step, ckpt):
+  bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
+  if bad:
+    kept = ckpt.latest_step()
+    raise TrainingDiverged(
+        f'identity GAN diverged: non-finite {", ".join(sorted(bad))} between steps {first_step} and '
+        f'{last_step}; stopped without saving. Last good checkpoint: '
+        + (f'step {kept} in {ckpt.directory}' if kept is not None else 'none'))
+
+
+def _evaluate(evaluator, generator, config, key):
+  g = config.identity_gan
+  n = int(g.eval_samples)
+  out = evaluator.score(sample_identities(generator, key, n, psi=1.0, batch_size=GRID * GRID))
+  out['fd_truncated'] = evaluator.score(
+      sample_identities(generator, key, n, psi=float(g.psi), batch_size=GRID * GRID))['fd']
+  out['psi_truncated'] = float(g.psi)
+  return out
+
+
+def train_and_evaluate(config, workdir):
+  """Trains the identity GAN in `workdir` (resuming if it holds a checkpoint); returns the final metrics."""
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  from fer_jax.eval import gan_metrics  # pylint: disable=import-outside-toplevel
+  _check_config(config)
+  g = config.identity_gan
+  os.makedirs(workdir, exist_ok=True)
+  pool = load_pool(config, workdir)
+  logging.info('identity GAN: %d training images of %d subjects; %d held-out images of %d subjects',
+               len(pool.train_images), len(np.unique(pool.train_subjects)), len(pool.holdout_images),
+               len(np.unique(pool.holdout_subjects)))
+
+  key = jax.random.PRNGKey(config.seed)
+  state = parallel.replicate(init_state(config, key))
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
+  metrics_path = os.path.join(workdir, 'metrics.json')
+  sample_key = jax.random.fold_in(key, 1 << 30)
+  eval_key = jax.random.fold_in(key, (1 << 30) + 1)
+  total = int(g.steps)
+  try:
+    t0 = time.time()
+    evaluator = gan_metrics.Evaluator(
+        pool.train_images, pool.train_subjects, pool.holdout_images, workdir, steps=int(g.identity_net_steps),
+        width=int(g.identity_net_width), embed_dim=int(g.identity_net_embed_dim), seed=config.seed,
+        log=logging.info)
+    meta = {}
+    if ckpt.latest_step() is not None:
+      state, meta = ckpt.restore(state)
+      logging.info('identity GAN: resumed at step %d', int(meta['step']))
+    else:
+      untrained = _evaluate(evaluator, generator_from_state(config, state), config, eval_key)
+      meta = dict(step=0, history=[], baselines=dict(untrained_generator=untrained,
+                                                     **evaluator.baselines(int(g.eval_samples), config.seed)))
+    setup_seconds = time.time() - t0
+    step = int(meta['step'])
+    if int(np.asarray(state['step'])) != step:
+      raise UserError(f'checkpoint in {ckpt.directory} is inconsistent (state step {int(state["step"])}, '
+                      f'meta step {step}); delete it to restart')
+
+    main_step, r1_step = make_train_steps(config)
+    nan_step = parallel.replicate(jnp.int32(g.debug_nan_step))
+    batches = _batches(pool, config, step)
+    pending, pending_r1, first = [], [], step
+    t_train = time.time()
+    bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True,
+               disable=None)
+    while step < total:
+      batch = parallel.shard_batch(next(batches))
+      if step % int(g.r1_every) == 0:
+        state, m = r1_step(state, batch, nan_step)
+        pending_r1.append(m)
+      state, m = main_step(state, batch, nan_step)
+      pending.append(m)
+      step += 1
+      bar.update(1)
+      at_ckpt = step % int(g.checkpoint_every) == 0 or step == total
+      at_sample = step % int(g.sample_every) == 0 or step == total
+      if step % int(g.log_every) == 0 or at_ckpt or at_sample:
+        host = parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending))
+        if pending_r1:
+          host.update(parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending_r1)))
+        _finite_or_raise(host, first, step - 1, ckpt)
+        means = {k: float(np.mean(v)) for k, v in host.items()}
+        means['img_per_s'] = len(pending) * int(g.batch_size) / max(time.time() - t_train, 1e-9)
+        writer.write_scalars(step, means)
+        bar.set_postfix(g=f'{means["g_loss"]:.3f}', d=f'{means["d_loss"]:.3f}')
+        pending, pending_r1, first, t_train = [], [], step, time.time()
+      if at_sample:
+        gen = generator_from_state(config, state)
+        grid = sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID)
+        save_grid(grid, os.path.join(workdir, 'samples', 'identities.png'))
+        writer.write_images(step, {'identities': grid[:16]})
+        scores = _evaluate(evaluator, gen, config, eval_key)
+        meta['history'].append(dict(step=step, **scores))
+        writer.write_scalars(step, {f'eval/{k}': v for k, v in scores.items() if isinstance(v, float)})
+      if at_ckpt:
+        meta['step'] = step
+        ckpt.save(step, state, meta)
+      writer.flush()
+      t_train = time.time() if at_sample else t_train
+    bar.close()
+
+    if not meta['history'] or meta['history'][-1]['step'] != total:  # resumed after the last eval
+      gen = generator_from_state(config, state)
+      save_grid(sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID),
+                os.path.join(workdir, 'samples', 'identities.png'))
+      meta['history'].append(dict(step=total, **_evaluate(evaluator, gen, config, eval_key)))
+    final = meta['history'][-1]
+    gen_nets = stylegan.from_config(config)
+    result = dict(
+        step=total, **{k: final[k] for k in ('fd', 'precision', 'recall', 'fd_truncated', 'psi_truncated')},
+        n_generated=final['n_generated'], n_reference=final['n_reference'],
+        baselines=meta['baselines'], history=meta['history'],
+        feature_net=dict(evaluator.net_info, why='penultimate layer of a CNN trained to classify pool subject '
+                         'ids across all expressions: it sees identity (face shape, tones, hair, geometry), '
+                         'not only expression'),
+        reference='held-out pool subjects (never seen by the GAN nor the identity net)',
+        pool=dict(train_images=int(len(pool.train_images)),
+                  train_subjects=int(len(np.unique(pool.train_subjects))),
+                  holdout_images=int(len(pool.holdout_images)),
+                  holdout_subjects=int(len(np.unique(pool.holdout_subjects)))),
+        params=dict(generator=num_params(state['g']), discriminator=num_params(state['d'])),
+        num_ws=gen_nets[0].num_ws, setup_seconds=setup_seconds, devices=jax.device_count())
+    io_utils.write_json(metrics_path, result)
+    logging.info('identity GAN: FD %.2f (untrained %.2f, pixel Gaussian %.2f), precision %.3f, recall %.3f',
+                 result['fd'], result['baselines']['untrained_generator']['fd'],
+                 result['baselines']['pixel_gaussian']['fd'], result['precision'], result['recall'])
+    return result
+  finally:
+    writer.close()
+    ckpt.close()
+
+
+# ------------------------------------------------------------------------------------------ benchmark
+
+
+def benchmark(batch_size, image_size, steps, **model_kwargs):
+  """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
+  from configs import default  # pylint: disable=import-outside-toplevel
+  preset = model_kwargs.pop('preset', 'paper' if image_size >= 64 else 'quick')
+  config = default.get_config(preset)
+  with config.unlocked():
+    config.data.image_size = int(image_size)
+    config.identity_gan.batch_size = int(batch_size)
+    for k, v in model_kwargs.items():
+      if k not in config.identity_gan:
+        raise UserError(f'benchmark: unknown identity_gan field {k!r}')
+      config.identity_gan[k] = type(config.identity_gan[k])(v)
+  _check_config(config)
+  state = parallel.replicate(init_state(config, jax.random.PRNGKey(0)))
+  n_params = num_params(state['g']) + num_params(state['d'])
+  main_step, r1_step = make_train_steps(config)
+  nan_step = parallel.replicate(jnp.int32(-1))
+  rng = np.random.default_rng(0)
+  batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1),
+                                                      dtype=np.uint8)})
+  r1_every = int(config.identity_gan.r1_every)
+  state, m = r1_step(state, batch, nan_step)  # compile both
+  state, m = main_step(state, batch, nan_step)
+  jax.block_until_ready(m)
+  t = time.time()
+  for i in range(int(steps)):
+    if i % r1_every == 0:
+      state, _ = r1_step(state, batch, nan_step)
+    state, m = main_step(state, batch, nan_step)
+  jax.block_until_ready((state, m))
+  dt = time.time() - t
+  return dict(params=n_params, params_generator=num_params(state['g']),
+              params_discriminator=num_params(state['d']), img_per_s=steps * batch_size / dt,
+              preset=preset, r1_every=r1_every)
