@@ -92,6 +92,8 @@ def _quick():
   c.expression_gan.lambda_cls = 1.0
   c.expression_gan.lambda_rec = 10.0
   c.expression_gan.lambda_gp = 10.0
+  # Identity-mapping L1 |G(x, own class) - x| (CycleGAN's L_idt; not in StarGAN: paper preset sets 0).
+  c.expression_gan.lambda_id = 0.0
   c.expression_gan.n_critic = 5
   c.expression_gan.g_lr = 1e-4
   c.expression_gan.d_lr = 1e-4

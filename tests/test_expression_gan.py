@@ -1,0 +1,200 @@
+"""Expression GAN (StarGAN): architecture = the PyTorch peer's, training contracts, evaluation outputs."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs.default import get_config
+from fer_jax.errors import UserError
+from fer_jax.models import stargan
+from fer_jax.train import expression_gan as eg
+from fer_jax.train.checkpointing import Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# `python torch_peers.py stargan` (torch 2.13.0) at conv_dim=64, repeat_num=6, d_repeat_num=5, 64x64x1,
+# c_dim=7: G 8,424,256 + D 11,182,016.
+PEER_PARAMS_PAPER = 19_606_272
+
+
+def _tiny(data_dir, **overrides):
+  c = get_config('tiny')
+  c.data.data_dir = str(data_dir)
+  for k, v in overrides.items():
+    setattr(c.expression_gan, k, v)
+  return c
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory, data_dir):
+  """One uninterrupted tiny train_and_evaluate run on this process's (single) device."""
+  workdir = str(tmp_path_factory.mktemp('eg_ref'))
+  config = _tiny(data_dir)
+  metrics = eg.train_and_evaluate(config, workdir)
+  return config, workdir, metrics
+
+
+def _restore(config, workdir):
+  with Checkpointer(os.path.join(workdir, 'checkpoints')) as ck:
+    state, meta = ck.restore(eg.state_template(config))
+  return jax.tree.map(np.asarray, state), meta
+
+
+def _run_train(workdir, data_dir, devices=1, kill_after_first_checkpoint=False):
+  """`expression_gan.train` on the tiny preset in a fresh process with `devices` forced CPU devices."""
+  code = f"""
+import os, signal
+from configs.default import get_config
+from fer_jax.train import checkpointing, expression_gan as eg
+if {kill_after_first_checkpoint!r}:
+  save = checkpointing.Checkpointer.save
+  def save_then_die(self, *a, **k):
+    save(self, *a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)
+  checkpointing.Checkpointer.save = save_then_die
+c = get_config('tiny')
+c.data.data_dir = {str(data_dir)!r}
+import jax
+assert jax.device_count() == {devices}, jax.devices()
+eg.train(c, {str(workdir)!r})
+"""
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+             JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_param_count_equals_torch_peer_at_paper_settings():
+  config = get_config('paper')
+  assert (config.expression_gan.conv_dim, config.expression_gan.repeat_num,
+          config.expression_gan.d_repeat_num, config.data.image_size) == (64, 6, 5, 64)
+  hp = eg.hparams(config)
+  g, d = eg.models(hp)
+  x = jnp.zeros((2, 64, 64, 1))
+  pg = jax.eval_shape(g.init, jax.random.key(0), x, jnp.zeros((2, 7)))
+  pd = jax.eval_shape(d.init, jax.random.key(0), x)
+  assert stargan.count_params(pg) == 8_424_256
+  assert stargan.count_params(pd) == 11_182_016
+  assert stargan.count_params(pg) + stargan.count_params(pd) == PEER_PARAMS_PAPER
+  # Same output shapes as the peer: image out, 2x2 patch scores, 7 class logits.
+  assert jax.eval_shape(g.apply, pg, x, jnp.zeros((2, 7))).shape == (2, 64, 64, 1)
+  src, cls = jax.eval_shape(d.apply, pd, x)
+  assert src.shape == (2, 2, 2, 1) and cls.shape == (2, 7)
+
+
+def test_transposed_conv_doubles_like_pytorch():
+  # PyTorch ConvTranspose2d(4, 2, 1): 2x output. The upsampling path must give back the input size.
+  g = stargan.Generator(1, 4, 7, 1)
+  for size in (16, 32, 64):
+    x = jnp.zeros((1, size, size, 1))
+    p = jax.eval_shape(g.init, jax.random.key(0), x, jnp.zeros((1, 7)))
+    assert jax.eval_shape(g.apply, p, x, jnp.zeros((1, 7))).shape == (1, size, size, 1)
+
+
+def test_train_and_evaluate_writes_metrics_and_grid(reference):
+  config, workdir, metrics = reference
+  on_disk = json.load(open(os.path.join(workdir, 'metrics.json')))
+  assert on_disk['step'] == config.expression_gan.steps
+  for k in ('judged_target_accuracy', 'identity_kept', 'judge_real_holdout_accuracy'):
+    assert 0.0 <= on_disk[k] <= 1.0, (k, on_disk[k])
+  assert np.isfinite(on_disk['cycle_l1']) and on_disk['cycle_l1'] > 0
+  assert on_disk['num_translated'] == 7 * on_disk['num_holdout_faces']
+  assert on_disk['num_holdout_subjects'] == config.expression_gan.holdout_subjects
+  assert metrics['params'] == on_disk['params'] > 0
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  with Image.open(os.path.join(workdir, 'samples', 'expressions.png')) as im:
+    assert im.size[0] > im.size[1] > 100  # 8 columns (input + 7 targets) by 3 rows
+
+
+def test_translate_api_is_deterministic_and_keeps_dtype(reference, data_dir):
+  config, workdir, _ = reference
+  params = eg.load_generator(workdir, config)
+  translate = eg.make_translate_fn(config)
+  pool = eg.load_pool(config, workdir)
+  faces = pool.images[pool.holdout_idx[:4]]
+  targets = np.array([0, 3, 5, 6], np.int32)
+  a, b = translate(params, faces, targets), translate(params, faces, targets)
+  assert a.dtype == np.uint8 and a.shape == faces.shape
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  one_hot = translate(params, faces, jax.nn.one_hot(targets, 7))
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(one_hot))
+  f = translate(params, faces.astype(np.float32) / 127.5 - 1, targets)
+  assert f.dtype == np.float32 and float(jnp.abs(f).max()) <= 1.0
+
+
+def test_four_devices_equal_one_device(reference, tmp_path, data_dir):
+  config, ref_dir, _ = reference
+  r = _run_train(tmp_path / 'four', data_dir, devices=4)
+  assert r.returncode == 0, r.stderr[-3000:]
+  ref, ref_meta = _restore(config, ref_dir)
+  four, four_meta = _restore(config, tmp_path / 'four')
+  assert int(four.step) == int(ref.step) == config.expression_gan.steps
+  for k in ('d_loss', 'gp', 'g_rec', 'g_cls'):
+    np.testing.assert_allclose(four_meta['scalars'][k], ref_meta['scalars'][k], rtol=1e-3, atol=1e-5)
+  # Adam's first steps move a weight by ~lr * sign(grad): where a gradient is a near-cancelling sum over
+  # the batch, the all-reduce's different summation order can flip that sign. So: almost every weight
+  # equal, and none further apart than a few Adam steps.
+  a = np.concatenate([x.ravel() for x in jax.tree.leaves((four.g_params, four.d_params, four.g_ema))])
+  b = np.concatenate([x.ravel() for x in jax.tree.leaves((ref.g_params, ref.d_params, ref.g_ema))])
+  diff = np.abs(a - b)
+  assert np.mean(diff <= 1e-5) >= 0.97, np.mean(diff <= 1e-5)
+  lr = max(config.expression_gan.g_lr, config.expression_gan.d_lr)
+  assert diff.max() <= 2 * config.expression_gan.steps * lr, diff.max()
+
+
+def test_kill_and_rerun_gives_the_uninterrupted_state(reference, tmp_path, data_dir):
+  config, ref_dir, _ = reference
+  workdir = tmp_path / 'killed'
+  r = _run_train(workdir, data_dir, devices=1, kill_after_first_checkpoint=True)
+  assert r.returncode == -9, (r.returncode, r.stderr[-3000:])
+  with Checkpointer(workdir / 'checkpoints') as ck:
+    first = ck.latest_step()
+  assert first is not None and 0 < first < config.expression_gan.steps
+  eg.train(_tiny(data_dir), str(workdir))  # the same command again, in this process
+  ref, _ = _restore(config, ref_dir)
+  resumed, _ = _restore(config, workdir)
+  assert int(resumed.step) == int(ref.step) and int(resumed.g_count) == int(ref.g_count)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6), resumed, ref)
+
+
+def test_nan_stops_clearly_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
+  config = _tiny(data_dir)
+  orig = eg.batches
+
+  def poisoned(ds, bs, seed, start_step):
+    # From the third batch on, the images are NaN: a corrupt input as it would reach the step.
+    for i, b in enumerate(orig(ds, bs, seed, start_step)):
+      if start_step + i >= 2:
+        b = dict(b, image=np.full(b['image'].shape, np.nan, np.float32))
+      yield b
+
+  monkeypatch.setattr(eg, 'batches', poisoned)
+  workdir = str(tmp_path / 'nan')
+  with pytest.raises(FloatingPointError, match=r'diverged by step 4.*last good checkpoint \(step 2\)'):
+    eg.train(config, workdir)
+  with Checkpointer(os.path.join(workdir, 'checkpoints')) as ck:
+    assert ck.all_steps() == [2]
+  state, _ = _restore(config, workdir)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves((state.g_params, state.d_params, state.g_ema)))
+
+
+def test_attention_option_trains_and_logs_mask(tmp_path, data_dir):
+  config = _tiny(data_dir, attention=True)
+  state, scalars = eg.train(config, str(tmp_path / 'att'))
+  assert int(state.step) == config.expression_gan.steps
+  assert 0.0 < scalars['mask_mean'] < 1.0
+  assert np.isfinite(scalars['mask_reg'])
+  assert 'to_mask' in state.g_params['params'] and 'to_colour' in state.g_params['params']
+  _, mask = eg.translate_all(config, state.g_ema, np.zeros((2, 32, 32, 1), np.uint8), np.array([0, 1]))
+  assert mask.shape == (2, 32, 32, 1) and ((mask >= 0) & (mask <= 1)).all()
+
+
+def test_bad_holdout_is_a_user_error(data_dir, tmp_path):
+  config = _tiny(data_dir, holdout_subjects=10_000)
+  with pytest.raises(UserError, match='holdout_subjects'):
+    eg.load_pool(config, str(tmp_path))
