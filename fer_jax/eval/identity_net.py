@@ -1,4 +1,4 @@
-"""The identity network: a small CNN trained here to tell GAN-pool SUBJECTS apart; its features measure identity.
+"""Identity network: a small CNN trained here to tell GAN-pool SUBJECTS apart; its features measure identity.
 
 No pretrained weights (Inception, FaceNet) can be downloaded, so identity is measured in the penultimate
 layer of a network we train ourselves: `fer_jax.eval.pool_judge.SmallCNN` trained to classify the subject
@@ -64,10 +64,10 @@ def nearest_subject(query, gallery, gallery_subjects, exclude=None):
   return np.asarray(gallery_subjects)[np.argmax(sim, axis=1)]
 
 
-def accuracy(params, num_subjects, images, subjects, **kw):
+def accuracy(params, num_subjects, images, labels, **kw):
+  """Subject accuracy; `labels` are the class indices the net was trained with (not raw subject ids)."""
   logits, _ = pool_judge.predict(params, images, num_subjects, **kw)
-  labels, _ = _labels(subjects)
-  return float(np.mean(logits.argmax(1) == labels))
+  return float(np.mean(logits.argmax(1) == np.asarray(labels)))
 
 
 def _fingerprint(images, subjects, **settings):
@@ -94,17 +94,20 @@ def train_or_load(images, subjects, workdir, *, steps, seed=0, width=WIDTH, embe
   try:
     if ckpt.latest_step() is not None and ckpt.restore_meta().get('fingerprint') == fp:
       template = pool_judge.train_cnn(images[:1], labels[:1], n, steps=0, width=width, embed_dim=embed_dim)
-      params, meta = ckpt.restore(template)
-      return params, n, meta['info']
-    params = pool_judge.train_cnn(images[~val], labels[~val], n, steps=steps, seed=seed, width=width,
-                                  embed_dim=embed_dim, desc='identity')
-    kw = dict(width=width, embed_dim=embed_dim)
-    acc = accuracy(params, n, images[val], subjects[val], **kw) if val.any() else float('nan')
-    info = dict(net='fer_jax.eval.pool_judge.SmallCNN', width=int(width), embed_dim=int(embed_dim),
-                subjects=n, train_images=int((~val).sum()), steps=int(steps),
+      params, _ = ckpt.restore(template)
+      cached = True
+    else:
+      params = pool_judge.train_cnn(images[~val], labels[~val], n, steps=steps, seed=seed, width=width,
+                                    embed_dim=embed_dim, desc='identity')
+      ckpt.save(int(steps), params, dict(fingerprint=fp))
+      cached = False
+    acc = accuracy(params, n, images[val], labels[val], width=width, embed_dim=embed_dim) if val.any() \
+        else float('nan')
+    log(f'identity net ({"cached" if cached else "trained"}): {n} subjects, accuracy on held-out images '
+        f'of them {acc:.3f} (chance {1 / n:.3f})')
+    info = dict(fingerprint=fp, net='fer_jax.eval.pool_judge.SmallCNN', width=int(width),
+                embed_dim=int(embed_dim), subjects=n, train_images=int((~val).sum()), steps=int(steps),
                 heldout_image_accuracy=acc, chance=1.0 / n)
-    log(f'identity net: {n} subjects, accuracy on held-out images of them {acc:.3f} (chance {1 / n:.3f})')
-    ckpt.save(int(steps), params, dict(fingerprint=fp, info=info))
     return params, n, info
   finally:
     ckpt.close()

@@ -438,14 +438,25 @@ def train_and_evaluate(config, workdir):
         pool.train_images, pool.train_subjects, pool.holdout_images, workdir, steps=int(g.identity_net_steps),
         width=int(g.identity_net_width), embed_dim=int(g.identity_net_embed_dim), seed=config.seed,
         log=logging.info)
-    meta = {}
+    def baselines():
+      untrained = _evaluate(evaluator, generator_from_state(config, parallel.replicate(
+          init_state(config, key))), config, eval_key)
+      return dict(untrained_generator=untrained, **evaluator.baselines(int(g.eval_samples), config.seed))
+
+    fp = evaluator.net_info['fingerprint']
+    if ckpt.latest_step() == total and os.path.exists(metrics_path):
+      done = io_utils.read_json(metrics_path)
+      if done.get('step') == total and done.get('feature_net', {}).get('fingerprint') == fp:
+        logging.info('identity GAN: already trained and evaluated in %s', workdir)
+        return done
     if ckpt.latest_step() is not None:
       state, meta = ckpt.restore(state)
       logging.info('identity GAN: resumed at step %d', int(meta['step']))
+      if meta.get('feature_net') != fp:  # the metrics' feature net changed: old scores are not comparable
+        logging.info('identity GAN: feature net changed; recomputing baselines, dropping old scores')
+        meta.update(feature_net=fp, history=[], baselines=baselines())
     else:
-      untrained = _evaluate(evaluator, generator_from_state(config, state), config, eval_key)
-      meta = dict(step=0, history=[], baselines=dict(untrained_generator=untrained,
-                                                     **evaluator.baselines(int(g.eval_samples), config.seed)))
+      meta = dict(step=0, history=[], feature_net=fp, baselines=baselines())
     setup_seconds = time.time() - t0
     step = int(meta['step'])
     if int(np.asarray(state['step'])) != step:
@@ -505,10 +516,16 @@ def train_and_evaluate(config, workdir):
     result = dict(
         step=total, **{k: final[k] for k in ('fd', 'precision', 'recall', 'fd_truncated', 'psi_truncated')},
         n_generated=final['n_generated'], n_reference=final['n_reference'],
+        # FD of real faces of the GAN-training subjects vs the held-out ones: the floor a perfect
+        # generator of new identities would reach; the excess over it is what the generator still lacks.
+        fd_above_real_floor={name: fd - meta['baselines']['real_train_pool']['fd'] for name, fd in (
+            ('trained', final['fd']), ('untrained_generator', meta['baselines']['untrained_generator']['fd']),
+            ('pixel_gaussian', meta['baselines']['pixel_gaussian']['fd']))},
         baselines=meta['baselines'], history=meta['history'],
-        feature_net=dict(evaluator.net_info, why='penultimate layer of a CNN trained to classify pool subject '
-                         'ids across all expressions: it sees identity (face shape, tones, hair, geometry), '
-                         'not only expression'),
+        feature_net=dict(evaluator.net_info,
+                         why='penultimate layer of a CNN trained to classify pool subject ids across '
+                         'all expressions: it sees identity (face shape, tones, hair, geometry), not only '
+                         'expression'),
         reference='held-out pool subjects (never seen by the GAN nor the identity net)',
         pool=dict(train_images=int(len(pool.train_images)),
                   train_subjects=int(len(np.unique(pool.train_subjects))),
