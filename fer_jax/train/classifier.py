@@ -240,7 +240,9 @@ def train_and_evaluate(config, workdir):
     meta['history'].append(record)
     meta['epoch'] = epoch
     meta['train_seconds'] += time.perf_counter() - start
-    meta['done'] = epoch >= c.num_epochs or meta['bad_epochs'] >= c.patience
+    steps_done = int(jax.device_get(state.step))
+    meta['done'] = (epoch >= c.num_epochs or meta['bad_epochs'] >= c.patience
+                    or (c.max_steps > 0 and steps_done >= c.max_steps))
     ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
     writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
     bar.update(1)
@@ -258,7 +260,7 @@ def train_and_evaluate(config, workdir):
   result = {
       'test_accuracy': first['accuracy'], 'test_macro_f1': first['macro_f1'],
       'val_accuracy': meta.get('best_val_accuracy', 0.0), 'val_loss': meta['best_val_loss'],
-      'epochs': meta['epoch'], 'best_epoch': meta['best_epoch'], 'train_seconds': meta['train_seconds'],
+      'epochs': meta['epoch'], 'best_epoch': meta['best_epoch'], 'steps': int(jax.device_get(state.step)), 'train_seconds': meta['train_seconds'],
       'regime': c.regime, 'multiple': float(c.multiple), 'seed': int(config.seed),
       'n_real': data.n_real, 'n_synthetic': data.n_synthetic, 'n_train': len(data.train),
       'params': count_params(state.params), 'tests': tests, 'history': meta['history'],
