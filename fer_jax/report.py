@@ -198,6 +198,7 @@ def plot(s, path):
       m, h = 100 * real[0][key], 100 * np.nan_to_num(real[0][key + '_ci'])
       ax.axhline(m, color='k', lw=1, label='real only')
       ax.axhspan(m - h, m + h, color='k', alpha=0.1)
+    ax.set_ylim(0, 100)  # with 2-3 seeds a t-interval can reach past the possible range
     ax.set_xlabel('k (synthetic images = k × real train set)')
     ax.set_ylabel('test accuracy (%)')
     ax.set_title(f'test: {name}')
