@@ -241,7 +241,8 @@ def train_and_evaluate(config, workdir):
     meta['epoch'] = epoch
     meta['train_seconds'] += time.perf_counter() - start
     steps_done = int(jax.device_get(state.step))
-    meta['done'] = (epoch >= c.num_epochs or meta['bad_epochs'] >= c.patience
+    meta['done'] = (epoch >= c.num_epochs
+                    or (meta['bad_epochs'] >= c.patience and steps_done >= c.min_steps)
                     or (c.max_steps > 0 and steps_done >= c.max_steps))
     ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
     writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
