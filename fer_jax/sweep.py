@@ -9,7 +9,6 @@ ones is refused (a changed `sweep` section — more seeds or multiples — is fi
 Layout of WORKDIR: tfds/ (datasets), data/ (preview), identity_gan/, expression_gan/, synthetic/, runs/NAME/,
 samples/, results.csv, results.json, report.md, accuracy_vs_multiple.png.
 """
-import json
 import math
 import os
 import shutil
