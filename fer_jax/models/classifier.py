@@ -7,7 +7,7 @@ norm: 4,966,022 parameters at 64x64x1 and 6 classes, like the PyTorch peer.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer_jax.models.layers import Conv
+from fer_jax.models.layers import Conv, Dropout, max_pool_2x2
 
 
 class PaperCNN(nn.Module):
@@ -18,15 +18,15 @@ class PaperCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     conv = lambda c: Conv(c, (3, 3), padding='VALID', impl=self.conv_impl, dtype=self.dtype)
-    pool = lambda h: nn.max_pool(h, (2, 2), strides=(2, 2))
+    pool = max_pool_2x2
     x = x.astype(self.dtype)
     x = nn.relu(conv(32)(x))
     x = nn.relu(conv(64)(x))
-    x = nn.Dropout(0.25, deterministic=not train)(pool(x))
+    x = Dropout(0.25, deterministic=not train)(pool(x))
     x = pool(nn.relu(conv(128)(x)))
     x = pool(nn.relu(conv(128)(x)))
-    x = nn.Dropout(0.25, deterministic=not train)(x)
+    x = Dropout(0.25, deterministic=not train)(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(1024, dtype=self.dtype)(x))
-    x = nn.Dropout(0.5, deterministic=not train)(x)
+    x = Dropout(0.5, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
