@@ -103,6 +103,8 @@ def _quick():
   c.expression_gan.betas = (0.5, 0.999)
   c.expression_gan.batch_size = 16
   c.expression_gan.steps = 1500  # critic steps; the generator steps every n_critic
+  c.expression_gan.conv_impl = 'im2col'  # as classifier.conv_impl: same function, faster on CPU
+  c.expression_gan.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters stay float32)
   c.expression_gan.attention = False  # GANimation-style colour + attention-mask output
   c.expression_gan.lambda_mask = 0.1
   c.expression_gan.lambda_tv = 1e-5
@@ -203,7 +205,7 @@ def get_config(arg=None):
     c.synthetic.batch_size = 256
     c.classifier.lr = 1e-4
     c.classifier.max_steps = c.classifier.min_steps = 0  # the paper: up to 50 epochs, early stopping
-    c.classifier.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
+    c.classifier.conv_impl = e.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
     # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns

@@ -12,29 +12,36 @@ penalty is per sample, which a batch-coupled norm would break) with a 3x3 real/f
 whose kernel covers the whole remaining map (image_size / 2**repeat_num).
 
 Images are NHWC in [-1, 1].
+
+Every conv goes through `fer_jax.models.layers`. `conv_impl='im2col'` (CPU) rewrites the resampling convs
+(stride 2, transposed), whose gradients XLA:CPU lowers to very slow dilated convolutions; the stride-1 convs
+stay on XLA's own lowering, which measured faster than im2col at these shapes (the 7x7 one-channel output
+layer 14x faster). Same function and parameters either way. PyTorch's ConvTranspose2d(k=4, s=2, p=1) is `layers.ConvTranspose`:
+`lax.conv_transpose` with padding k - 1 - p = 2 on each side, output exactly twice the input, kernel
+(4, 4, in, out), so the same parameter count.
 """
 import flax.linen as nn
 import jax.numpy as jnp
 
-# PyTorch ConvTranspose2d(k=4, s=2, p=1) is lax.conv_transpose with padding k - 1 - p = 2 on each side:
-# the output is exactly twice the input and the kernel is (4, 4, in, out), so the same parameter count.
-_UP_PADDING = ((2, 2), (2, 2))
+from fer_jax.models.layers import Conv, ConvTranspose
 
 
-def _norm():
+def _norm(dtype):
   # PyTorch InstanceNorm2d(affine=True): per-sample, per-channel statistics, eps 1e-5, scale and shift.
-  return nn.InstanceNorm(epsilon=1e-5, use_scale=True, use_bias=True)
+  # (flax computes the statistics in float32 whatever the compute dtype.)
+  return nn.InstanceNorm(epsilon=1e-5, use_scale=True, use_bias=True, dtype=dtype)
 
 
 class ResidualBlock(nn.Module):
   features: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    h = nn.Conv(self.features, (3, 3), padding=1, use_bias=False)(x)
-    h = nn.relu(_norm()(h))
-    h = nn.Conv(self.features, (3, 3), padding=1, use_bias=False)(h)
-    return x + _norm()(h)
+    h = Conv(self.features, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
+    h = nn.relu(_norm(self.dtype)(h))
+    h = Conv(self.features, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(h)
+    return x + _norm(self.dtype)(h)
 
 
 class Generator(nn.Module):
@@ -44,29 +51,34 @@ class Generator(nn.Module):
   c_dim: int = 7
   repeat_num: int = 6
   attention: bool = False
+  conv_impl: str = 'xla'
+  dtype: jnp.dtype = jnp.float32  # compute dtype (bfloat16 on GPU/TPU); parameters and outputs float32
 
   @nn.compact
   def __call__(self, x, c, return_mask=False):
+    conv = lambda *a, **k: Conv(*a, use_bias=False, dtype=self.dtype, **k)
+    norm = lambda: _norm(self.dtype)
+    x_in, x = x, x.astype(self.dtype)
     n, h, w, _ = x.shape
     c = jnp.broadcast_to(c.astype(x.dtype)[:, None, None, :], (n, h, w, c.shape[-1]))
     y = jnp.concatenate([x, c], axis=-1)
-    y = nn.relu(_norm()(nn.Conv(self.conv_dim, (7, 7), padding=3, use_bias=False)(y)))
+    y = nn.relu(norm()(conv(self.conv_dim, (7, 7), padding=3)(y)))
     d = self.conv_dim
     for _ in range(2):
       d *= 2
-      y = nn.relu(_norm()(nn.Conv(d, (4, 4), strides=2, padding=1, use_bias=False)(y)))
+      y = nn.relu(norm()(conv(d, (4, 4), strides=2, padding=1)(y)))
     for _ in range(self.repeat_num):
-      y = ResidualBlock(d)(y)
+      y = ResidualBlock(d, self.dtype)(y)
     for _ in range(2):
       d //= 2
-      y = nn.ConvTranspose(d, (4, 4), strides=(2, 2), padding=_UP_PADDING, use_bias=False)(y)
-      y = nn.relu(_norm()(y))
+      y = ConvTranspose(d, use_bias=False, impl=self.conv_impl, dtype=self.dtype)(y)
+      y = nn.relu(norm()(y))
     if not self.attention:
-      out = jnp.tanh(nn.Conv(self.channels, (7, 7), padding=3, use_bias=False, name='to_image')(y))
+      out = jnp.tanh(conv(self.channels, (7, 7), padding=3, name='to_image')(y).astype(jnp.float32))
       return (out, None) if return_mask else out
-    colour = jnp.tanh(nn.Conv(self.channels, (7, 7), padding=3, use_bias=False, name='to_colour')(y))
-    mask = nn.sigmoid(nn.Conv(1, (7, 7), padding=3, use_bias=False, name='to_mask')(y))
-    out = mask * x + (1.0 - mask) * colour
+    colour = jnp.tanh(conv(self.channels, (7, 7), padding=3, name='to_colour')(y).astype(jnp.float32))
+    mask = nn.sigmoid(conv(1, (7, 7), padding=3, name='to_mask')(y).astype(jnp.float32))
+    out = mask * x_in + (1.0 - mask) * colour
     return (out, mask) if return_mask else out
 
 
@@ -76,6 +88,8 @@ class Discriminator(nn.Module):
   conv_dim: int = 64
   c_dim: int = 7
   repeat_num: int = 5
+  conv_impl: str = 'xla'
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -83,12 +97,13 @@ class Discriminator(nn.Module):
     if k < 1:
       raise ValueError(f'd_repeat_num={self.repeat_num} halves a {self.image_size}px image below 1 pixel')
     d = self.conv_dim
-    h = x
+    h = x.astype(self.dtype)
     for i in range(self.repeat_num):
-      h = nn.leaky_relu(nn.Conv(d * 2 ** i, (4, 4), strides=2, padding=1)(h), 0.01)
-    src = nn.Conv(1, (3, 3), padding=1, use_bias=False, name='src')(h)
-    cls = nn.Conv(self.c_dim, (k, k), padding='VALID', use_bias=False, name='cls')(h)
-    return src, cls.reshape(x.shape[0], -1)
+      h = nn.leaky_relu(Conv(d * 2 ** i, (4, 4), strides=2, padding=1, impl=self.conv_impl, dtype=self.dtype)(h),
+                        0.01)
+    src = Conv(1, (3, 3), padding=1, use_bias=False, dtype=self.dtype, name='src')(h)
+    cls = Conv(self.c_dim, (k, k), padding='VALID', use_bias=False, dtype=self.dtype, name='cls')(h)
+    return src.astype(jnp.float32), cls.reshape(x.shape[0], -1).astype(jnp.float32)
 
 
 def count_params(tree):

@@ -62,6 +62,8 @@ class Hparams(NamedTuple):
   n_critic: int
   ema_decay: float
   ema_warmup: bool
+  conv_impl: str
+  dtype: str
 
 
 def hparams(config):
@@ -69,6 +71,10 @@ def hparams(config):
   if e.num_classes != len(emotions.EMOTIONS):
     raise UserError(f'expression_gan.num_classes={e.num_classes}; the GAN pool has '
                     f'{len(emotions.EMOTIONS)} classes ({", ".join(emotions.EMOTIONS)})')
+  if e.conv_impl not in ('im2col', 'xla'):
+    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected im2col (CPU) or xla (GPU/TPU)')
+  if e.dtype not in ('float32', 'bfloat16'):
+    raise UserError(f'expression_gan.dtype={e.dtype!r}; expected float32 or bfloat16')
   if e.n_critic < 1:
     raise UserError(f'expression_gan.n_critic={e.n_critic}; expected a positive integer')
   if e.steps < 1:
@@ -81,12 +87,13 @@ def hparams(config):
   return Hparams(size, 1, int(e.num_classes), int(e.conv_dim), int(e.repeat_num), int(e.d_repeat_num),
                  bool(e.attention), float(e.lambda_cls), float(e.lambda_rec), float(e.lambda_gp),
                  float(e.lambda_mask), float(e.lambda_tv), float(e.lambda_id), float(e.g_lr), float(e.d_lr), float(b1), float(b2),
-                 int(e.steps), int(e.n_critic), float(e.ema_decay), bool(e.ema_warmup))
+                 int(e.steps), int(e.n_critic), float(e.ema_decay), bool(e.ema_warmup), str(e.conv_impl), str(e.dtype))
 
 
 def models(hp):
-  g = stargan.Generator(hp.channels, hp.conv_dim, hp.c_dim, hp.repeat_num, hp.attention)
-  d = stargan.Discriminator(hp.image_size, hp.conv_dim, hp.c_dim, hp.d_repeat_num)
+  dtype = jnp.dtype(hp.dtype)
+  g = stargan.Generator(hp.channels, hp.conv_dim, hp.c_dim, hp.repeat_num, hp.attention, hp.conv_impl, dtype)
+  d = stargan.Discriminator(hp.image_size, hp.conv_dim, hp.c_dim, hp.d_repeat_num, hp.conv_impl, dtype)
   return g, d
 
 
@@ -134,8 +141,9 @@ def _tv(mask):
 
 class Programs(NamedTuple):
   init: Any
-  d_step: Any
-  g_step: Any
+  d_step: Any  # one critic update
+  dg_step: Any  # a critic update, then a generator update on the same batch and targets (one program)
+  g_step: Any  # the generator update alone, after d_step (the reference dg_step is tested against)
   all_finite: Any
 
 
@@ -159,14 +167,16 @@ def programs(hp):
                       key=key, g_params=g_params, d_params=d_params,
                       g_ema=g_params, g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params))
 
-  def d_step(state, batch):
+  def iteration_inputs(state, batch, critic_step):
     x = to_unit(batch['image'])
     org = batch['label']
-    k = jax.random.fold_in(state.key, state.step)
+    # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
+    k = jax.random.fold_in(state.key, critic_step)
     trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
     alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
-    fake = jax.lax.stop_gradient(g_model.apply(state.g_params, x, jax.nn.one_hot(trg, c_dim)))
+    return x, org, trg, alpha
 
+  def critic_update(state, x, org, fake, alpha):
     def loss_fn(dp):
       src_real, cls_real = d_model.apply(dp, x)
       src_fake, _ = d_model.apply(dp, fake)
@@ -186,46 +196,73 @@ def programs(hp):
     d_params = optax.apply_updates(state.d_params, updates)
     return state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt), metrics
 
-  def g_step(state, batch):
-    x = to_unit(batch['image'])
-    org = batch['label']
-    # The same targets as the critic step just taken on this batch (StarGAN uses one c_trg per iteration).
-    k = jax.random.fold_in(state.key, state.step - 1)
-    trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
+  def d_step(state, batch):
+    x, org, trg, alpha = iteration_inputs(state, batch, state.step)
+    fake = g_model.apply(state.g_params, x, jax.nn.one_hot(trg, c_dim))
+    return critic_update(state, x, org, fake, alpha)
 
-    def loss_fn(gp_):
-      fake, mask = g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True)
-      src, cls = d_model.apply(state.d_params, fake)
-      rec, rmask = g_model.apply(gp_, fake, jax.nn.one_hot(org, c_dim), return_mask=True)
-      adv = -src.mean()
-      cls_loss = optax.softmax_cross_entropy_with_integer_labels(cls, trg).mean()
-      rec_loss = jnp.abs(x - rec).mean()
-      loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
-      metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss,
-                     g_trg_acc=jnp.mean(jnp.argmax(cls, -1) == trg))
-      if hp.lambda_id:
-        # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
-        # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
-        same = g_model.apply(gp_, x, jax.nn.one_hot(org, c_dim))
-        id_loss = jnp.abs(x - same).mean()
-        loss = loss + hp.lambda_id * id_loss
-        metrics['g_id'] = id_loss
-      if hp.attention:
-        # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
-        # it smooth.
-        reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * (_tv(mask) + _tv(rmask))
-        loss = loss + reg
-        metrics.update(mask_mean=mask.mean(), mask_reg=reg)
-      metrics['g_loss'] = loss
-      return loss, metrics
+  def generator_losses(gp_, d_params, x, org, trg, fake, mask):
+    """The generator's loss given its first pass (fake, mask) = G(x, c_trg); gp_ enters via the others."""
+    src, cls = d_model.apply(d_params, fake)
+    rec, rmask = g_model.apply(gp_, fake, jax.nn.one_hot(org, c_dim), return_mask=True)
+    adv = -src.mean()
+    cls_loss = optax.softmax_cross_entropy_with_integer_labels(cls, trg).mean()
+    rec_loss = jnp.abs(x - rec).mean()
+    loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
+    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss,
+                   g_trg_acc=jnp.mean(jnp.argmax(cls, -1) == trg))
+    if hp.lambda_id:
+      # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
+      # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
+      same = g_model.apply(gp_, x, jax.nn.one_hot(org, c_dim))
+      id_loss = jnp.abs(x - same).mean()
+      loss = loss + hp.lambda_id * id_loss
+      metrics['g_id'] = id_loss
+    if hp.attention:
+      # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
+      # it smooth.
+      reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * (_tv(mask) + _tv(rmask))
+      loss = loss + reg
+      metrics.update(mask_mean=mask.mean(), mask_reg=reg)
+    metrics['g_loss'] = loss
+    return loss, metrics
 
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  def dg_step(state, batch):
+    """A critic update, then a generator update on the same batch and targets.
+
+    The critic's fake and the generator's first pass are the same G(x, c_trg) on unchanged G weights, so
+    it is computed once, with its VJP kept for the generator update (one G pass of ~7 saved). The
+    generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
+    """
+    x, org, trg, alpha = iteration_inputs(state, batch, state.step)
+    (fake, mask), first_vjp = jax.vjp(
+        lambda gp_: g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True), state.g_params)
+    state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha)
+    (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(
+        generator_losses, argnums=(0, 5, 6), has_aux=True)(state.g_params, state.d_params, x, org, trg,
+                                                            fake, mask)
+    (g_first,) = first_vjp((d_fake, d_mask))
+    return generator_update(state, jax.tree.map(jnp.add, g_direct, g_first)), (d_metrics, g_metrics)
+
+  def generator_update(state, grads):
     updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     n = state.g_count.astype(jnp.float32)
     decay = jnp.minimum(hp.ema_decay, (1.0 + n) / (10.0 + n)) if hp.ema_warmup else hp.ema_decay
     g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema, g_params)
-    return state.replace(g_count=state.g_count + 1, g_params=g_params, g_opt=g_opt, g_ema=g_ema), metrics
+    return state.replace(g_count=state.g_count + 1, g_params=g_params, g_opt=g_opt, g_ema=g_ema)
+
+  def g_step(state, batch):
+    """The generator update after a critic step on `batch`, written plainly (G(x, c_trg) recomputed inside
+    the differentiated loss): the reference `dg_step` is tested against."""
+    x, org, trg, _ = iteration_inputs(state, batch, state.step - 1)
+
+    def loss_fn(gp_):
+      fake, mask = g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True)
+      return generator_losses(gp_, state.d_params, x, org, trg, fake, mask)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    return generator_update(state, grads), metrics
 
   def all_finite(state):
     leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_ema))
@@ -234,6 +271,7 @@ def programs(hp):
   return Programs(
       init=parallel.data_parallel(init, batch_argnums=(), static_argnums=(0,)),
       d_step=parallel.data_parallel(d_step, batch_argnums=(1,), donate_argnums=(0,)),
+      dg_step=parallel.data_parallel(dg_step, batch_argnums=(1,), donate_argnums=(0,)),
       g_step=parallel.data_parallel(g_step, batch_argnums=(1,), donate_argnums=(0,)),
       all_finite=parallel.data_parallel(all_finite, batch_argnums=()))
 
@@ -375,9 +413,10 @@ def train(config, workdir, pool=None):
     for step in range(start, hp.steps):
       batch = next(stream)
       batch = parallel.shard_batch({'image': batch['image'], 'label': batch['label']})
-      state, d_metrics = progs.d_step(state, batch)
       if (step + 1) % hp.n_critic == 0:
-        state, g_metrics = progs.g_step(state, batch)
+        state, (d_metrics, g_metrics) = progs.dg_step(state, batch)
+      else:
+        state, d_metrics = progs.d_step(state, batch)
       done = step + 1
       bar.update(1)
       is_last = done == hp.steps
@@ -627,7 +666,7 @@ def train_and_evaluate(config, workdir):
 
 
 def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat_num=5, attention=False,
-              warmup=2):
+              warmup=2, conv_impl='im2col', dtype='float32'):
   """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
   config = get_config('quick')
@@ -637,6 +676,7 @@ def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat
     e.conv_dim, e.repeat_num, e.d_repeat_num = int(conv_dim), int(repeat_num), int(d_repeat_num)
     e.attention, e.batch_size, e.n_critic = bool(attention), int(batch_size), 1
     e.lambda_id = 0.0  # the peer's step: adversarial + class + cycle only
+    e.conv_impl, e.dtype = conv_impl, dtype
   hp = hparams(config)
   parallel.check_batch_size(int(batch_size), 'batch_size')
   progs = programs(hp)
@@ -646,13 +686,11 @@ def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat
       'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
       'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32)})
   for _ in range(warmup):
-    state, _ = progs.d_step(state, batch)
-    state, m = progs.g_step(state, batch)
+    state, m = progs.dg_step(state, batch)
   jax.block_until_ready(m)
   t = time.perf_counter()
   for _ in range(steps):
-    state, _ = progs.d_step(state, batch)
-    state, m = progs.g_step(state, batch)
+    state, m = progs.dg_step(state, batch)
   jax.block_until_ready((state, m))
   dt = time.perf_counter() - t
   return dict(what='expression_gan', batch_size=int(batch_size), image_size=int(image_size),
