@@ -5,6 +5,7 @@
       --conv_dim=64 --repeat_num=6 --d_repeat_num=5
   python -m experiments.benchmark --what=identity_gan --batch_size=32 --image_size=64
   python -m experiments.benchmark --what=render --batch_size=512 --image_size=64   # procedural faces/s
+  python -m experiments.benchmark --what=input --workdir=/tmp/bench   # grain batches/s at the quick preset
   python -m experiments.benchmark --what=all      # the three models at the paper preset's settings
 
 Compare with the PyTorch peers: python ../shared/peers/torch_peers.py classifier --batch_size 64 ...
@@ -16,7 +17,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum('what', 'classifier', ['classifier', 'expression_gan', 'identity_gan', 'render', 'all'],
+flags.DEFINE_enum('what', 'classifier', ['classifier', 'expression_gan', 'identity_gan', 'render', 'input', 'all'],
                   'Which step to time.')
 flags.DEFINE_integer('batch_size', None, 'Global batch size (default: per model).')
 flags.DEFINE_integer('image_size', 64, 'Square image side.')
@@ -26,10 +27,13 @@ flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
 flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
 flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
-flags.DEFINE_enum('conv_impl', 'im2col', ['im2col', 'xla'], 'Classifier convolution lowering.')
+flags.DEFINE_enum('conv_impl', None, ['im2col', 'xla'],
+                  'Convolution lowering (classifier, expression GAN); default: im2col, or xla with --what=all (the '
+                  'paper preset, for GPUs/TPUs).')
+flags.DEFINE_string('workdir', '/tmp/fer_jax_bench', '--what=input: where the quick preset\'s TFDS data is built.')
 FLAGS = flags.FLAGS
 
-DEFAULT_BATCH = {'classifier': 64, 'expression_gan': 16, 'identity_gan': 32, 'render': 512}
+DEFAULT_BATCH = {'classifier': 64, 'expression_gan': 16, 'identity_gan': 32, 'render': 512, 'input': 64}
 
 
 def timed(step, steps, warmup=2):
@@ -71,22 +75,52 @@ def bench_render(batch_size, image_size, steps):
   return {'params': 0, 'img_per_s': batch_size / sec}
 
 
-def run_one(what, batch_size, image_size, steps):
+def bench_input(batch_size, steps, workdir):
+  """The classifier's input pipeline at the quick preset (grain over the TFDS ArrayRecord source, shuffled,
+  batched, one read thread) against the classifier's train step at the same batch and image size."""
+  from configs.default import get_config  # pylint: disable=import-outside-toplevel
+  from fer_jax.data import pipeline  # pylint: disable=import-outside-toplevel
+  from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
+  config = get_config('quick')
+  data = classifier.build_datasets(config, workdir)  # builds the procedural data once (not timed)
+  epoch, n, it = 0, 0, iter(())
+  t = None
+  while n < steps + 2:
+    try:
+      batch = next(it)
+    except StopIteration:
+      it, epoch = iter(pipeline.train_batches(data.train, batch_size, config.seed, epoch)), epoch + 1
+      continue
+    n += 1
+    if n == 2:  # the first batches start the read threads
+      t = time.perf_counter()
+  batches_per_s = steps / (time.perf_counter() - t)
+  size = config.data.image_size
+  step = bench_classifier(batch_size, size, max(steps // 5, 5), conv_impl=config.classifier.conv_impl)
+  return {'params': 0, 'image_size': size, 'img_per_s': batches_per_s * batch_size,
+          'train_step_img_per_s': step['img_per_s'], 'input_over_step': batches_per_s * batch_size / step['img_per_s'],
+          'train_examples': len(data.train), 'batch_shape': list(np.shape(batch['image']))}
+
+
+def run_one(what, batch_size, image_size, steps, conv_impl='im2col'):
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
-    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, FLAGS.conv_impl)
+    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, conv_impl)
   elif what == 'render':
     out = bench_render(batch_size, image_size, steps)
+  elif what == 'input':
+    out = bench_input(batch_size, max(steps, 50), FLAGS.workdir)
   elif what == 'expression_gan':
     from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
     out = expression_gan.benchmark(batch_size, image_size, steps, conv_dim=FLAGS.conv_dim,
-                                   repeat_num=FLAGS.repeat_num, d_repeat_num=FLAGS.d_repeat_num)
+                                   repeat_num=FLAGS.repeat_num, d_repeat_num=FLAGS.d_repeat_num,
+                                   conv_impl=conv_impl, dtype=FLAGS.dtype)
   else:
     from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
     out = identity_gan.benchmark(batch_size, image_size, steps)
   line = {'what': what, 'batch_size': batch_size, 'image_size': image_size, 'steps': steps,
-          'dtype': FLAGS.dtype, **({'conv_impl': FLAGS.conv_impl} if what == 'classifier' else {}), **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
-          'jax': jax.__version__}
+          'dtype': FLAGS.dtype, **({'conv_impl': conv_impl} if what in ('classifier', 'expression_gan') else {}),
+          **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}', 'jax': jax.__version__}
   print(json.dumps(line), flush=True)
   return line
 
@@ -95,9 +129,9 @@ def main(argv):
   del argv
   if FLAGS.what == 'all':  # the paper preset's settings
     for what in ('classifier', 'expression_gan', 'identity_gan'):
-      run_one(what, FLAGS.batch_size, 64, FLAGS.steps)
+      run_one(what, FLAGS.batch_size, 64, FLAGS.steps, FLAGS.conv_impl or 'xla')
   else:
-    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps)
+    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps, FLAGS.conv_impl or 'im2col')
 
 
 if __name__ == '__main__':
