@@ -92,7 +92,7 @@ def bench_input(batch_size, steps, workdir):
       it, epoch = iter(pipeline.train_batches(data.train, batch_size, config.seed, epoch)), epoch + 1
       continue
     n += 1
-    if n == 2:  # the first batches start the read threads
+    if n == 2:  # the first batch starts the read thread and fills the prefetch buffer
       t = time.perf_counter()
   batches_per_s = steps / (time.perf_counter() - t)
   size = config.data.image_size
