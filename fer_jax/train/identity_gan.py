@@ -4,8 +4,9 @@
 expressions), minus `identity_gan.holdout_fraction` of the pool subjects that are kept aside as the
 reference set of the quality metrics. One jitted step updates D (non-saturating logistic loss, plus the
 lazy R1 penalty on every `r1_every`-th step: a second compiled variant chosen on the host by step number,
-so no host sync) and then G (non-saturating loss, with style mixing), updates the EMA of G's weights and
-the running average of w used for truncation. G and D have separate Adam states.
+so no host sync) and then G (non-saturating loss, with style mixing; both use one generator pass),
+updates the EMA of G's weights and the running average of w used for truncation. G and D have separate
+Adam states.
 
 Resumability: the state (params, EMA, optimiser states, w_avg, step) is checkpointed; all randomness of a
 step comes from fold_in(key(seed), step) and the data order from (seed, epoch), so a killed-and-rerun job
@@ -186,8 +187,8 @@ def _make_ws(gen, params, z, z2, mix_key, mixing_prob):
 def make_train_steps(config):
   """(main_step, r1_step), jitted over the mesh, both (state, batch{'image' uint8}, nan_step) -> (state, m).
 
-  main_step: one D step (logistic loss) then one G step (non-saturating loss, style mixing), EMA and
-  w_avg updates. r1_step: the lazy R1 penalty as its own D step (StyleGAN2's "Dreg"), run before the main
+  main_step: one D step (logistic loss) then one G step (non-saturating loss, style mixing) on the same
+  batch of fakes, EMA and w_avg updates. r1_step: the lazy R1 penalty as its own D step (StyleGAN2's "Dreg"), run before the main
   step on every r1_every-th step. `nan_step` (int32 scalar) poisons that step's losses with NaN (tests).
   """
   return _cached(_train_steps, config)
@@ -212,10 +213,12 @@ def _train_steps(config):
 
   def main_step(state, batch, nan_step):
     key = jax.random.fold_in(base_key, state['step'])
-    kd, kg = jax.random.split(key)
     poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
     real = _to_unit(batch['image'])
-    fake = jax.lax.stop_gradient(fake_images(state['g'], kd)[0])
+    # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
+    # same pass (its VJP) as the updated D scores them. A separate G pass for D's fakes would cost a third
+    # of G's forward+backward again.
+    fake, g_vjp, w = jax.vjp(lambda p: fake_images(p, key), state['g'], has_aux=True)
 
     def d_loss_fn(d_params):
       logits_fake = disc.apply({'params': d_params}, fake)
@@ -227,11 +230,11 @@ def _train_steps(config):
     d_updates, d_opt = d_tx.update(d_grads, state['d_opt'], state['d'])
     d_params = optax.apply_updates(state['d'], d_updates)
 
-    def g_loss_fn(g_params):
-      img, w = fake_images(g_params, kg)
-      return jnp.mean(jax.nn.softplus(-disc.apply({'params': d_params}, img))) * poison, w
+    def g_loss_fn(img):
+      return jnp.mean(jax.nn.softplus(-disc.apply({'params': d_params}, img))) * poison
 
-    (g_loss, w), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state['g'])
+    g_loss, d_fake_img = jax.value_and_grad(g_loss_fn)(fake)
+    (g_grads,) = g_vjp(d_fake_img)
     g_updates, g_opt = g_tx.update(g_grads, state['g_opt'], state['g'])
     g_params = optax.apply_updates(state['g'], g_updates)
     g_ema = jax.tree.map(lambda e, p: e * ema_beta + p * (1 - ema_beta), state['g_ema'], g_params)
