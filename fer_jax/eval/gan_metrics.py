@@ -85,7 +85,7 @@ class Evaluator:
     return np.clip(np.rint(y), 0, 255).astype(np.uint8).reshape((n,) + self.train_images.shape[1:])
 
   def baselines(self, n, seed=0):
-    """Reference points: the pixel Gaussian, and real GAN-training pool faces (a floor for FD)."""
+    """Reference points: the pixel Gaussian, and real GAN-training pool faces (what real data scores)."""
     out = {'pixel_gaussian': self.score(self.pixel_gaussian_images(n, seed))}
     idx = np.random.default_rng(seed).permutation(len(self.train_images))[:n]
     out['real_train_pool'] = self.score(self.train_images[idx])
