@@ -61,10 +61,10 @@ def conv_im2col_blocked(x, kernel, padding='VALID', bias=None, block_bytes=8 << 
   (top, bottom), (left, right) = _explicit(padding, kh, kw)
   out_pixels = (h + top + bottom - kh + 1) * (w + left + right - kw + 1)
   per_image = out_pixels * kh * kw * cin * jnp.dtype(x.dtype).itemsize
-  block = max([d for d in range(1, n + 1) if n % d == 0 and d * per_image <= block_bytes] or [1])
   conv = lambda xb: conv_im2col(xb, kernel, padding) + (0 if bias is None else bias)
-  if block == n or n * per_image <= 2 * block_bytes:  # a loop of 2 costs more than it saves (first conv)
+  if n * per_image <= 2 * block_bytes:  # a loop of 2 blocks costs more than it saves (the first conv)
     return conv(x)
+  block = max([d for d in range(1, n + 1) if n % d == 0 and d * per_image <= block_bytes] or [1])
   body = jax.checkpoint(conv)
   y = lax.map(body, x.reshape(n // block, block, *x.shape[1:]))
   return y.reshape(n, *y.shape[2:])

@@ -188,8 +188,9 @@ def make_train_steps(config):
   """(main_step, r1_step), jitted over the mesh, both (state, batch{'image' uint8}, nan_step) -> (state, m).
 
   main_step: one D step (logistic loss) then one G step (non-saturating loss, style mixing) on the same
-  batch of fakes, EMA and w_avg updates. r1_step: the lazy R1 penalty as its own D step (StyleGAN2's "Dreg"), run before the main
-  step on every r1_every-th step. `nan_step` (int32 scalar) poisons that step's losses with NaN (tests).
+  batch of fakes, EMA and w_avg updates. r1_step: the lazy R1 penalty as its own D step (StyleGAN2's
+  "Dreg"), run before the main step on every r1_every-th step. `nan_step` (int32 scalar) poisons that
+  step's losses with NaN (tests).
   """
   return _cached(_train_steps, config)
 
@@ -216,8 +217,8 @@ def _train_steps(config):
     poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
     real = _to_unit(batch['image'])
     # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
-    # same pass (its VJP) as the updated D scores them. A separate G pass for D's fakes would cost a third
-    # of G's forward+backward again.
+    # same pass (its VJP) as the updated D scores them. A separate forward for D's fakes would add about a
+    # third of G's forward+backward.
     fake, g_vjp, w = jax.vjp(lambda p: fake_images(p, key), state['g'], has_aux=True)
 
     def d_loss_fn(d_params):
