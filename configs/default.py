@@ -105,7 +105,7 @@ def _quick():
   c.expression_gan.betas = (0.5, 0.999)
   c.expression_gan.batch_size = 16
   c.expression_gan.steps = 1500  # critic steps; the generator steps every n_critic
-  c.expression_gan.conv_impl = 'im2col'  # as classifier.conv_impl: same function, faster on CPU
+  c.expression_gan.conv_impl = 'cpu'  # as classifier.conv_impl: same function, faster on CPU
   c.expression_gan.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters stay float32)
   c.expression_gan.attention = False  # GANimation-style colour + attention-mask output
   c.expression_gan.lambda_mask = 0.1
@@ -147,7 +147,7 @@ def _quick():
   # real images stopped at epoch 6 at chance level).
   c.classifier.min_steps = 100
   c.classifier.eval_batch_size = 256
-  c.classifier.conv_impl = 'im2col'  # same function; faster on CPU. 'xla' for GPU/TPU (fer_jax.models.layers)
+  c.classifier.conv_impl = 'cpu'  # same function; faster on CPU. 'xla' for GPU/TPU (fer_jax.models.layers)
   c.classifier.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters stay float32)
   # What one run trains on: `real` (train split only), `synthetic` (k x the real set size, no real
   # images) or `mixed` (real + k x synthetic). The sweep sets these per run.

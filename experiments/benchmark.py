@@ -27,8 +27,8 @@ flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
 flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
 flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
-flags.DEFINE_enum('conv_impl', None, ['im2col', 'xla'],
-                  'Convolution lowering (classifier, expression GAN); default: im2col, or xla with --what=all (the '
+flags.DEFINE_enum('conv_impl', None, ['cpu', 'xla'],
+                  'Convolution lowering (classifier, expression GAN); default: cpu, or xla with --what=all (the '
                   'paper preset, for GPUs/TPUs).')
 flags.DEFINE_string('workdir', '/tmp/fer_jax_bench', '--what=input: where the quick preset\'s TFDS data is built.')
 FLAGS = flags.FLAGS
@@ -48,7 +48,7 @@ def timed(step, steps, warmup=2):
   return (time.perf_counter() - t) / steps
 
 
-def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='im2col'):
+def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu'):
   from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
   _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
   state = fns['init'](jax.random.key(0))
@@ -102,7 +102,7 @@ def bench_input(batch_size, steps, workdir):
           'train_examples': len(data.train), 'batch_shape': list(np.shape(batch['image']))}
 
 
-def run_one(what, batch_size, image_size, steps, conv_impl='im2col'):
+def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
     out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, conv_impl)
@@ -131,7 +131,7 @@ def main(argv):
     for what in ('classifier', 'expression_gan', 'identity_gan'):
       run_one(what, FLAGS.batch_size, 64, FLAGS.steps, FLAGS.conv_impl or 'xla')
   else:
-    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps, FLAGS.conv_impl or 'im2col')
+    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps, FLAGS.conv_impl or 'cpu')
 
 
 if __name__ == '__main__':

@@ -224,11 +224,12 @@ def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id
 
 
 def test_cpu_conv_rewrites_keep_the_stargan_function():
-  # conv_impl='im2col' (strided and transposed convs rewritten) is the same function with the same params.
+  # conv_impl='cpu' (strided and transposed convs rewritten, the critic on matmuls) is the same function
+  # with the same params.
   x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 1), minval=-1, maxval=1)
   c = jax.nn.one_hot(jnp.array([1, 5]), 7)
-  g_xla, g_cpu = stargan.Generator(1, 8, 7, 1, conv_impl='xla'), stargan.Generator(1, 8, 7, 1, conv_impl='im2col')
-  d_xla, d_cpu = stargan.Discriminator(32, 8, 7, 3, 'xla'), stargan.Discriminator(32, 8, 7, 3, 'im2col')
+  g_xla, g_cpu = stargan.Generator(1, 8, 7, 1, conv_impl='xla'), stargan.Generator(1, 8, 7, 1, conv_impl='cpu')
+  d_xla, d_cpu = stargan.Discriminator(32, 8, 7, 3, 'xla'), stargan.Discriminator(32, 8, 7, 3, 'cpu')
   pg, pd = g_xla.init(jax.random.key(0), x, c), d_xla.init(jax.random.key(2), x)
   assert jax.tree.structure(pg) == jax.tree.structure(g_cpu.init(jax.random.key(0), x, c))
   np.testing.assert_allclose(g_cpu.apply(pg, x, c), g_xla.apply(pg, x, c), rtol=1e-4, atol=1e-5)

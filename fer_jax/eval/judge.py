@@ -29,6 +29,7 @@ import numpy as np
 
 from fer_jax.data import emotions
 from fer_jax.errors import UserError
+from fer_jax.train import parallel
 
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 INPUT_SIZE = 64
@@ -164,7 +165,7 @@ class Judge:
     self.variables = load_variables(path)
     self.batch_size = int(batch_size)
     model = MiniXception()
-    self._apply = jax.jit(lambda variables, images: model.apply(variables, preprocess(images)))
+    self._apply = parallel.jit(lambda variables, images: model.apply(variables, preprocess(images)))
 
   def logits(self, images):
     images = np.asarray(images)

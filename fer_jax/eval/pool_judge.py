@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fer_jax.train import parallel
+
 
 class SmallCNN(nn.Module):
   """conv-conv-pool x2, conv-pool, dense `embed_dim` (the features), dense `num_classes`."""
@@ -65,7 +67,7 @@ def _programs(num_classes, width, embed_dim, lr):
   model = SmallCNN(num_classes, width, embed_dim)
   tx = optax.adam(lr)
 
-  @jax.jit
+  @parallel.jit
   def step(params, opt_state, images, labels, seed, i):
     key = jax.random.fold_in(jax.random.key(seed, impl='rbg'), i)  # rbg: see `init`
     x = _augment(jax.random.fold_in(key, 0), to_unit(images))
@@ -78,12 +80,12 @@ def _programs(num_classes, width, embed_dim, lr):
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  @jax.jit
+  @parallel.jit
   def init(seed, example):
     # 'rbg' weights: XLA:CPU compiles threefry for every weight tensor very slowly (tens of seconds).
     return model.init(jax.random.key(seed, impl='rbg'), example)
 
-  @jax.jit
+  @parallel.jit
   def predict(params, images):
     logits, feats = model.apply(params, to_unit(images), return_features=True)
     return logits, feats

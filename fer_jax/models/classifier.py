@@ -7,17 +7,18 @@ norm: 4,966,022 parameters at 64x64x1 and 6 classes, like the PyTorch peer.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer_jax.models.layers import Conv, Dropout, max_pool_2x2
+from fer_jax.models.layers import Conv, Dropout, layer_impl, max_pool_2x2
 
 
 class PaperCNN(nn.Module):
   num_classes: int = 6
   dtype: jnp.dtype = jnp.float32  # compute dtype; parameters stay float32
-  conv_impl: str = 'xla'  # 'im2col' is faster on CPU (fer_jax.models.layers)
+  conv_impl: str = 'xla'  # 'cpu' is faster on CPU (fer_jax.models.layers)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    conv = lambda c: Conv(c, (3, 3), padding='VALID', impl=self.conv_impl, dtype=self.dtype)
+    impl = layer_impl(self.conv_impl)
+    conv = lambda c: Conv(c, (3, 3), padding='VALID', impl=impl, dtype=self.dtype)
     pool = max_pool_2x2
     x = x.astype(self.dtype)
     x = nn.relu(conv(32)(x))

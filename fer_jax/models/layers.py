@@ -1,18 +1,26 @@
 """Layers shared by the models, with a choice of how a convolution is lowered.
 
-XLA:CPU lowers a small 3x3 convolution at ~45 GFLOP/s on this class of machine, and the input gradient of a
-strided convolution (a convolution with lhs dilation) far slower still: in the StarGAN step those took 70%
-of the time. The same contractions written as im2col (the k*k shifted views concatenated on the channel
-axis, then one matmul) run through XLA's fast dot kernels, forward and backward. `impl='im2col'` computes
-exactly the same function with the same parameters (kernels stored HWIO / `(kh, kw, in, out)` like
-`nn.Conv` / `nn.ConvTranspose`, under the same module names), so checkpoints do not depend on the choice;
-`impl='xla'` keeps `lax.conv_general_dilated` (what GPUs and TPUs want).
+Every choice computes exactly the same function with the same parameters (kernels stored HWIO /
+`(kh, kw, in, out)` like `nn.Conv` / `nn.ConvTranspose`, under the same module names), so checkpoints do not
+depend on it:
 
-  stride 1:                 im2col + one dot.
+  impl='xla'      `lax.conv_general_dilated` / `lax.conv_transpose` as written (what GPUs and TPUs want).
+  impl='stride1'  every conv rewritten as stride-1 `lax` convs (below). XLA:CPU lowers the input gradient
+                  of a strided or transposed conv to an lhs-dilated conv 10-20x slower than a plain one
+                  (StarGAN's x2 upsample: 1.5 s vs 0.1 s forward + backward at batch 16).
+  impl='im2col'   the same rewrites onto matmuls (the k*k shifted views concatenated, one dot). For a
+                  network differentiated twice (a critic's gradient penalty): XLA:CPU lowers the second-
+                  order terms of a conv to slow convolutions (StarGAN's critic, per strided layer, 2-20x
+                  slower than im2col), its dots stay fast.
+
+The rewrites:
   stride 2, even kernel:    space-to-depth (2x2 pixels -> 4x channels) turns it into a stride-1 conv with a
                             (k/2 x k/2) kernel: same FLOPs, no dilation anywhere in forward or backward.
   transposed, k=4 s=2 p=2:  (StarGAN's x2 upsample, PyTorch's ConvTranspose2d(4, 2, 1)) four stride-1 2x2
                             convs, one per output phase, interleaved.
+
+XLA:CPU's stride-1 conv is fast only with its Eigen kernel, which `parallel.compiler_options` selects for
+every program (see there).
 """
 import flax.linen as nn
 import jax
@@ -20,6 +28,7 @@ import jax.numpy as jnp
 from jax import lax
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ('xla', 'stride1', 'im2col')
 
 
 def _explicit(padding, kh, kw):
@@ -37,6 +46,15 @@ def _pad(x, pads):
   return jnp.pad(x, ((0, 0), *pads, (0, 0))) if any(p for pair in pads for p in pair) else x
 
 
+def conv_xla(x, kernel, padding='VALID', stride=1):
+  pads = 'SAME' if padding == 'SAME' else _explicit(padding, *kernel.shape[:2])
+  return lax.conv_general_dilated(x, kernel, (stride, stride), pads, dimension_numbers=_DN)
+
+
+def conv_transpose_xla(x, kernel, padding=((2, 2), (2, 2)), stride=2):
+  return lax.conv_transpose(x, kernel, (stride, stride), padding, dimension_numbers=_DN)
+
+
 def conv_im2col(x, kernel, padding='VALID'):
   """Stride-1 convolution NHWC x HWIO as one matmul over the k*k shifted views."""
   kh, kw, cin, cout = kernel.shape
@@ -48,33 +66,11 @@ def conv_im2col(x, kernel, padding='VALID'):
   return jnp.einsum('bhwk,ko->bhwo', patches, kernel.reshape(kh * kw * cin, cout))
 
 
-def conv_im2col_blocked(x, kernel, padding='VALID', bias=None, block_bytes=8 << 20):
-  """`conv_im2col` over blocks of the batch whose patch matrices fit in ~`block_bytes` (the CPU's cache).
-
-  A whole batch's patches (265 MB for the classifier's second conv at 64x64, batch 64) make the convolution
-  memory-bound; per block they stay in cache. The blocks run as a loop whose body is rematerialised, so the
-  backward pass rebuilds each block's patches instead of storing them all. Measured on the classifier's
-  convs, forward + backward: 15-33% faster than one big matmul.
-  """
-  n, h, w, _ = x.shape
-  kh, kw, cin, _ = kernel.shape
-  (top, bottom), (left, right) = _explicit(padding, kh, kw)
-  out_pixels = (h + top + bottom - kh + 1) * (w + left + right - kw + 1)
-  per_image = out_pixels * kh * kw * cin * jnp.dtype(x.dtype).itemsize
-  conv = lambda xb: conv_im2col(xb, kernel, padding) + (0 if bias is None else bias)
-  if n * per_image <= 2 * block_bytes:  # a loop of 2 blocks costs more than it saves (the first conv)
-    return conv(x)
-  block = max([d for d in range(1, n + 1) if n % d == 0 and d * per_image <= block_bytes] or [1])
-  body = jax.checkpoint(conv)
-  y = lax.map(body, x.reshape(n // block, block, *x.shape[1:]))
-  return y.reshape(n, *y.shape[2:])
-
-
-def conv_stride2_im2col(x, kernel, padding='VALID'):
-  """Stride-2 convolution with an even kernel, as space-to-depth + a stride-1 (k/2 x k/2) conv."""
+def conv_stride2_s2d(x, kernel, padding='VALID', stride1=conv_xla):
+  """Stride-2 convolution with an even kernel, as space-to-depth + a stride-1 (k/2 x k/2) conv `stride1`."""
   kh, kw, cin, cout = kernel.shape
   if kh % 2 or kw % 2:
-    raise ValueError(f'conv_stride2_im2col needs an even kernel, got {kh}x{kw}')
+    raise ValueError(f'conv_stride2_s2d needs an even kernel, got {kh}x{kw}')
   x = _pad(x, _explicit(padding, kh, kw))
   n, hp, wp, _ = x.shape
   oh, ow = (hp - kh) // 2 + 1, (wp - kw) // 2 + 1
@@ -82,7 +78,7 @@ def conv_stride2_im2col(x, kernel, padding='VALID'):
   x = x[:, :hc, :wc]
   s = x.reshape(n, hc // 2, 2, wc // 2, 2, cin).transpose(0, 1, 3, 2, 4, 5).reshape(n, hc // 2, wc // 2, 4 * cin)
   k = kernel.reshape(kh // 2, 2, kw // 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
-  return conv_im2col(s, k.reshape(kh // 2, kw // 2, 4 * cin, cout), 'VALID')
+  return stride1(s, k.reshape(kh // 2, kw // 2, 4 * cin, cout), 'VALID')
 
 
 # For ConvTranspose(k=4, s=2, padding 2), written polyphase: output row 2m+s takes input rows m-1+u
@@ -91,11 +87,12 @@ def conv_stride2_im2col(x, kernel, padding='VALID'):
 _PHASE_TAP = ((0, 2, None), (None, 1, 3))
 
 
-def conv_transpose_x2_im2col(x, kernel):
-  """`lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)))` for a 4x4 HWIO kernel: output 2H x 2W."""
+def conv_transpose_x2_phases(x, kernel, stride1=conv_xla):
+  """`lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)))` for a 4x4 HWIO kernel, as four 2x2 `stride1`
+  convs: output 2H x 2W."""
   n, h, w, _ = x.shape
   if kernel.shape[:2] != (4, 4):
-    raise ValueError(f'conv_transpose_x2_im2col needs a 4x4 kernel, got {kernel.shape[:2]}')
+    raise ValueError(f'conv_transpose_x2_phases needs a 4x4 kernel, got {kernel.shape[:2]}')
   xp = _pad(x, ((1, 1), (1, 1)))
   rows = []
   for s in range(2):
@@ -103,18 +100,9 @@ def conv_transpose_x2_im2col(x, kernel):
     for t in range(2):
       k = jnp.stack([jnp.stack([kernel[_PHASE_TAP[s][s + u], _PHASE_TAP[t][t + v]] for v in range(2)])
                      for u in range(2)])
-      cols.append(conv_im2col(xp[:, s:s + h + 1, t:t + w + 1], k, 'VALID'))
+      cols.append(stride1(xp[:, s:s + h + 1, t:t + w + 1], k, 'VALID'))
     rows.append(jnp.stack(cols, 3))  # [n, h, w, t, c]
   return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, kernel.shape[-1])  # [n, h, s, w, t, c]
-
-
-def conv_xla(x, kernel, padding='VALID', stride=1):
-  pads = 'SAME' if padding == 'SAME' else _explicit(padding, *kernel.shape[:2])
-  return lax.conv_general_dilated(x, kernel, (stride, stride), pads, dimension_numbers=_DN)
-
-
-def conv_transpose_xla(x, kernel, padding=((2, 2), (2, 2)), stride=2):
-  return lax.conv_transpose(x, kernel, (stride, stride), padding, dimension_numbers=_DN)
 
 
 def max_pool_2x2(x):
@@ -131,9 +119,18 @@ def max_pool_2x2(x):
   return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
-def _check_impl(impl):
-  if impl not in ('xla', 'im2col'):
-    raise ValueError(f'unknown conv impl {impl!r}; expected xla or im2col')
+def layer_impl(conv_impl, differentiated_twice=False):
+  """A model's `conv_impl` ('xla' | 'cpu') -> its layers' `impl`: on CPU, stride-1 convs, or matmuls for a
+  network differentiated twice."""
+  if conv_impl not in ('xla', 'cpu'):
+    raise ValueError(f'unknown conv_impl {conv_impl!r}; expected cpu or xla')
+  return 'xla' if conv_impl == 'xla' else 'im2col' if differentiated_twice else 'stride1'
+
+
+def _stride1(impl):
+  if impl not in IMPLS:
+    raise ValueError(f'unknown conv impl {impl!r}; expected one of {", ".join(IMPLS)}')
+  return conv_im2col if impl == 'im2col' else conv_xla
 
 
 class Conv(nn.Module):
@@ -143,23 +140,23 @@ class Conv(nn.Module):
   strides: int = 1
   padding: object = 'VALID'  # 'VALID' | 'SAME' | int | ((top, bottom), (left, right))
   use_bias: bool = True
-  impl: str = 'xla'  # 'xla' | 'im2col'
+  impl: str = 'xla'  # one of IMPLS
   dtype: jnp.dtype = jnp.float32
   kernel_init: object = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x):
-    _check_impl(self.impl)
+    stride1 = _stride1(self.impl)
     kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,)) if self.use_bias else None
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     bias = None if bias is None else bias.astype(self.dtype)
     even = self.kernel_size[0] % 2 == 0 and self.kernel_size[1] % 2 == 0
-    if self.impl == 'im2col' and self.strides == 1:  # the bias goes inside the blocks, fused with the dot
-      return conv_im2col_blocked(x, kernel, self.padding, bias)
-    if self.impl == 'im2col' and self.strides == 2 and even and self.padding != 'SAME':
-      y = conv_stride2_im2col(x, kernel, self.padding)
-    else:  # also what im2col falls back to for shapes it has no rewrite for
+    if self.impl != 'xla' and self.strides == 1:
+      y = stride1(x, kernel, self.padding)
+    elif self.impl != 'xla' and self.strides == 2 and even and self.padding != 'SAME':
+      y = conv_stride2_s2d(x, kernel, self.padding, stride1)
+    else:  # also the fallback for shapes without a rewrite
       y = conv_xla(x, kernel, self.padding, self.strides)
     return y if bias is None else y + bias
 
@@ -173,10 +170,10 @@ class ConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    _check_impl(self.impl)
+    stride1 = _stride1(self.impl)
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (4, 4, x.shape[-1], self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    y = conv_transpose_x2_im2col(x, kernel) if self.impl == 'im2col' else conv_transpose_xla(x, kernel)
+    y = conv_transpose_xla(x, kernel) if self.impl == 'xla' else conv_transpose_x2_phases(x, kernel, stride1)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y

@@ -13,17 +13,17 @@ whose kernel covers the whole remaining map (image_size / 2**repeat_num).
 
 Images are NHWC in [-1, 1].
 
-Every conv goes through `fer_jax.models.layers`. `conv_impl='im2col'` (CPU) rewrites the resampling convs
-(stride 2, transposed), whose gradients XLA:CPU lowers to very slow dilated convolutions; the stride-1 convs
-stay on XLA's own lowering, which measured faster than im2col at these shapes (the 7x7 one-channel output
-layer 14x faster). Same function and parameters either way. PyTorch's ConvTranspose2d(k=4, s=2, p=1) is `layers.ConvTranspose`:
+Every conv goes through `fer_jax.models.layers`. `conv_impl='cpu'` rewrites the resampling convs (stride 2,
+transposed) as stride-1 convs, whose gradients XLA:CPU lowers without the very slow dilated convolutions,
+and the critic's convs (differentiated twice by the gradient penalty) as matmuls; same function and
+parameters either way. PyTorch's ConvTranspose2d(k=4, s=2, p=1) is `layers.ConvTranspose`:
 `lax.conv_transpose` with padding k - 1 - p = 2 on each side, output exactly twice the input, kernel
 (4, 4, in, out), so the same parameter count.
 """
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fer_jax.models.layers import Conv, ConvTranspose
+from fer_jax.models.layers import Conv, ConvTranspose, layer_impl
 
 
 def _norm(dtype):
@@ -34,13 +34,14 @@ def _norm(dtype):
 
 class ResidualBlock(nn.Module):
   features: int
+  impl: str = 'xla'  # a layers.IMPLS lowering
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    h = Conv(self.features, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
-    h = nn.relu(_norm(self.dtype)(h))
-    h = Conv(self.features, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(h)
+    conv = lambda: Conv(self.features, (3, 3), padding=1, use_bias=False, impl=self.impl, dtype=self.dtype)
+    h = nn.relu(_norm(self.dtype)(conv()(x)))
+    h = conv()(h)
     return x + _norm(self.dtype)(h)
 
 
@@ -56,7 +57,8 @@ class Generator(nn.Module):
 
   @nn.compact
   def __call__(self, x, c, return_mask=False):
-    conv = lambda *a, **k: Conv(*a, use_bias=False, dtype=self.dtype, **k)
+    impl = layer_impl(self.conv_impl)
+    conv = lambda *a, **k: Conv(*a, use_bias=False, impl=impl, dtype=self.dtype, **k)
     norm = lambda: _norm(self.dtype)
     x_in, x = x, x.astype(self.dtype)
     n, h, w, _ = x.shape
@@ -68,10 +70,10 @@ class Generator(nn.Module):
       d *= 2
       y = nn.relu(norm()(conv(d, (4, 4), strides=2, padding=1)(y)))
     for _ in range(self.repeat_num):
-      y = ResidualBlock(d, self.dtype)(y)
+      y = ResidualBlock(d, impl, self.dtype)(y)
     for _ in range(2):
       d //= 2
-      y = ConvTranspose(d, use_bias=False, impl=self.conv_impl, dtype=self.dtype)(y)
+      y = ConvTranspose(d, use_bias=False, impl=impl, dtype=self.dtype)(y)
       y = nn.relu(norm()(y))
     if not self.attention:
       out = jnp.tanh(conv(self.channels, (7, 7), padding=3, name='to_image')(y).astype(jnp.float32))
@@ -98,11 +100,12 @@ class Discriminator(nn.Module):
       raise ValueError(f'd_repeat_num={self.repeat_num} halves a {self.image_size}px image below 1 pixel')
     d = self.conv_dim
     h = x.astype(self.dtype)
+    impl = layer_impl(self.conv_impl, differentiated_twice=True)  # the gradient penalty
     for i in range(self.repeat_num):
-      h = nn.leaky_relu(Conv(d * 2 ** i, (4, 4), strides=2, padding=1, impl=self.conv_impl, dtype=self.dtype)(h),
-                        0.01)
-    src = Conv(1, (3, 3), padding=1, use_bias=False, dtype=self.dtype, name='src')(h)
-    cls = Conv(self.c_dim, (k, k), padding='VALID', use_bias=False, dtype=self.dtype, name='cls')(h)
+      h = nn.leaky_relu(Conv(d * 2 ** i, (4, 4), strides=2, padding=1, impl=impl, dtype=self.dtype)(h), 0.01)
+    head = lambda *a, **kw: Conv(*a, use_bias=False, impl=impl, dtype=self.dtype, **kw)
+    src = head(1, (3, 3), padding=1, name='src')(h)
+    cls = head(self.c_dim, (k, k), padding='VALID', name='cls')(h)
     return src.astype(jnp.float32), cls.reshape(x.shape[0], -1).astype(jnp.float32)
 
 

@@ -153,7 +153,7 @@ def _model_and_steps(num_classes, image_size, lr, dtype='float32', conv_impl='xl
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
   return model, tx, {
-      'init': jax.jit(init, out_shardings=parallel.replicated()),
+      'init': parallel.jit(init, out_shardings=parallel.replicated()),
       'train': parallel.data_parallel(train_step, batch_argnums=(1,), donate_argnums=(0,)),
       'eval': parallel.data_parallel(eval_step, batch_argnums=(1,)),
       'predict': parallel.data_parallel(lambda p, b: logits_fn(p, b).argmax(-1), batch_argnums=(1,),
@@ -189,6 +189,10 @@ def predict(step, params, ds, batch_size):
 def train_and_evaluate(config, workdir):
   """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png."""
   c = config.classifier
+  if c.conv_impl not in ('cpu', 'xla'):
+    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected cpu or xla (GPU/TPU)')
+  if c.dtype not in ('float32', 'bfloat16'):
+    raise UserError(f'classifier.dtype={c.dtype!r}; expected float32 or bfloat16')
   os.makedirs(workdir, exist_ok=True)
   metrics_path = os.path.join(workdir, 'metrics.json')
   data = build_datasets(config, workdir)

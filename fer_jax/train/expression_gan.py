@@ -71,8 +71,8 @@ def hparams(config):
   if e.num_classes != len(emotions.EMOTIONS):
     raise UserError(f'expression_gan.num_classes={e.num_classes}; the GAN pool has '
                     f'{len(emotions.EMOTIONS)} classes ({", ".join(emotions.EMOTIONS)})')
-  if e.conv_impl not in ('im2col', 'xla'):
-    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected im2col (CPU) or xla (GPU/TPU)')
+  if e.conv_impl not in ('cpu', 'xla'):
+    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected cpu or xla (GPU/TPU)')
   if e.dtype not in ('float32', 'bfloat16'):
     raise UserError(f'expression_gan.dtype={e.dtype!r}; expected float32 or bfloat16')
   if e.n_critic < 1:
@@ -369,7 +369,7 @@ def _checkpointer(workdir):
 def state_template(config):
   hp = hparams(config)
   progs = programs(hp)
-  abstract = jax.eval_shape(lambda: progs.init(int(config.seed)))
+  abstract = progs.init.eval_shape(int(config.seed))
   sharding = parallel.replicated()
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
@@ -457,14 +457,14 @@ def train(config, workdir, pool=None):
 def _translate_program(hp):
   g_model, _ = models(hp)
 
-  @jax.jit
+  @parallel.jit
   def translate(g_params, images, target_labels):
     out = g_model.apply(g_params, to_unit(images), _one_hot(target_labels, hp.c_dim))
     if jnp.issubdtype(images.dtype, jnp.integer):
       return jnp.clip(jnp.round((out + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
     return out
 
-  @jax.jit
+  @parallel.jit
   def translate_with_mask(g_params, images, target_labels):
     return g_model.apply(g_params, to_unit(images), _one_hot(target_labels, hp.c_dim), return_mask=True)
 
@@ -666,7 +666,7 @@ def train_and_evaluate(config, workdir):
 
 
 def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat_num=5, attention=False,
-              warmup=2, conv_impl='im2col', dtype='float32'):
+              warmup=2, conv_impl='cpu', dtype='float32'):
   """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
   config = get_config('quick')

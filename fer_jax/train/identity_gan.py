@@ -151,7 +151,7 @@ def _init_fn(config):
   size, zd = int(config.data.image_size), int(config.identity_gan.z_dim)
   g_tx, d_tx = _optimizers(config)
 
-  @jax.jit
+  @parallel.jit
   def init(key):
     kg, kd, kn = jax.random.split(key, 3)
     g_params = gen.init(kg, jnp.zeros((1, zd)), jax.random.split(kn, 1))['params']
@@ -294,7 +294,7 @@ def _sampler(module, batch_size):
     ws = stylegan.truncate(jnp.broadcast_to(w[:, None], (batch_size, module.num_ws, w.shape[-1])), w_avg, psi)
     img = module.apply({'params': params}, ws, noise_keys, method=module.synthesis)
     return jnp.clip(jnp.round((img + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-  return jax.jit(sample)
+  return parallel.jit(sample)
 
 
 def sample_identities(generator, key, n, psi=None, batch_size=256):
@@ -327,7 +327,7 @@ def restore_state(workdir, config, step=None):
     if ckpt.latest_step() is None:
       raise UserError(f'no identity GAN checkpoint in {directory}; train it first '
                       '(python -m experiments.train_identity_gan)')
-    shapes = jax.eval_shape(lambda: init_state(config, jax.random.PRNGKey(0)))
+    shapes = _cached(_init_fn, config).eval_shape(jax.random.PRNGKey(0))
     template = jax.tree.map(
         lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated()), shapes)
     try:
