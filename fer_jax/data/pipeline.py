@@ -42,7 +42,7 @@ def labels_of(ds):
   return np.array([ds[i]['label'] for i in range(len(ds))], np.int32)
 
 
-def _process_slice(ds):
+def process_slice(ds):
   import jax  # pylint: disable=import-outside-toplevel
   pc = jax.process_count()
   return ds if pc == 1 else ds.slice(slice(jax.process_index(), None, pc))
@@ -57,12 +57,22 @@ def _read_options(num_threads):
   return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=256)
 
 
+def shuffled(ds, seed, epoch):
+  """`ds` in the order of one permutation drawn from (seed, epoch).
+
+  Not `MapDataset.shuffle`: it draws every index through grain's index_shuffle, ~50 us apiece on a 2-core
+  machine, and the whole quick pipeline ran at 5,600 images/s with it vs 7,600-8,700 with this (the
+  permutation costs 8 bytes per example).
+  """
+  order = np.random.default_rng([int(seed), int(epoch)]).permutation(len(ds))
+  return grain.MapDataset.range(len(ds)).map(lambda i: ds[int(order[i])])
+
+
 def train_batches(ds, global_batch_size, seed, epoch, num_threads=_READ_THREADS):
   """One epoch of shuffled full batches (the remainder is dropped), this process's rows of each."""
   import jax  # pylint: disable=import-outside-toplevel
   local = global_batch_size // jax.process_count()
-  shuffled = ds.shuffle(seed=int(seed) * 100_003 + int(epoch))
-  it = _process_slice(shuffled).batch(local, drop_remainder=True)
+  it = process_slice(shuffled(ds, seed, epoch)).batch(local, drop_remainder=True)
   return it.to_iter_dataset(_read_options(num_threads))
 
 
@@ -82,4 +92,4 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
     return {**r, 'mask': np.bool_(i < n)}
 
   idx = grain.MapDataset.range(padded).map(at)
-  return _process_slice(idx).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+  return process_slice(idx).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))

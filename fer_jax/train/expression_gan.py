@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from fer_jax.data import emotions, sources
+from fer_jax.data import emotions, pipeline, sources
 from fer_jax.errors import UserError
 from fer_jax.models import stargan
 from fer_jax.train import parallel
@@ -335,11 +335,8 @@ def train_dataset(pool):
 def epoch_batches(ds, global_batch_size, seed, epoch, start=0):
   """Batches `start`, `start+1`, ... of one epoch; the order is a function of (seed, epoch) only."""
   import grain  # pylint: disable=import-outside-toplevel
-  pc = jax.process_count()
-  shuffled = ds.shuffle(seed=int(seed) * 100_003 + int(epoch))
-  if pc > 1:
-    shuffled = shuffled.slice(slice(jax.process_index(), None, pc))
-  batched = shuffled.batch(global_batch_size // pc, drop_remainder=True)
+  local = pipeline.process_slice(pipeline.shuffled(ds, seed, epoch))
+  batched = local.batch(global_batch_size // jax.process_count(), drop_remainder=True)
   return batched.slice(slice(start, None)).to_iter_dataset(
       grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
 
