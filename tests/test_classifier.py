@@ -68,6 +68,8 @@ def test_label_outside_the_classes_is_clear(tiny, tmp_path):
     ('data.train_sources', 'nosuch:/x', "unknown source kind 'nosuch'"),
     ('classifier.regime', 'both', "regime='both' is unknown"),
     ('classifier.multiple', -1.0, 'must be a finite number >= 0'),
+    ('classifier.conv_impl', 'im2col', "conv_impl='im2col'; expected one of cpu, xla"),
+    ('classifier.dtype', 'float16', "dtype='float16'; expected float32 or bfloat16"),
 ])
 def test_bad_run_settings_are_clear(tiny, tmp_path, field, value, match):
   section, key = field.split('.')

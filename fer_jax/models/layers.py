@@ -29,6 +29,7 @@ from jax import lax
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('xla', 'stride1', 'im2col')
+CONV_IMPLS = ('cpu', 'xla')  # a model's `conv_impl`; layer_impl maps it to one of IMPLS
 
 
 def _explicit(padding, kh, kw):
@@ -122,8 +123,8 @@ def max_pool_2x2(x):
 def layer_impl(conv_impl, differentiated_twice=False):
   """A model's `conv_impl` ('xla' | 'cpu') -> its layers' `impl`: on CPU, stride-1 convs, or matmuls for a
   network differentiated twice."""
-  if conv_impl not in ('xla', 'cpu'):
-    raise ValueError(f'unknown conv_impl {conv_impl!r}; expected cpu or xla')
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f'unknown conv_impl {conv_impl!r}; expected one of {", ".join(CONV_IMPLS)}')
   return 'xla' if conv_impl == 'xla' else 'im2col' if differentiated_twice else 'stride1'
 
 

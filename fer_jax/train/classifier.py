@@ -25,6 +25,7 @@ from fer_jax import io_utils
 from fer_jax.data import emotions, pipeline, sources
 from fer_jax.errors import UserError
 from fer_jax.eval import metrics as metrics_lib
+from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import parallel, writers
 from fer_jax.train.checkpointing import Checkpointer
@@ -189,8 +190,9 @@ def predict(step, params, ds, batch_size):
 def train_and_evaluate(config, workdir):
   """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png."""
   c = config.classifier
-  if c.conv_impl not in ('cpu', 'xla'):
-    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected cpu or xla (GPU/TPU)')
+  if c.conv_impl not in layers.CONV_IMPLS:
+    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
+                    '(xla for GPU/TPU)')
   if c.dtype not in ('float32', 'bfloat16'):
     raise UserError(f'classifier.dtype={c.dtype!r}; expected float32 or bfloat16')
   os.makedirs(workdir, exist_ok=True)

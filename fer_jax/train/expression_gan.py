@@ -33,7 +33,7 @@ from absl import logging
 
 from fer_jax.data import emotions, pipeline, sources
 from fer_jax.errors import UserError
-from fer_jax.models import stargan
+from fer_jax.models import layers, stargan
 from fer_jax.train import parallel
 
 # ------------------------------------------------------------------------------------------ hyperparams
@@ -71,8 +71,9 @@ def hparams(config):
   if e.num_classes != len(emotions.EMOTIONS):
     raise UserError(f'expression_gan.num_classes={e.num_classes}; the GAN pool has '
                     f'{len(emotions.EMOTIONS)} classes ({", ".join(emotions.EMOTIONS)})')
-  if e.conv_impl not in ('cpu', 'xla'):
-    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected cpu or xla (GPU/TPU)')
+  if e.conv_impl not in layers.CONV_IMPLS:
+    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
+                    '(xla for GPU/TPU)')
   if e.dtype not in ('float32', 'bfloat16'):
     raise UserError(f'expression_gan.dtype={e.dtype!r}; expected float32 or bfloat16')
   if e.n_critic < 1:
