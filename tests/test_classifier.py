@@ -39,6 +39,23 @@ def test_one_run_end_to_end(tiny, tmp_path):
   assert again['test_accuracy'] == result['test_accuracy'] and again['epochs'] == result['epochs']
 
 
+def test_the_cnn_learns_above_chance_and_is_not_one_class(tiny, tmp_path):
+  """30 tiny epochs (~90 Adam steps on 48 images): standardised inputs leave the ln(6) plateau early, so the
+  run is well above chance (1/6) on the 24 test faces and predicts more than one class (measured: 0.58)."""
+  tiny.classifier.num_epochs, tiny.classifier.patience = 30, 30
+  r = classifier.train_and_evaluate(tiny, str(tmp_path))
+  assert r['test_accuracy'] >= 0.375, r['test_accuracy']  # >= 9 of 24; P(>= 9 | chance) ~ 1%
+  assert r['test_max_pred_share'] < 0.5 and r['stop_reason'] == 'epoch_cap' and r['protocol'] == 'early_stopping'
+  assert r['history'][-1]['train_loss'] < np.log(6) - 0.3
+
+
+def test_preprocess_standardises_each_image():
+  images = np.stack([np.full((8, 8, 1), 200, np.uint8), np.arange(64, dtype=np.uint8).reshape(8, 8, 1) * 3])
+  x = np.asarray(classifier.preprocess(jnp.asarray(images)))
+  assert np.abs(x[0]).max() < 1e-3  # a flat image maps to zeros, not to a division by zero
+  assert abs(x[1].mean()) < 1e-5 and abs(x[1].std() - 1) < 1e-4
+
+
 def _no_metrics(tmp_path):
   return not (tmp_path / 'metrics.json').exists()
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from configs import default
@@ -15,8 +16,9 @@ from fer_jax import sweep
 from fer_jax.errors import UserError
 from tests.conftest import ROOT, run_module
 
-REPRODUCIBLE = ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy', 'test_macro_f1',
-                'val_accuracy', 'epochs', 'test2_accuracy', 'test2_macro_f1', 'run')
+REPRODUCIBLE = ('regime', 'multiple', 'seed', 'gan_seed', 'n_real', 'n_synthetic', 'test_accuracy',
+                'test_macro_f1', 'val_accuracy', 'epochs', 'test2_accuracy', 'test2_macro_f1', 'run',
+                'test_max_pred_share', 'protocol')
 
 
 def _rows(path):
@@ -34,44 +36,73 @@ def finished(tmp_path_factory):
 
 def test_sweep_writes_every_promised_file(finished):
   w = finished
-  for f in ('results.csv', 'results.json', 'report.md', 'accuracy_vs_multiple.png', 'samples/identities.png',
-            'samples/expressions.png', 'samples/synthetic_train.png', 'data/preview.png'):
+  for f in ('results.csv', 'results.json', 'report.md', 'summary.json', 'synthetic_quality.json',
+            'accuracy_vs_multiple.png', 'samples/identities.png', 'samples/expressions.png',
+            'samples/synthetic_train.png', 'data/preview.png'):
     assert (w / f).exists(), f
   rows = _rows(w / 'results.csv')
   c = default.get_config('tiny')
   assert len(rows) == len(sweep.runs(c)) == 1 + 2 * len(c.sweep.multiples)
   assert {(r['regime'], float(r['multiple'])) for r in rows} == {
       ('real', 0.0), ('synthetic', 0.5), ('synthetic', 1.0), ('mixed', 0.5), ('mixed', 1.0)}
-  real = next(r for r in rows if r['regime'] == 'real')
-  n_real = int(real['n_real'])
+  base = int(next(r for r in rows if r['regime'] == 'real')['n_real'])
   for r in rows:
-    assert 0.0 <= float(r['test_accuracy']) <= 1.0
-    assert int(r['n_synthetic']) == round(float(r['multiple']) * n_real)
+    assert r['protocol'] == 'early_stopping'
+    assert int(r['n_synthetic']) == round(float(r['multiple']) * base)
+    assert int(r['n_real']) == (0 if r['regime'] == 'synthetic' else base)  # synthetic-only uses no real image
+    assert r['gan_seed'] == ('' if r['regime'] == 'real' else '0')
   results = json.loads((w / 'results.json').read_text())
   assert results['versions']['jax'] and results['versions']['flax']
   assert results['config']['preset'] == 'tiny'
   assert all(r['command'].startswith('python -m experiments.train_classifier') for r in results['rows'])
+  summary = json.loads((w / 'summary.json').read_text())
+  assert summary['protocol'] == 'early_stopping' and summary['selected_on'] == 'validation'
+  # Three tiny epochs leave most runs at chance: the report must name exactly those as failed.
+  failed = {r['run'] for r in rows if float(r['test_accuracy']) < 1 / 6 or float(r['test_max_pred_share']) >= 0.6}
+  assert {f['run'] for f in summary['failed_runs']} == failed
+  if summary['best_multiple'] is not None:
+    assert summary['gain']['multiple'] == summary['best_multiple']
   report = (w / 'report.md').read_text()
-  assert '| real | 0 | 1 |' in report and '## Upper bound' in report and '## Gain of mixed@best' in report
-  meta = json.loads(next((w / 'synthetic').rglob('metadata.json')).read_text())
+  for part in ('Best multiple (chosen on validation)', 'Where more synthetic data stops helping',
+               'one GAN training', "synthetic set's own quality", 'How runs ended'):
+    assert part in report, part
+  assert all(f'`{name}`' in report for name in failed)
+  quality = json.loads((w / 'synthetic_quality.json').read_text())['replicates']['0']
+  assert 0 <= quality['judge_agreement'] <= 1 and 0 <= quality['realism_accuracy'] <= 1
+  meta = json.loads(next((w / 'gan0' / 'synthetic').rglob('metadata.json')).read_text())
   assert meta['provenance']['identity_gan']['step'] == c.identity_gan.steps
   assert meta['provenance']['expression_gan']['step'] >= 0 and meta['psi'] == c.synthetic.psi
 
 
-def test_synthetic_set_is_balanced_and_nested(finished):
+def test_report_rebuilds_from_the_sweeps_table(finished, tmp_path):
+  run_module('experiments.report', f'--results={finished / "results.csv"}', f'--out={tmp_path}')
+  for f in ('report.md', 'summary.json'):
+    assert (tmp_path / f).read_text() == (finished / f).read_text(), f
+
+
+def test_synthetic_set_is_balanced_and_nested(finished, tiny):
+  """The k = 0.5 set is a prefix of the k = 1 set, and every identity has each of the 6 emotions once."""
   from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
-  c = default.get_config('tiny')
-  folder = os.path.dirname(next((finished / 'synthetic').rglob('dataset_info.json')))
-  ds = sources.load(sources.Source('synthetic', folder), 'train', c, str(finished))
-  labels = [int(ds[i]['label']) for i in range(len(ds))]
-  assert labels[:12] == [0, 1, 2, 3, 4, 5] * 2  # identity-major: every identity gets all 6 emotions
-  assert [int(ds[i]['subject']) for i in range(12)] == [0] * 6 + [1] * 6
+  folder = os.path.dirname(next((finished / 'gan0' / 'synthetic').rglob('dataset_info.json')))
+  ds = sources.load(sources.Source('synthetic', folder), 'train', tiny, str(finished))
+  labels = np.array([int(ds[i]['label']) for i in range(len(ds))])
+  subjects = np.array([int(ds[i]['subject']) for i in range(len(ds))])
+  assert len(ds) % 6 == 0
+  assert (labels.reshape(-1, 6) == np.arange(6)).all()  # identity-major: all 6 emotions per identity
+  assert (subjects.reshape(-1, 6) == np.arange(len(ds) // 6)[:, None]).all()
+  # Nested: a set built for fewer identities from the same GANs holds exactly this set's first images.
+  smaller = sweep._generate(sweep.gan_config(tiny, 0), str(finished / 'gan0'), len(ds) // 4)  # pylint: disable=protected-access
+  small = sources.load(sources.Source('synthetic', smaller), 'train', tiny, str(finished))
+  assert 0 < len(small) < len(ds)
+  for i in range(len(small)):
+    assert int(small[i]['label']) == labels[i]
+    np.testing.assert_array_equal(small[i]['image'], ds[i]['image'])
 
 
 def _gans_only(finished, w):
   # Reuse the finished data and GAN stages so that the test spends its time on the classifier runs.
   shutil.copytree(finished, w, ignore=shutil.ignore_patterns('runs', 'results.*', 'report.md', 'samples',
-                                                             'synthetic', 'sweep_config.json'))
+                                                             'synthetic', 'sweep_config.json', 'summary.json'))
   return [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
           '--config.classifier.num_epochs=4', '--config.classifier.patience=10']
 
@@ -80,7 +111,7 @@ def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
   w = tmp_path / 'w'
   cmd = _gans_only(finished, w)
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  second = w / 'runs' / 'synthetic_k0.5_s0' / 'checkpoints' / '2'
+  second = w / 'runs' / 'synthetic_k0.5_g0_s0' / 'checkpoints' / '2'
   deadline = time.time() + 400
   while not second.exists():
     assert proc.poll() is None and time.time() < deadline, 'sweep ended before it could be killed'
@@ -121,9 +152,16 @@ def test_changed_config_conflicting_with_results_is_refused(finished):
 
 def test_run_list_is_overrides():
   c = default.get_config('tiny')
-  runs = dict(sweep.runs(c))
-  assert runs['mixed_k1_s0'] == {'classifier.regime': 'mixed', 'classifier.multiple': 1.0, 'seed': 0}
-  assert sweep.apply_overrides(c, runs['mixed_k1_s0']).classifier.regime == 'mixed'
-  c.sweep.multiples = (1, -2)
-  with pytest.raises(UserError):
-    sweep.runs(c)
+  runs = {r.name: r for r in sweep.runs(c)}
+  assert runs['mixed_k1_g0_s0'].overrides == {'classifier.regime': 'mixed', 'classifier.multiple': 1.0, 'seed': 0}
+  assert runs['mixed_k1_g0_s0'].gan_seed == 0 and runs['real_k0_s0'].gan_seed is None
+  assert sweep.apply_overrides(c, runs['mixed_k1_g0_s0'].overrides).classifier.regime == 'mixed'
+  c.sweep.gan_seeds, c.sweep.seeds = (0, 3), (0, 1)
+  names = [r.name for r in sweep.runs(c)]
+  assert len(names) == 2 * (1 + 2 * 2 * 2) and 'real_k0_s1' in names and 'mixed_k0.5_g3_s1' in names
+  assert sweep.gan_config(c, 3).seed == 3 and sweep.gan_config(c, 3).synthetic.seed == c.synthetic.seed + 3
+  for field, value in (('multiples', (1, -2)), ('gan_seeds', (0, 0)), ('seeds', ()), ('margin', 0.0)):
+    bad = default.get_config('tiny')
+    setattr(bad.sweep, field, value)
+    with pytest.raises(UserError):
+      sweep.runs(bad)

@@ -576,6 +576,8 @@ def evaluate(config, workdir, g_params, pool):
   judge = pool_judge.train_cnn(pool.images[tr], pool.labels[tr], c, steps=e.judge_steps,
                                seed=config.seed, width=EVAL_WIDTH)
   t_judge = time.time() - t0
+  pool_judge.save(judge, os.path.join(workdir, 'judge'), steps=int(e.judge_steps), seed=int(config.seed),
+                  width=EVAL_WIDTH, subjects='the GAN\'s training subjects of the pool')
   t0 = time.time()
   ident, n_ident = identity_net.train(pool.images[tr], pool.subjects[tr], steps=e.identity_steps,
                                       seed=config.seed + 1, width=EVAL_WIDTH)

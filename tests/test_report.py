@@ -1,0 +1,226 @@
+"""The report's statistics against scipy and against simulated studies, and the report rebuilt from a table."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from fer_jax import report, stats
+from fer_jax.errors import UserError
+from tests.conftest import run_module
+
+MULTIPLES = (0.5, 1.0, 2.0, 5.0)
+
+
+def _study(rng, seeds, test_means, val_means=None, sd_seed=0.03, sd_run=0.01, gan_seeds=(0,), real=0.6,
+           real_val=None, protocol='early_stopping'):
+  """Rows of a simulated study: accuracy = mean + a per-seed effect shared by all regimes (what pairing
+  removes) + per-run noise. test_means / val_means map multiple -> mixed mean."""
+  val_means = val_means or test_means
+  rows = []
+  for s in range(seeds):
+    shared = rng.normal(0, sd_seed)
+    def noisy(m):
+      return float(np.clip(m + shared + rng.normal(0, sd_run), 0.2, 1.0))
+    rows.append(dict(regime='real', multiple=0.0, seed=s, n_real=600, n_synthetic=0, test_accuracy=noisy(real),
+                     test_macro_f1=0.5, val_accuracy=noisy(real_val or real), epochs=20, train_seconds=1.0,
+                     protocol=protocol, gan_seed=None, run=f'real_k0_s{s}'))
+    for g in gan_seeds:
+      for k in test_means:
+        rows.append(dict(regime='mixed', multiple=k, seed=s, n_real=600, n_synthetic=int(600 * k),
+                         test_accuracy=noisy(test_means[k]), test_macro_f1=0.5, val_accuracy=noisy(val_means[k]),
+                         epochs=20, train_seconds=1.0, protocol=protocol, gan_seed=g, run=f'mixed_k{k:g}_g{g}_s{s}'))
+  return rows
+
+
+def _csv_roundtrip(rows, tmp_path):
+  path = tmp_path / 'results.csv'
+  report.write_csv(path, rows)
+  return report.read_csv(path)
+
+
+# ------------------------------------------------------------------------------------ scipy as oracle
+def test_mean_ci_is_the_student_t_interval():
+  v = [0.61, 0.55, 0.72, 0.66, 0.58]
+  m, h = stats.mean_ci(v)
+  lo, hi = st.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=st.sem(v))
+  assert m == pytest.approx(np.mean(v)) and m - h == pytest.approx(lo) and m + h == pytest.approx(hi)
+  assert np.isnan(stats.mean_ci([0.5])[1])
+
+
+def test_paired_test_is_scipys_ttest_rel():
+  a = np.array([0.64, 0.70, 0.58, 0.75, 0.69])
+  b = np.array([0.60, 0.69, 0.52, 0.70, 0.69])
+  r = stats.compare({(0, s): x for s, x in enumerate(a)}, {(None, s): x for s, x in enumerate(b)})
+  ref = st.ttest_rel(a, b)
+  lo, hi = ref.confidence_interval(0.95)
+  assert r['method'] == 'paired' and r['n'] == 5
+  assert r['p'] == pytest.approx(ref.pvalue) and r['ci95'] == pytest.approx([lo, hi])
+
+
+def test_welch_is_scipys_unequal_variance_test():
+  a, b = np.array([0.6, 0.7, 0.65, 0.8]), np.array([0.5, 0.52, 0.55])
+  r = stats.welch(a, b)
+  ref = st.ttest_ind(a, b, equal_var=False)
+  lo, hi = ref.confidence_interval(0.95)
+  assert r['p'] == pytest.approx(ref.pvalue) and r['ci95'] == pytest.approx([lo, hi])
+  # Runs that share no seed are compared unpaired.
+  r2 = stats.compare({(0, s): x for s, x in enumerate(a)}, {(None, s + 10): x for s, x in enumerate(b)})
+  assert r2['method'] == 'welch' and r2['p'] == pytest.approx(ref.pvalue)
+
+
+def test_holm_adjusts_step_down():
+  # Hand-computed: sorted p 0.01, 0.02, 0.04 with m = 3 -> 0.03, 0.04, 0.04 (monotone), nan untouched.
+  assert stats.holm([0.04, 0.01, float('nan'), 0.02]) == pytest.approx([0.04, 0.03, float('nan'), 0.04],
+                                                                        nan_ok=True)
+
+
+def test_gan_replicates_make_the_interval_over_replicates():
+  # Two GAN replicates with very different gains: the interval is over the 2 replicate means (dof 1).
+  a = {(g, s): 0.6 + (0.1 if g == 0 else 0.0) + 0.001 * s for g in (0, 1) for s in range(5)}
+  b = {(None, s): 0.6 + 0.001 * s for s in range(5)}
+  r = stats.compare(a, b)
+  ref = st.ttest_1samp([0.1, 0.0], 0.0)
+  assert r['n'] == 2 and r['p'] == pytest.approx(ref.pvalue)
+
+
+def test_degenerate_inputs_do_not_invent_certainty():
+  one = stats.compare({(0, 0): 0.7}, {(None, 0): 0.6})
+  assert one['mean'] == pytest.approx(0.1) and np.isnan(one['p']) and np.isnan(one['ci95'][0])
+  same = stats.compare({(0, s): 0.7 for s in range(3)}, {(None, s): 0.7 for s in range(3)})
+  assert same['p'] == 1.0 and same['ci95'] == [0.0, 0.0]
+
+
+# ---------------------------------------------------------------------------------- simulated studies
+def test_null_studies_keep_the_nominal_rate():
+  """No true effect anywhere: the best k chosen on validation and Holm keep false gains at the nominal rate
+  (the old report, choosing on test, reported significant gains ~4x too often)."""
+  rng = np.random.default_rng(0)
+  n = 800
+  positive = any_holm = 0
+  for _ in range(n):
+    rows = _study(rng, 5, {k: 0.6 for k in MULTIPLES}, sd_seed=0.02, sd_run=0.02)
+    s = report.summarize(rows)
+    positive += s['gain']['significant'] and s['gain']['mean'] > 0
+    any_holm += any(v['beats_real'] for v in s['versus_real'])
+  # Binomial sd at 2.5% of 800 is 0.55%; allow 3 sd.
+  assert positive / n < 0.025 + 0.017
+  assert any_holm / n < 0.025 + 0.017
+
+
+def test_best_multiple_is_chosen_on_validation_not_test():
+  rng = np.random.default_rng(1)
+  rows = _study(rng, 5, test_means={0.5: 0.6, 1.0: 0.6, 2.0: 0.6, 5.0: 0.75},
+                val_means={0.5: 0.6, 1.0: 0.72, 2.0: 0.6, 5.0: 0.6})
+  s = report.summarize(rows)
+  assert s['selected_on'] == 'validation' and s['best_multiple'] == 1.0
+  assert s['gain']['multiple'] == 1.0 and abs(s['gain']['mean']) < 0.05  # the test gain at k = 1, not at 5
+
+
+def test_saturating_curve_many_seeds_finds_the_knee():
+  rng = np.random.default_rng(2)
+  curve = {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70}
+  s = report.summarize(_study(rng, 30, curve, sd_seed=0.03, sd_run=0.004))
+  assert s['saturation']['verdict'] == 'saturated' and s['saturation']['multiple'] == 2.0
+  assert s['gain']['significant'] and s['gain']['mean'] > 0.05
+  assert [v['beats_real'] for v in s['versus_real']] == [True] * 4
+
+
+def test_saturating_curve_two_noisy_seeds_is_inconclusive():
+  rng = np.random.default_rng(3)
+  curve = {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70}
+  s = report.summarize(_study(rng, 2, curve, sd_seed=0.05, sd_run=0.05))
+  sat = s['saturation']
+  assert sat['verdict'] == 'inconclusive' and sat['multiple'] is None
+  assert sat['seeds_needed'] is None or sat['seeds_needed'] > 2
+
+
+def test_rising_curve_is_called_rising():
+  rng = np.random.default_rng(4)
+  s = report.summarize(_study(rng, 20, {0.5: 0.60, 1.0: 0.64, 2.0: 0.68, 5.0: 0.74}, sd_run=0.004))
+  assert s['best_multiple'] == 5.0 and s['saturation']['verdict'] == 'rising'
+
+
+def test_failed_runs_are_named_and_left_out(tmp_path):
+  rng = np.random.default_rng(5)
+  rows = _study(rng, 3, {1.0: 0.7, 2.0: 0.7})
+  bad = next(r for r in rows if r['run'] == 'mixed_k1_g0_s0')
+  bad.update(test_accuracy=0.152, test_max_pred_share=0.97)
+  rows[1]['test_max_pred_share'] = 0.2
+  other = next(r for r in rows if r['run'] == 'mixed_k2_g0_s1')
+  other.update(test_accuracy=0.4, test_max_pred_share=0.75)
+  rows = _csv_roundtrip(rows, tmp_path)
+  s = report.summarize(rows)
+  assert [f['run'] for f in s['failed_runs']] == ['mixed_k1_g0_s0', 'mixed_k2_g0_s1']
+  assert 'below chance' in s['failed_runs'][0]['reason'] and 'one class' in s['failed_runs'][1]['reason']
+  cell = next(c for c in s['cells'] if c['regime'] == 'mixed' and c['multiple'] == 1.0)
+  assert cell['seeds'] == 2
+  md = report.markdown(s)
+  assert '## Failed runs' in md and '`mixed_k1_g0_s0`' in md
+
+
+# ---------------------------------------------------------------------------------- the files
+def test_report_is_rebuilt_identically_from_the_table(tmp_path):
+  rng = np.random.default_rng(6)
+  rows = _study(rng, 3, {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70})
+  for r in rows:
+    r.update(test2_accuracy=r['test_accuracy'] - 0.1, test_source='procedural:a', test2_source='procedural:b',
+             recall_anger=0.5, recall_fear=0.6)
+  src = tmp_path / 'study'
+  src.mkdir()
+  report.write_csv(src / 'results.csv', rows)
+  (src / report.QUALITY_FILE).write_text(json.dumps({'replicates': {'0': {
+      'judge_agreement': 0.8, 'judge_agreement_per_class': {'anger': 0.9, 'fear': 0.7}, 'n_judged': 100, 'judge_real_holdout_accuracy': 0.9, 'realism_accuracy': 0.7,
+      'realism_ci95': [0.6, 0.8], 'realism_n_heldout': 60}}}))
+  s = report.build(src / 'results.csv', src, margin=0.01)
+  run_module('experiments.report', f'--results={src / "results.csv"}', f'--out={tmp_path / "again"}')
+  for f in ('report.md', 'summary.json'):
+    assert (src / f).read_text() == (tmp_path / 'again' / f).read_text(), f
+  assert (tmp_path / 'again' / 'accuracy_vs_multiple.png').stat().st_size > 10_000
+  summary = json.loads((src / 'summary.json').read_text())
+  assert summary['protocol'] == 'early_stopping' and summary['selected_on'] == 'validation'
+  assert summary['best_multiple'] == s['best_multiple']
+  assert set(summary['gain']) >= {'multiple', 'mean', 'ci95', 'p', 'significant'}
+  assert set(summary['saturation']) >= {'verdict', 'multiple', 'margin', 'seeds_needed'}
+  md = (src / 'report.md').read_text()
+  for part in ('**Protocol**: the paper\'s', 'chosen on validation', 'one GAN training and one synthetic set',
+               'Holm', 'Where more synthetic data stops helping', 'indistinguishable', 'procedural:b'):
+    assert part in md, part
+
+
+def test_a_table_with_only_the_contract_columns_is_enough(tmp_path):
+  rng = np.random.default_rng(7)
+  rows = _study(rng, 2, {1.0: 0.65})
+  path = tmp_path / 'results.csv'
+  with open(path, 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=report.REQUIRED, extrasaction='ignore')
+    w.writeheader()
+    w.writerows(rows)
+  s = report.build(path, tmp_path / 'out')
+  assert s['protocol'] == 'unknown' and s['best_multiple'] == 1.0
+  assert s['saturation']['verdict'] == 'inconclusive'  # one multiple cannot show a knee
+
+
+@pytest.mark.parametrize('content,match', [
+    ('regime,multiple\nreal,0\n', 'missing column'),
+    (','.join(report.REQUIRED) + '\nreal,zero,0,1,0,0.5,0.5,0.5,3,1\n', 'column multiple'),
+    (','.join(report.REQUIRED) + '\nhybrid,0,0,1,0,0.5,0.5,0.5,3,1\n', "regime 'hybrid'"),
+    (','.join(report.REQUIRED) + '\n', 'no runs'),
+])
+def test_bad_tables_get_one_clear_line(tmp_path, content, match):
+  path = tmp_path / 'results.csv'
+  path.write_text(content)
+  with pytest.raises(UserError, match=match):
+    report.build(path, tmp_path / 'out')
+  assert not (tmp_path / 'out' / 'report.md').exists()
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+  path = tmp_path / 'results.csv'
+  path.write_text('regime,multiple\nreal,0\n')
+  for args, match in (([f'--results={path}'], 'missing column'), ([f'--results={tmp_path / "nope.csv"}'], 'nope.csv')):
+    proc = run_module('experiments.report', *args, f'--out={tmp_path / "out"}', check=False)
+    assert proc.returncode != 0 and match in proc.stderr and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().count('\n') == 0, proc.stderr
+  assert not (tmp_path / 'out').exists()
