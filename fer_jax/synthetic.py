@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from fer_jax.data import emotions, sources
+from fer_jax.data import emotions, faces, sources
 from fer_jax.errors import UserError
 
 
@@ -83,6 +83,83 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
           index += 1
       bar.update(n * len(labels))
     bar.close()
+
+
+# --------------------------------------------------------------------------------------------- oracle
+# Subject ids of oracle faces start here: above every split's ids (splits number their subjects from 0), so
+# the oracle's people are new whatever the split sizes, and the same id is the same person in every set.
+ORACLE_FIRST_SUBJECT = 1_000_000
+
+
+@dataclasses.dataclass(eq=False)
+class OracleFacesConfig(tfds.core.BuilderConfig):
+  image_size: int = 32
+  num_identities: int = 0
+  seed: int = 0  # the renderer's seed (data.procedural.seed): the same identity distribution as the data
+  domain: str = 'a'
+  min_intensity: float = 0.25
+  max_intensity: float = 1.0
+
+
+class OracleFaces(tfds.core.GeneratorBasedBuilder):
+  """A perfect generator: new procedural subjects rendered with exact labels, in the GAN set's layout.
+
+  Identity i gets the 6 Ekman emotions in label order (balanced and nested like the GAN set), each at an
+  intensity drawn as the data's are, so a classifier run reads it through `synthetic:DIR` like any set.
+  """
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    c = self.builder_config
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='Oracle synthetic faces: new procedural subjects x the 6 Ekman emotions, exact labels.',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Tensor(shape=(c.image_size, c.image_size, 1), dtype=np.uint8),
+            'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
+            'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
+        }),
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(generator='oracle', seed=c.seed, domain=c.domain,
+                                        num_identities=c.num_identities, first_subject=ORACLE_FIRST_SUBJECT))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {'train': self._generate_examples()}
+
+  def _generate_examples(self):
+    c = self.builder_config
+    specs = [(ORACLE_FIRST_SUBJECT + i, e, 0) for i in range(c.num_identities) for e in range(emotions.NUM_EKMAN)]
+    images, meta = faces.render_specs(specs, c.image_size, c.seed, c.domain, c.min_intensity, c.max_intensity)
+    for i in range(len(specs)):
+      yield i, {'image': images[i], 'label': int(meta['label'][i]), 'subject': np.int32(meta['subject'][i])}
+
+
+def oracle_domain(config):
+  """The rendering domain of the GAN pool; a clear error unless every training and pool source is procedural."""
+  srcs = (sources.parse_sources(config.data.train_sources, 'data.train_sources')
+          + sources.parse_sources(config.data.pool_sources, 'data.pool_sources'))
+  other = [s for s in srcs if s.kind != 'procedural']
+  if other:
+    raise UserError(f"synthetic generator 'oracle' renders new procedural faces, so it needs procedural training "
+                    f"and pool sources; got {other[0]} (use generator 'gan' with real datasets)")
+  return sources.parse_sources(config.data.pool_sources, 'data.pool_sources')[0].arg
+
+
+def generate_oracle(config, workdir, *, n_images):
+  """Builds (or finds) the oracle set of >= n_images faces in WORKDIR/synthetic; returns its folder."""
+  if n_images <= 0:
+    raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
+  p = config.data.procedural
+  fields = dict(image_size=int(config.data.image_size), num_identities=math.ceil(n_images / emotions.NUM_EKMAN),
+                seed=int(p.seed), domain=oracle_domain(config), min_intensity=float(p.min_intensity),
+                max_intensity=float(p.max_intensity))
+  digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+  cfg = OracleFacesConfig(name=f'{fields["num_identities"]}ids_{digest}', **fields)
+  b = OracleFaces(config=cfg, data_dir=os.path.join(workdir, 'synthetic'), file_format='array_record')
+  b.download_and_prepare()
+  return b.data_dir
 
 
 def images_needed(n_real, multiples):

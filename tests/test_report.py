@@ -224,3 +224,46 @@ def test_command_line_errors_are_one_line(tmp_path):
     assert proc.returncode != 0 and match in proc.stderr and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().count('\n') == 0, proc.stderr
   assert not (tmp_path / 'out').exists()
+
+
+def _with_oracle(rng, seeds, gan_means, oracle_means, sd_run=0.005):
+  rows = _study(rng, seeds, gan_means, sd_run=sd_run)
+  for r in rows:
+    if r['regime'] != 'real':
+      r['generator'] = 'gan'
+  real = {r['seed']: r['test_accuracy'] for r in rows if r['regime'] == 'real'}
+  for s in range(seeds):
+    for k, m in oracle_means.items():
+      acc = real[s] + (m - 0.6) + rng.normal(0, sd_run)
+      rows.append(dict(regime='mixed', multiple=k, seed=s, n_real=600, n_synthetic=int(600 * k), test_accuracy=acc,
+                       test_macro_f1=0.5, val_accuracy=acc, epochs=20, train_seconds=1.0, protocol='early_stopping',
+                       gan_seed=None, generator='oracle', run=f'mixed_k{k:g}_oracle_s{s}'))
+  return rows
+
+
+def test_oracle_control_gives_the_gans_share_of_the_oracles_gain(tmp_path):
+  rng = np.random.default_rng(8)
+  rows = _csv_roundtrip(_with_oracle(rng, 20, {1.0: 0.62, 2.0: 0.63}, {1.0: 0.64, 2.0: 0.68}), tmp_path)
+  s = report.summarize(rows)
+  assert s['generator'] == 'gan' and s['best_multiple'] in (1.0, 2.0)
+  assert {c['regime'] for c in s['cells']} == {'real', 'mixed'}  # the oracle's runs stay out of the main answer
+  shares = {v['multiple']: v for v in s['gan_vs_oracle']}
+  for k, true in ((1.0, 0.5), (2.0, 0.375)):
+    v = shares[k]
+    assert v['verdict'] == 'estimated'
+    lo, hi = v['share']['ci95']
+    assert lo < true < hi and abs(v['share']['mean'] - true) < 0.15
+  assert 'Perfect-generator control' in report.markdown(s)
+  # An oracle that does not help makes the share undecidable, not a number.
+  flat = report.summarize(_with_oracle(rng, 10, {1.0: 0.62}, {1.0: 0.60}))
+  assert flat['gan_vs_oracle'][0]['verdict'] == 'inconclusive' and flat['gan_vs_oracle'][0]['share'] is None
+  assert 'inconclusive' in report.markdown(flat)
+
+
+def test_share_of_gain_pairs_seeds_and_bootstraps():
+  gan = {(0, s): 0.6 + 0.02 + 0.001 * s for s in range(6)}
+  orc = {(None, s): 0.6 + 0.04 + 0.001 * s for s in range(6)}
+  real = {(None, s): 0.6 + 0.001 * s for s in range(6)}
+  r = stats.share_of_gain(gan, orc, real)
+  assert r['mean'] == pytest.approx(0.5) and r['ci95'] == pytest.approx([0.5, 0.5]) and r['n'] == 6
+  assert stats.share_of_gain({(0, 0): 0.6}, {(None, 0): 0.7}, {(None, 0): 0.5}) is None

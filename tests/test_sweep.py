@@ -10,13 +10,14 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from configs import default
 from fer_jax import sweep
 from fer_jax.errors import UserError
 from tests.conftest import ROOT, run_module
 
-REPRODUCIBLE = ('regime', 'multiple', 'seed', 'gan_seed', 'n_real', 'n_synthetic', 'test_accuracy',
+REPRODUCIBLE = ('regime', 'multiple', 'seed', 'gan_seed', 'generator', 'n_real', 'n_synthetic', 'test_accuracy',
                 'test_macro_f1', 'val_accuracy', 'epochs', 'test2_accuracy', 'test2_macro_f1', 'run',
                 'test_max_pred_share', 'protocol')
 
@@ -128,6 +129,83 @@ def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
   assert _rows(w / 'results.csv') == _rows(straight / 'results.csv')
 
 
+def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
+  """A second GAN replicate trains its own pair of GANs and synthetic set, reuses every finished run of the
+  first, and the report's intervals are then over replicates."""
+  w = tmp_path / 'w'
+  shutil.copytree(finished, w)
+  stamp = (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns
+  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.gan_seeds=0,1')
+  rows = _rows(w / 'results.csv')
+  assert sorted({r['gan_seed'] for r in rows}) == ['', '0', '1'] and len(rows) == 1 + 2 * 2 * 2
+  assert (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns == stamp
+  sets = [next((w / f'gan{g}' / 'synthetic').rglob('dataset_info.json')).parent for g in (0, 1)]
+  first = [np.asarray(tfds.builder_from_directory(str(d)).as_data_source('train')[0]['image']) for d in sets]
+  assert not np.array_equal(*first)  # another GAN pair, another draw
+  summary = json.loads((w / 'summary.json').read_text())
+  assert summary['gan_replicates'] == 2
+  assert '2 GAN replicates' in (w / 'report.md').read_text()
+
+
+def _data_only(finished, w):
+  shutil.copytree(finished, w, ignore=shutil.ignore_patterns('gan*', 'runs', 'results.*', 'report.md', 'samples',
+                                                             'summary.json', 'synthetic_quality.json'))
+
+
+def test_oracle_only_sweep_trains_no_gan_and_renders_new_people(finished, tmp_path, tiny):
+  w = tmp_path / 'w'
+  _data_only(finished, w)
+  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
+             '--config.sweep.generators=oracle')
+  assert not list(w.glob('gan*'))  # no GAN trained
+  rows = _rows(w / 'results.csv')
+  assert {r['generator'] for r in rows if r['regime'] != 'real'} == {'oracle'} and len(rows) == 5
+  folder = next((w / 'oracle' / 'synthetic').rglob('dataset_info.json')).parent
+  ds = tfds.builder_from_directory(str(folder)).as_data_source('train')
+  labels = np.array([int(ds[i]['label']) for i in range(len(ds))])
+  oracle_subjects = {int(ds[i]['subject']) for i in range(len(ds))}
+  assert (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced, identity-major like the GAN set
+  from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
+  tiny.data.data_dir = str(w / 'tfds')
+  for split in ('train', 'validation', 'test', 'pool'):
+    split_ds = sources.load(sources.Source('procedural', 'a'), split, tiny, str(w))
+    assert not oracle_subjects & {int(split_ds[i]['subject']) for i in range(len(split_ds))}, split
+  summary = json.loads((w / 'summary.json').read_text())
+  assert summary['generator'] == 'oracle' and summary['gan_vs_oracle'] is None
+  assert 'oracle' in json.loads((w / 'synthetic_quality.json').read_text())['replicates']
+
+
+def test_both_generators_resume_after_a_kill(finished, tmp_path):
+  w, straight = tmp_path / 'w', tmp_path / 'straight'
+  for d in (w, straight):
+    shutil.copytree(finished, d, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
+  cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
+         '--config.sweep.generators=gan,oracle']
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  cut = w / 'runs' / 'mixed_k0.5_oracle_s0' / 'checkpoints' / '2'
+  deadline = time.time() + 400
+  while not cut.exists():
+    assert proc.poll() is None and time.time() < deadline, 'sweep ended before it could be killed'
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+  subprocess.run(cmd[:4] + [f'--workdir={straight}', cmd[-1]], cwd=ROOT, check=True, capture_output=True)
+  rows = _rows(w / 'results.csv')
+  assert rows == _rows(straight / 'results.csv')
+  assert {r['generator'] for r in rows} == {'', 'gan', 'oracle'} and len(rows) == 1 + 2 * 2 * 2
+  summary = json.loads((w / 'summary.json').read_text())
+  assert summary['generator'] == 'gan' and summary['oracle'] is not None
+  assert 'Perfect-generator control' in (w / 'report.md').read_text()
+
+
+def test_oracle_refuses_real_datasets(finished):
+  proc = run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={finished}',
+                    '--config.sweep.generators=gan,oracle', '--config.data.train_sources=fer2013:/nonexistent.csv',
+                    check=False)
+  assert proc.returncode != 0 and "generator 'oracle'" in proc.stderr and 'Traceback' not in proc.stderr
+
+
 @pytest.mark.parametrize('override,match', [
     ('--config.sweep.multiples=0,-1', 'not a valid multiple'),
     ("--config.sweep.multiples=('a',)", 'not a valid multiple'),
@@ -160,7 +238,11 @@ def test_run_list_is_overrides():
   names = [r.name for r in sweep.runs(c)]
   assert len(names) == 2 * (1 + 2 * 2 * 2) and 'real_k0_s1' in names and 'mixed_k0.5_g3_s1' in names
   assert sweep.gan_config(c, 3).seed == 3 and sweep.gan_config(c, 3).synthetic.seed == c.synthetic.seed + 3
-  for field, value in (('multiples', (1, -2)), ('gan_seeds', (0, 0)), ('seeds', ()), ('margin', 0.0)):
+  c.sweep.generators = ('gan,oracle',)  # as the command line gives `--config.sweep.generators=gan,oracle`
+  oracle = {r.name: r for r in sweep.runs(c)}['mixed_k1_oracle_s1']
+  assert oracle.generator == 'oracle' and oracle.gan_seed is None and sweep.set_key(oracle) == 'oracle'
+  for field, value in (('multiples', (1, -2)), ('gan_seeds', (0, 0)), ('seeds', ()), ('margin', 0.0),
+                       ('generators', ('gan', 'dalle')), ('generators', ())):
     bad = default.get_config('tiny')
     setattr(bad.sweep, field, value)
     with pytest.raises(UserError):

@@ -180,11 +180,16 @@ def count_params(tree):
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
-def evaluate(step, params, ds, batch_size):
-  """Mean loss and accuracy over a whole dataset (one host sync at the end)."""
+def device_batches(ds, batch_size):
+  """A whole (small) evaluation set as padded batches on the devices: read once per run, not every epoch."""
+  return [parallel.shard_batch(b) for b in pipeline.eval_batches(ds, batch_size)]
+
+
+def evaluate(step, params, batches):
+  """Mean loss and accuracy over `device_batches` (one host sync at the end)."""
   totals = None
-  for batch in pipeline.eval_batches(ds, batch_size):
-    out = step(params, parallel.shard_batch(batch))
+  for batch in batches:
+    out = step(params, batch)
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = parallel.to_host(totals)
   n = max(int(totals['count']), 1)
@@ -238,6 +243,7 @@ def train_and_evaluate(config, workdir):
     logging.info('resuming %s after epoch %d', workdir, meta['epoch'])
 
   last_save = time.perf_counter()
+  val_batches = device_batches(data.validation, eval_batch_size)
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
   bar = tqdm(total=c.num_epochs, initial=meta['epoch'], desc=f'classifier {c.regime} k={c.multiple:g}',
              unit='epoch', leave=False, disable=jax.process_index() > 0)
@@ -253,7 +259,7 @@ def train_and_evaluate(config, workdir):
     if not np.isfinite(train_loss):
       raise FloatingPointError(f'classifier training loss is {train_loss} at epoch {epoch + 1}; '
                                'the last good checkpoint is kept')
-    val = evaluate(steps['eval'], state.params, data.validation, eval_batch_size)
+    val = evaluate(steps['eval'], state.params, val_batches)
     epoch += 1
     record = {'epoch': epoch, 'train_loss': train_loss,
               'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
