@@ -43,10 +43,15 @@ def _check_seeds(seeds, name):
     raise UserError(f'{name}={seeds}: a seed is listed twice')
 
 
+def _names(value):
+  # The command line gives `--config.sweep.regimes=real,mixed` as the 1-tuple ('real,mixed',).
+  return tuple(x.strip() for item in _as_tuple(value) for x in str(item).split(',') if x.strip())
+
+
 def check_sweep(config):
   """(regimes, sorted multiples, seeds, gan_seeds) of the sweep section, or one clear error."""
   s = config.sweep
-  regimes = _as_tuple(s.regimes)
+  regimes = _names(s.regimes)
   for r in regimes:
     if r not in classifier.REGIMES:
       raise UserError(f'sweep.regimes: unknown regime {r!r}; expected some of {", ".join(classifier.REGIMES)}')
@@ -74,9 +79,7 @@ GENERATORS = ('gan', 'oracle')  # the GANs' set, or new procedural faces rendere
 
 
 def generators_of(config):
-  # The command line gives `--config.sweep.generators=gan,oracle` as the 1-tuple ('gan,oracle',).
-  g = config.sweep.generators
-  return tuple(x.strip() for item in _as_tuple(g) for x in str(item).split(',') if x.strip())
+  return _names(config.sweep.generators)
 
 
 Run = collections.namedtuple('Run', 'name overrides gan_seed generator')
