@@ -23,6 +23,15 @@ from fer_jax.data import emotions, faces, sources
 from fer_jax.errors import UserError
 
 
+def features(image_size):
+  """What every synthetic set holds, whatever made it: the `synthetic:` reader sees one layout."""
+  return tfds.features.FeaturesDict({
+      'image': tfds.features.Tensor(shape=(image_size, image_size, 1), dtype=np.uint8),
+      'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
+      'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
+  })
+
+
 @dataclasses.dataclass(eq=False)
 class SyntheticFacesConfig(tfds.core.BuilderConfig):
   image_size: int = 32
@@ -48,11 +57,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Synthetic faces: identity GAN samples x the 6 Ekman emotions (expression GAN).',
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(c.image_size, c.image_size, 1), dtype=np.uint8),
-            'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
-            'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
-        }),
+        features=features(c.image_size),
         disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
         metadata=tfds.core.MetadataDict(provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi,
                                         num_identities=c.num_identities))
@@ -115,11 +120,7 @@ class OracleFaces(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Oracle synthetic faces: new procedural subjects x the 6 Ekman emotions, exact labels.',
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(c.image_size, c.image_size, 1), dtype=np.uint8),
-            'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
-            'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
-        }),
+        features=features(c.image_size),
         disable_shuffling=True,
         metadata=tfds.core.MetadataDict(generator='oracle', seed=c.seed, domain=c.domain,
                                         num_identities=c.num_identities, first_subject=ORACLE_FIRST_SUBJECT))

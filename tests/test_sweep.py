@@ -108,17 +108,21 @@ def _gans_only(finished, w):
           '--config.classifier.num_epochs=4', '--config.classifier.patience=10']
 
 
-def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
-  w = tmp_path / 'w'
-  cmd = _gans_only(finished, w)
+def _kill_when(cmd, path, timeout=400):
+  """Starts `cmd` and SIGKILLs it as soon as `path` exists (a checkpoint mid-run)."""
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  second = w / 'runs' / 'synthetic_k0.5_g0_s0' / 'checkpoints' / '2'
-  deadline = time.time() + 400
-  while not second.exists():
+  deadline = time.time() + timeout
+  while not path.exists():
     assert proc.poll() is None and time.time() < deadline, 'sweep ended before it could be killed'
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
+
+
+def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
+  w = tmp_path / 'w'
+  cmd = _gans_only(finished, w)
+  _kill_when(cmd, w / 'runs' / 'synthetic_k0.5_g0_s0' / 'checkpoints' / '2')
   first = w / 'runs' / 'real_k0_s0' / 'metrics.json'
   assert first.exists() and not (w / 'results.csv').exists()
   stamp = first.stat().st_mtime_ns
@@ -189,14 +193,7 @@ def test_both_generators_resume_after_a_kill(finished, oracle_only, tmp_path):
   shutil.copytree(finished, w, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
   cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
          '--config.sweep.generators=gan,oracle']
-  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  cut = w / 'runs' / 'mixed_k0.5_oracle_s0' / 'checkpoints' / '2'
-  deadline = time.time() + 400
-  while not cut.exists():
-    assert proc.poll() is None and time.time() < deadline, 'sweep ended before it could be killed'
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  _kill_when(cmd, w / 'runs' / 'mixed_k0.5_oracle_s0' / 'checkpoints' / '2')
   assert not (w / 'runs' / 'mixed_k0.5_oracle_s0' / 'metrics.json').exists()
   subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
   rows = _rows(w / 'results.csv')
