@@ -37,11 +37,9 @@ def load_synthetic(config, workdir, synthetic_dir, max_images=None):
           np.array([int(r['label']) for r in recs], np.int32), np.array([int(r['subject']) for r in recs]))
 
 
-def _predict(params, images, num_classes, batch=256):
-  """Argmax of `pool_judge.predict`, padded to a full batch so that all calls share one compile (~6 s)."""
-  n = len(images)
-  images = np.concatenate([images, np.repeat(images[-1:], max(batch - n, 0), 0)])
-  return pool_judge.predict(params, images, num_classes, width=WIDTH, batch_size=batch)[0][:n].argmax(1)
+def _predict(params, images, num_classes):
+  """Predicted classes (`pool_judge.predict` pads every call to one batch shape: one compile, ~6 s)."""
+  return pool_judge.predict(params, images, num_classes, width=WIDTH)[0].argmax(1)
 
 
 def judge_agreement(judge, images, labels):

@@ -125,7 +125,7 @@ def preprocess(images):
   Raw x/255 in [0, 1] (mean 0.55, std 0.18 on the procedural faces) leaves every unit's response ~80% a
   shared brightness offset: the untrained CNN's logits barely depend on the image, the first Adam steps shrink
   them towards uniform and the run sits on the loss-ln(6) plateau for 30-80 steps (4-8 epochs of the quick
-  real set), longer for some seeds than quick's 120-step budget (a run then ends predicting one class).
+  real set), for some seeds longer than a 120-step cap (such a run ended predicting one class).
   Standardised inputs leave it within ~10-20 steps (measured at the quick preset).
   """
   x = images.astype(jnp.float32) / 255.0
