@@ -186,6 +186,9 @@ def _quick():
   # Saturation: the smallest k whose test accuracy is within this margin (a fraction: 0.01 = 1 point) of the
   # best k's. Changing it re-reads the results; it never reruns anything.
   c.sweep.margin = 0.01
+  # Classifier runs trained at once, as threads of the sweep's process: one small CNN step leaves a CPU's cores
+  # partly idle, two runs fill them (~13% more images/s on 2 cores). Results do not depend on it.
+  c.sweep.concurrent_runs = 2
   return c
 
 
@@ -239,6 +242,7 @@ def get_config(arg=None):
     c.classifier.conv_impl = e.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
+    c.sweep.concurrent_runs = 1  # one run at a time fills an accelerator
     # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
     # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with
     # "path does not exist"; point them at your copies, e.g.

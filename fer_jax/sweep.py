@@ -11,9 +11,11 @@ expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, samples/, resu
 synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
 """
 import collections
+import concurrent.futures
 import math
 import os
 import shutil
+import threading
 import time
 
 import jax
@@ -215,21 +217,7 @@ def run_sweep(config, workdir):
     quality = synthetic_quality(config, workdir, synthetic_dirs)
 
   _stage(f'classifier runs ({len(run_list)})', 5, total)
-  rows = []
-  bar = tqdm(run_list, desc='runs', unit='run')
-  for run in bar:
-    bar.set_postfix_str(run.name)
-    run_dir = os.path.join(workdir, 'runs', run.name)
-    overrides = dict(run.overrides)
-    if run.generator:
-      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[set_key(run)]}'
-    metrics_path = os.path.join(run_dir, 'metrics.json')
-    if os.path.exists(metrics_path):
-      result = io_utils.read_json(metrics_path)
-    else:
-      result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir)
-    rows.append(_row(run, result, overrides, config, run_dir))
-  bar.close()
+  rows = train_runs(config, workdir, run_list, synthetic_dirs)
 
   _stage('report', 6, total)
   first_set = next(iter(synthetic_dirs.values()), None)
@@ -237,6 +225,59 @@ def run_sweep(config, workdir):
                           first_set, quality)
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
   return summary
+
+
+def concurrent_runs(config):
+  n = config.sweep.concurrent_runs
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise UserError(f'sweep.concurrent_runs={n!r}; expected a whole number >= 1 (classifier runs trained at once)')
+  # Several processes would each run the runs' collectives in their own thread order and deadlock.
+  return 1 if jax.process_count() > 1 else n
+
+
+def train_runs(config, workdir, run_list, synthetic_dirs):
+  """Trains every unfinished run, `sweep.concurrent_runs` at a time (threads of this process, sharing the
+  compiled steps); returns the results table's rows in `run_list`'s order.
+
+  Why threads: XLA:CPU keeps 2 cores only ~75% busy with one small CNN step; two runs at once trained the
+  quick preset's steps ~13% faster in all (measured: 527 -> 600 images/s). A run computes the same numbers
+  alone or next to another (`test_sweep`). When one run fails, the others stop after their current epoch,
+  saved, and the first failure is raised.
+  """
+  jobs = []
+  for run in run_list:
+    overrides = dict(run.overrides)
+    if run.generator:
+      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[set_key(run)]}'
+    jobs.append((run, overrides, os.path.join(workdir, 'runs', run.name)))
+  stop = threading.Event()
+  bar = tqdm(total=len(jobs), desc='runs', unit='run')
+
+  def train(job):
+    run, overrides, run_dir = job
+    metrics_path = os.path.join(run_dir, 'metrics.json')
+    if os.path.exists(metrics_path):
+      result = io_utils.read_json(metrics_path)
+    else:
+      result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir, stop=stop)
+    bar.update(1)
+    bar.set_postfix_str(run.name)
+    return _row(run, result, overrides, config, run_dir)
+
+  with concurrent.futures.ThreadPoolExecutor(concurrent_runs(config), thread_name_prefix='run') as pool:
+    futures = [pool.submit(train, job) for job in jobs]
+    try:
+      concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+      failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
+      if failed:
+        raise failed[0].exception()
+    except BaseException:  # a run's error or Ctrl-C: stop the others (saved) before raising
+      stop.set()
+      for f in futures:
+        f.cancel()
+      raise
+  bar.close()
+  return [f.result() for f in futures]
 
 
 def _generate(config, folder, n_real, oracle=False):

@@ -120,17 +120,33 @@ def _kill_when(cmd, path, timeout=400):
 
 
 def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
+  """Killed while two runs train at once, the rerun keeps every finished run and ends with the results of a
+  sweep that trained its runs one at a time (so they do not depend on the concurrency either)."""
   w = tmp_path / 'w'
-  cmd = _gans_only(finished, w)
-  _kill_when(cmd, w / 'runs' / 'synthetic_k0.5_g0_s0' / 'checkpoints' / '2')
-  first = w / 'runs' / 'real_k0_s0' / 'metrics.json'
-  assert first.exists() and not (w / 'results.csv').exists()
-  stamp = first.stat().st_mtime_ns
+  cmd = _gans_only(finished, w) + ['--config.sweep.concurrent_runs=2']
+  _kill_when(cmd, w / 'runs' / 'mixed_k0.5_g0_s0' / 'checkpoints' / '2')
+  done = sorted((w / 'runs').glob('*/metrics.json'))
+  assert 0 < len(done) < 5 and not (w / 'results.csv').exists()
+  stamps = [p.stat().st_mtime_ns for p in done]
   subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
-  assert first.stat().st_mtime_ns == stamp  # the finished run was not redone
+  assert [p.stat().st_mtime_ns for p in done] == stamps  # the finished runs were not redone
   straight = tmp_path / 'straight'
-  subprocess.run(_gans_only(finished, straight), cwd=ROOT, check=True, capture_output=True)
+  subprocess.run(_gans_only(finished, straight) + ['--config.sweep.concurrent_runs=1'], cwd=ROOT, check=True,
+                 capture_output=True)
   assert _rows(w / 'results.csv') == _rows(straight / 'results.csv')
+
+
+def test_a_failing_run_stops_the_others_saved(finished, tmp_path):
+  """One run's bad input ends the sweep with that error; the run training next to it stops after an epoch,
+  checkpointed, so a rerun resumes it."""
+  config = default.get_config('tiny').copy_and_resolve_references()
+  config.sweep.concurrent_runs = 2
+  config.data.data_dir = str(finished / 'tfds')
+  run_list = [r for r in sweep.runs(config) if r.name in ('real_k0_s0', 'mixed_k1_g0_s0')]
+  with pytest.raises(UserError, match='nonexistent'):
+    sweep.train_runs(config, str(tmp_path), run_list, {0: str(tmp_path / 'nonexistent')})
+  real = tmp_path / 'runs' / 'real_k0_s0'
+  assert not (real / 'metrics.json').exists() and list((real / 'checkpoints').glob('[0-9]*'))
 
 
 def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):

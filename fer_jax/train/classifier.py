@@ -14,11 +14,11 @@ import time
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 import optax
 from absl import logging
 from flax.training import train_state
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from fer_jax import io_utils
@@ -29,9 +29,6 @@ from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import parallel, writers
 from fer_jax.train.checkpointing import Checkpointer
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REGIMES = ('real', 'synthetic', 'mixed')
 
@@ -211,8 +208,16 @@ def protocol(c):
   return 'equal_steps' if c.max_steps > 0 else 'early_stopping'
 
 
-def train_and_evaluate(config, workdir):
-  """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png."""
+class Stopped(Exception):
+  """A run asked to stop (`stop` set) saved its progress after an epoch; rerunning resumes it."""
+
+
+def train_and_evaluate(config, workdir, stop=None):
+  """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png.
+
+  `stop`, a `threading.Event`, is how a sweep running several runs at once ends the others when one fails or
+  the user interrupts: the run checkpoints after its current epoch and raises `Stopped`.
+  """
   c = config.classifier
   if c.conv_impl not in layers.CONV_IMPLS:
     raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
@@ -282,12 +287,18 @@ def train_and_evaluate(config, workdir):
     meta['done'] = 'stop_reason' in meta
     # Saving costs ~0.1-0.3 s, as much as a short epoch: save on a time interval and at the end. A killed run
     # replays the epochs since its last save exactly (batches from (seed, epoch), dropout from the step).
-    if meta['done'] or time.perf_counter() - last_save >= c.checkpoint_every_seconds:
+    stopping = stop is not None and stop.is_set() and not meta['done']
+    if meta['done'] or stopping or time.perf_counter() - last_save >= c.checkpoint_every_seconds:
       ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
       last_save = time.perf_counter()
     writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
     bar.update(1)
     bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
+    if stopping:
+      bar.close()
+      writer.close()
+      ckpt.close()
+      raise Stopped(f'{workdir}: stopped after epoch {epoch} (saved; rerunning resumes it)')
   bar.close()
   writer.flush()
 
@@ -316,9 +327,11 @@ def train_and_evaluate(config, workdir):
 
 
 def _plot_confusions(tests, names, path):
-  fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4.2), squeeze=False)
+  # A bare Figure, not pyplot: pyplot's global figure registry is not thread-safe, and a sweep trains
+  # several runs at once in threads.
+  fig = Figure(figsize=(4.2 * len(tests), 4.2))
+  axes = fig.subplots(1, len(tests), squeeze=False)
   for ax, (name, m) in zip(axes[0], tests.items()):
     metrics_lib.plot_confusion(ax, m['confusion'], names, f'{name}\nacc {m["accuracy"]:.3f}')
   fig.tight_layout()
   io_utils.save_figure(fig, path, dpi=100)
-  plt.close(fig)
