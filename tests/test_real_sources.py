@@ -64,8 +64,9 @@ def _assert_subject_disjoint(data):
 
 
 def _assert_prepared_nothing(data_dir):
-  """No dataset, no `incomplete.*` folder: nothing half-written in the TFDS data dir."""
-  left = [p for p in pathlib.Path(data_dir).rglob('*')] if os.path.exists(data_dir) else []
+  """No dataset, no `incomplete.*` folder: nothing half-written in the TFDS data dir (a lock file stays)."""
+  left = [p for p in pathlib.Path(data_dir).rglob('*') if p.is_file() and p.name != '.lock'
+          ] if os.path.exists(data_dir) else []
   assert not left, left
 
 
@@ -430,3 +431,67 @@ def _drawn_face(cv2, n):
   cv2.line(im, (c, int(n * 0.45)), (c, int(n * 0.60)), 140, 3)
   cv2.ellipse(im, (c, int(n * 0.72)), (int(n * 0.14), int(n * 0.04)), 0, 0, 360, 70, -1)
   return cv2.GaussianBlur(im, (5, 5), 0)
+
+
+def test_an_edited_dataset_is_prepared_again_with_one_line(tmp_path, caplog):
+  root = tmp_path / 'faces'
+  for word in ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprised'):
+    for i in range(4):
+      _img(root / word / f'{i}.png', seed=i)
+  c = _config(tmp_path)
+  src = sources.parse_sources(f'folder:{root}')[0]
+  before = sources.builder(src, c, '')
+  assert before.info.splits['full'].num_examples == 24
+  for i in range(4, 6):
+    _img(root / 'happy' / f'{i}.png', seed=i)  # 2 images added
+  real_sources.fingerprint.cache_clear()  # a new process would see the change anyway
+  with caplog.at_level('WARNING'):
+    after = sources.builder(src, c, '')
+  assert after.info.splits['full'].num_examples == 26 and after.data_dir != before.data_dir
+  assert 'changed since it was prepared' in caplog.text
+
+
+def test_csv_with_a_byte_order_mark_reads_and_a_non_utf8_byte_is_named(tmp_path):
+  p = _fer2013_csv(tmp_path / 'fer2013.csv', [(code, 1, 'Training') for code in range(7)] * 2)
+  p.write_bytes(b'\xef\xbb\xbf' + p.read_bytes())  # as Excel saves a CSV
+  c = _config(tmp_path)
+  b = sources.builder(sources.parse_sources(f'fer2013:{p}')[0], c, '')
+  assert b.info.splits['full'].num_examples == 12
+  bad = tmp_path / 'bad' / 'fer2013.csv'
+  bad.parent.mkdir()
+  bad.write_bytes(p.read_bytes()[3:].replace(b'Training\n', b'Training\xff\n', 3))
+  with pytest.raises(UserError, match=r'fer2013.csv line 2: not UTF-8 text'):
+    sources.builder(sources.parse_sources(f'fer2013:{bad}')[0], c, '')
+
+
+def test_a_tiny_image_is_refused(tmp_path):
+  root = _jaffe(tmp_path / 'jaffe')
+  _img(root / 'KA.HA9.99.tiff', size=(1, 1), mode='L')
+  with pytest.raises(UserError, match=r'KA.HA9.99.tiff: the image is 1x1 pixels; expected at least 16x16'):
+    sources.builder(sources.parse_sources(f'jaffe:{root}')[0], _config(tmp_path), '')
+
+
+def test_sequences_without_subject_ids_stay_in_one_split():
+  from fer_jax.data.real_readers import Item  # pylint: disable=import-outside-toplevel
+  items = [Item(key=f's{s}/f{f}', label=s % 6, sequence=f's{s}') for s in range(30) for f in range(3)]
+  splits = real_sources.assign_splits(items, 0.2, 0.2, seed=0)
+  by_sequence = collections.defaultdict(set)
+  for item, split in zip(items, splits):
+    by_sequence[item.sequence].add(split)
+  assert all(len(v) == 1 for v in by_sequence.values()) and set(splits) == {'train', 'validation', 'test'}
+
+
+@pytest.mark.parametrize('pool,test,refused', [
+    ('mmi:/data/MMI', 'mmi:/data/MMI@full', True),
+    ('rafd:/data/RaFD', 'rafd:/data/RaFD', False),  # pool = train split, test = test split
+    ('procedural:a', 'procedural:a,procedural:b', False),
+    ('procedural:a@test', 'procedural:a', True),
+])
+def test_a_pool_sharing_images_with_a_test_source_is_refused(pool, test, refused):
+  c = default.get_config('tiny')
+  c.data.pool_sources, c.data.test_sources = pool, test
+  if refused:
+    with pytest.raises(UserError, match='share images: the GANs would learn from test faces'):
+      sources.check_pool_disjoint(c)
+  else:
+    sources.check_pool_disjoint(c)

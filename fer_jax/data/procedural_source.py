@@ -10,5 +10,4 @@ def make(arg, config, data_dir):
                     f'{", ".join(faces.DOMAINS)}')
   cfg = procedural_tfds.ProceduralFacesConfig.from_config(arg, config.data.image_size, config.data.procedural)
   b = procedural_tfds.ProceduralFaces(config=cfg, data_dir=data_dir, file_format='array_record')
-  b.download_and_prepare()
-  return b
+  return sources.prepare(b)

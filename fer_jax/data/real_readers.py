@@ -51,7 +51,7 @@ from fer_jax.errors import UserError
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.pgm', '.ppm', '.gif')
 VIDEO_EXTS = ('.avi', '.mp4', '.wmv', '.mov', '.mpg', '.mpeg')
-_IGNORED_DIRS = ('__MACOSX',)
+IGNORED_DIRS = ('__MACOSX',)
 NO_SUBJECT = -1
 DROPPED = None  # a label the study does not use (contempt): the item is skipped
 
@@ -88,6 +88,7 @@ class Item:
   pixels: np.ndarray | None = dataclasses.field(default=None, compare=False)  # already decoded
   box: tuple[int, int, int, int] | None = None  # face box (x, y, w, h) given by the dataset
   frame: int | None = None  # frame index in a video file
+  sequence: str = ''  # the recording a frame comes from: without subject ids, splits keep it whole
 
 
 def _label(table, code, where):
@@ -103,7 +104,7 @@ def _word_label(word, where):
 
 
 def _visible(p):
-  return not p.name.startswith('.') and p.name not in _IGNORED_DIRS
+  return not p.name.startswith('.') and p.name not in IGNORED_DIRS
 
 
 def _images(folder, recursive=False):
@@ -136,10 +137,52 @@ def _sequence(frames, label, subject, root, cfg, middle=False):
     out.append((0, emotions.NEUTRAL))
   def key(frame):
     return _rel(frame, root) if isinstance(frame, pathlib.Path) else str(frame)
-  return [Item(key=key(frames[i]), label=lab, subject=subject, file=str(frames[i])) for i, lab in out]
+  first = frames[0]
+  sequence = _rel(first.parent, root) if isinstance(first, pathlib.Path) else str(first).rsplit('#', 1)[0]
+  return [Item(key=key(frames[i]), label=lab, subject=subject, file=str(frames[i]), sequence=sequence)
+          for i, lab in out]
 
 
 # ----------------------------------------------------------------------------------------------- FER2013
+class _CsvLines:
+  """Text lines of a CSV for `csv.reader`, decoded one by one so that a byte that is not UTF-8 is one error
+  naming the file and line; a byte-order mark (Excel writes one) is dropped."""
+
+  def __init__(self, f, path):
+    self.f, self.path, self.line, self._pending = f, path, 0, []
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    while not self._pending:  # a file of CR-only line ends ("CSV (Macintosh)") arrives as one b'\n' line
+      self._pending = next(self.f).splitlines(keepends=True)[::-1]
+    raw = self._pending.pop()
+    self.line += 1
+    try:
+      text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+      raise UserError(f'{self.path} line {self.line}: not UTF-8 text ({e.reason} at byte {e.start}); '
+                      'expected a UTF-8 CSV') from None
+    return text[1:] if self.line == 1 and text.startswith('\ufeff') else text
+
+
+def _open_csv(path):
+  return open(path, 'rb')
+
+
+def _csv_rows(reader, lines):
+  """Rows of `reader` (over `lines`, a _CsvLines); a malformed row is one error naming the file and line."""
+  while True:
+    try:
+      row = next(reader)
+    except StopIteration:
+      return
+    except csv.Error as e:
+      raise UserError(f'{lines.path} line {lines.line}: malformed CSV ({e})') from None
+    yield row
+
+
 def read_fer2013(path, cfg):
   del cfg
   path = pathlib.Path(path)
@@ -150,16 +193,17 @@ def read_fer2013(path, cfg):
                       '(columns emotion,pixels,Usage) or a folder holding it')
     path = found[0]
   items = []
-  with open(path, newline='', encoding='utf-8') as f:
-    reader = csv.reader(f)
-    header = [h.strip().lower() for h in next(reader, [])]
+  with _open_csv(path) as f:
+    lines = _CsvLines(f, path)
+    rows = _csv_rows(csv.reader(lines), lines)
+    header = [h.strip().lower() for h in next(rows, [])]
     if 'emotion' not in header or 'pixels' not in header:
       raise UserError(f'{path}: header {",".join(header)!r} lacks emotion/pixels; expected emotion,pixels,Usage')
     ie, ip = header.index('emotion'), header.index('pixels')
     iu = header.index('usage') if 'usage' in header else None
     usage = {'training': 'train', 'publictest': 'validation', 'privatetest': 'test'}
-    for row in reader:
-      line = reader.line_num
+    for row in rows:
+      line = lines.line
       if not row:
         continue
       where = f'{path} line {line}'
@@ -387,14 +431,18 @@ def read_affectnet(root, cfg):
     path = lists / name
     if not path.is_file():
       continue
-    with open(path, newline='', encoding='utf-8') as f:
-      reader = csv.DictReader(f)
-      fields = [h.strip() for h in reader.fieldnames or []]
+    with _open_csv(path) as f:
+      lines = _CsvLines(f, path)
+      reader = csv.DictReader(lines)
+      try:
+        fields = [h.strip() for h in reader.fieldnames or []]
+      except csv.Error as e:
+        raise UserError(f'{path} line {lines.line}: malformed CSV ({e})') from None
       if 'subDirectory_filePath' not in fields or 'expression' not in fields:
         raise UserError(f'{path}: header lacks subDirectory_filePath/expression; got {",".join(fields)}')
-      for row in reader:
+      for row in _csv_rows(reader, lines):
         row = {k.strip(): (v or '').strip() for k, v in row.items() if k}
-        where = f'{path} line {reader.line_num}'
+        where = f'{path} line {lines.line}'
         code = row['expression']
         label = _label(_AFFECTNET, int(code) if code.lstrip('-').isdigit() else code, where)
         if label is None:
@@ -444,8 +492,20 @@ READERS = {
 }
 
 
+MIN_SIDE = 16  # pixels: a smaller "face" is a thumbnail or a broken export, not a face to learn from
+
+
 def load_grey(item):
-  """The item's image as a 2-D uint8 greyscale array; UserError naming the file if it cannot be read."""
+  """The item's image as a 2-D uint8 greyscale array; UserError naming the file if it cannot be read or is
+  smaller than MIN_SIDE on a side."""
+  grey = _load_grey(item)
+  if min(grey.shape[:2]) < MIN_SIDE:
+    raise UserError(f'{item.file}: the image is {grey.shape[1]}x{grey.shape[0]} pixels; expected at least '
+                    f'{MIN_SIDE}x{MIN_SIDE} (a face)')
+  return grey
+
+
+def _load_grey(item):
   if item.pixels is not None:
     return item.pixels
   if item.frame is not None:

@@ -17,12 +17,14 @@ Splits:
   full                        every Ekman image of the dataset: the cross-dataset test set (`mmi:PATH@full`).
 
 The builder config's name carries a hash of (path, image size, crop and split settings, the kind's
-options), so a changed setting never reads a stale dataset. A malformed dataset raises one UserError naming
+options) and a fingerprint of the dataset's files (names, sizes, modification times), so neither a changed
+setting nor an edited dataset ever reads a stale prepared copy. A malformed dataset raises one UserError naming
 the file, and leaves nothing behind in the data dir (TFDS writes into `incomplete.*` and renames at the end;
 we remove what a failure leaves).
 """
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +34,7 @@ import threading
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from fer_jax.data import emotions, real_readers, sources
 from fer_jax.errors import UserError
@@ -40,6 +43,7 @@ SPLITS = ('train', 'validation', 'test', 'pool', 'full')
 FACE_MARGIN = 0.15  # the Haar box is brow-to-mouth tight; widen it to keep the forehead and chin
 _CACHE_BYTES = 1 << 30  # processed images kept in memory while the splits (which overlap) are written
 
+SPLIT_RULE = 2  # 2: recordings without subject ids are kept whole (1 split them frame by frame)
 # data.real fields that matter to every kind; each builder adds the options of its kind.
 _COMMON = ('val_fraction', 'test_fraction', 'split_seed')
 
@@ -57,6 +61,7 @@ class RealFacesConfig(tfds.core.BuilderConfig):
   onset_neutral: bool = True
   rafd_poses: str = '090'
   oulu_subset: str = 'VL/Strong'
+  fingerprint: str = ''  # of the files read (names, sizes, modification times): an edited dataset is rebuilt
 
 
 class _RealFaces(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -168,12 +173,29 @@ BUILDERS = {cls.KIND: cls for cls in (RealFer2013, RealRafd, RealCkplus, RealOul
 
 def settings(builder_cls, c):
   """What the prepared data depends on: the name hash and the dataset's metadata."""
-  out = {'kind': builder_cls.KIND, 'path': c.path, 'image_size': int(c.image_size),
+  out = {'kind': builder_cls.KIND, 'path': c.path, 'image_size': int(c.image_size), 'split_rule': SPLIT_RULE,
          'face_crop': bool(c.face_crop and builder_cls.CROPS)}
   if out['face_crop']:
     out['face_margin'] = FACE_MARGIN
   out.update({k: getattr(c, k) for k in _COMMON + builder_cls.OPTIONS})
+  out['fingerprint'] = c.fingerprint
   return out
+
+
+@functools.lru_cache(maxsize=64)
+def fingerprint(path):
+  """A digest of every (relative name, size, mtime) under `path` (a folder, or one file): what a copy, an
+  added or removed image or an edited CSV changes. Once per process and path (a walk of a large dataset
+  takes seconds)."""
+  h = hashlib.sha1()
+  root = pathlib.Path(path)
+  files = [root] if root.is_file() else sorted(
+      p for p in root.rglob('*') if p.is_file() and not any(
+          part.startswith('.') or part in real_readers.IGNORED_DIRS for part in p.relative_to(root).parts))
+  for p in files:
+    st = p.stat()
+    h.update(f'{p.relative_to(root) if p != root else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+  return h.hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------------------- face crop
@@ -293,7 +315,11 @@ def assign_splits(items, val_fraction, test_fraction, seed):
   rng = np.random.default_rng(int(seed))
 
   def group(item):
-    return ('subject', item.subject) if item.subject >= 0 else ('item', item.key)
+    # Without subject ids, the frames of one recording stay together (near-duplicates across train and
+    # test would inflate test accuracy); single images without subjects are split one by one.
+    if item.subject >= 0:
+      return ('subject', item.subject)
+    return ('sequence', item.sequence) if item.sequence else ('item', item.key)
 
   fixed = {it.split for it in items if it.split}
   if not fixed:
@@ -310,7 +336,8 @@ def assign_splits(items, val_fraction, test_fraction, seed):
 
 # ------------------------------------------------------------------------------------------ preparing
 def _remove_partial(b, data_dir):
-  """After a failed prepare: no `incomplete.*` folder and no empty folder of this builder stays behind."""
+  """After a failed prepare (under its lock): no `incomplete.*` folder and no empty folder of this builder
+  stays behind (the lock file stays: removing it would let a waiting process and a new one both in)."""
   version_dir = pathlib.Path(os.fspath(b.data_dir))
   config_dir = version_dir.parent
   if config_dir.is_dir():
@@ -347,10 +374,28 @@ def config_from(kind, path, config, file=''):
                       face_crop=bool(r.face_crop), val_fraction=float(r.val_fraction),
                       test_fraction=float(r.test_fraction), split_seed=int(r.split_seed),
                       peak_frames=int(r.peak_frames), onset_neutral=bool(r.onset_neutral),
-                      rafd_poses=str(r.rafd_poses), oulu_subset=str(r.oulu_subset))
-  digest = hashlib.sha1(json.dumps(settings(BUILDERS[kind], c), sort_keys=True).encode()).hexdigest()[:12]
-  c.name = f'{int(config.data.image_size)}px_{digest}'
+                      rafd_poses=str(r.rafd_poses), oulu_subset=str(r.oulu_subset),
+                      fingerprint=fingerprint(str(path)))  # the folder, or the file itself
+  c.name = f'{int(config.data.image_size)}px_{_digest(kind, c, fingerprint="")}_{c.fingerprint[:8]}'
   return c
+
+
+def _digest(kind, c, **replace):
+  fields = {**settings(BUILDERS[kind], c), **replace}
+  return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _note_changed(kind, b):
+  """One line when the dataset was prepared before with the same settings but its files have changed."""
+  version_dir = pathlib.Path(os.fspath(b.data_dir))
+  if (version_dir / 'dataset_info.json').exists():
+    return
+  name = version_dir.parent.name
+  stale = [p for p in version_dir.parent.parent.glob(name.rsplit('_', 1)[0] + '_*')
+           if p.name != name and any(p.glob('*/dataset_info.json'))]
+  if stale:
+    logging.warning('%s:%s changed since it was prepared into %s (files added, removed or modified): '
+                    'preparing it again', kind, b.builder_config.path, stale[0])
 
 
 def make(kind, arg, config, data_dir):
@@ -368,10 +413,11 @@ def make(kind, arg, config, data_dir):
   manual, file = (path, '') if path.is_dir() else (path.parent, path.name)
   b = BUILDERS[kind](config=config_from(kind, path, config, file), data_dir=data_dir,
                      file_format='array_record')
+  _note_changed(kind, b)
   try:
-    b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    sources.prepare(b, on_failure=lambda: _remove_partial(b, data_dir),
+                    download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
   except BaseException as e:
-    _remove_partial(b, data_dir)
     ue = _user_error(e)
     if ue is not None and ue is not e:
       raise UserError(str(ue)) from None

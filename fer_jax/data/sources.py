@@ -7,7 +7,9 @@
 """
 import dataclasses
 import os
+import shutil
 
+from fer_jax import io_utils
 from fer_jax.errors import UserError
 
 _MAKERS = {}
@@ -58,6 +60,59 @@ def _load_builtin_kinds():
   from fer_jax.data import procedural_source  # pylint: disable=import-outside-toplevel,unused-import
   from fer_jax.data import real_sources  # pylint: disable=import-outside-toplevel,unused-import
   from fer_jax import synthetic  # pylint: disable=import-outside-toplevel,unused-import
+
+
+def prepare(b, on_failure=None, **kwargs):
+  """`b.download_and_prepare(**kwargs)`, one process at a time per dataset (a second waits, then reuses it).
+
+  Holding the lock, any `incomplete.*` folder next to the dataset is a leftover of a preparation that was
+  killed (TFDS writes there and renames at the end): it is removed before preparing again. `on_failure`
+  runs under the lock when preparing fails, before the error propagates.
+  """
+  version_dir = os.fspath(b.data_dir)
+  if os.path.exists(os.path.join(version_dir, 'dataset_info.json')):
+    return b  # prepared: no lock needed to read it
+  config_dir = os.path.dirname(version_dir)
+  os.makedirs(config_dir, exist_ok=True)
+  with io_utils.locked(os.path.join(config_dir, '.lock'), config_dir, wait=True):
+    if os.path.exists(os.path.join(version_dir, 'dataset_info.json')):  # prepared while we waited
+      b.info.read_from_directory(version_dir)
+      return b
+    for name in os.listdir(config_dir):
+      if name.startswith('incomplete'):
+        shutil.rmtree(os.path.join(config_dir, name), ignore_errors=True)
+    try:
+      b.download_and_prepare(**kwargs)
+    except BaseException:
+      if on_failure is not None:
+        on_failure()
+      raise
+  return b
+
+
+# Which images each split of a licensed dataset holds ('pool' is the train split with neutral faces; 'full'
+# is everything). The procedural splits are disjoint sets of subjects.
+_REAL_MEMBERS = {'train': {'train'}, 'pool': {'train'}, 'validation': {'validation'}, 'test': {'test'},
+                 'full': {'train', 'validation', 'test'}}
+
+
+def _dataset(src):
+  return src.kind, src.arg if src.kind in ('procedural',) else os.path.abspath(os.path.expanduser(src.arg))
+
+
+def check_pool_disjoint(config):
+  """Refuses GAN pool sources that share images with a test source (a GAN that saw test faces leaks them
+  into the synthetic set), e.g. pool_sources=mmi:PATH with test_sources=mmi:PATH@full."""
+  for p in parse_sources(config.data.pool_sources, 'data.pool_sources'):
+    for t in parse_sources(config.data.test_sources, 'data.test_sources'):
+      if _dataset(p) != _dataset(t):
+        continue
+      ps, ts = p.split or 'pool', t.split or 'test'
+      members = _REAL_MEMBERS if p.kind not in ('procedural', 'synthetic') else {s: {s} for s in (ps, ts)}
+      if members.get(ps, {ps}) & members.get(ts, {ts}):
+        raise UserError(f'data.pool_sources {p} and data.test_sources {t} share images: the GANs would learn '
+                        'from test faces. Use another dataset for the pool or a test split without its '
+                        'train images.')
 
 
 def data_dir(config, workdir):
