@@ -3,12 +3,13 @@
 `run_sweep(config, workdir)` runs every stage in WORKDIR and skips what is finished, so rerunning the same
 command after a kill resumes (a cut classifier run resumes from its own checkpoint). The runs are a list of
 config overrides (big_vision style), each also launchable alone: results.json lists the command of each.
-A workdir remembers the config it was made with; a changed config that would mix stale results with new
-ones is refused (a changed `sweep` section — more seeds or multiples — is fine: finished runs are reused).
+The workdir follows `workdirs`' contract: one process at a time, and a changed config that would mix stale
+results with new ones is refused (a changed `sweep` section — more seeds or multiples — is fine: finished
+runs are reused).
 
-Layout of WORKDIR: tfds/ (datasets), data/ (preview), gan{G}/ for each GAN replicate G (identity_gan/,
-expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, samples/, results.csv, results.json,
-synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
+Layout of WORKDIR: config.json and .lock (`workdirs`), tfds/ (datasets), data/ (preview), gan{G}/ for each
+GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, samples/,
+results.csv, results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
 """
 import collections
 import concurrent.futures
@@ -22,13 +23,10 @@ import jax
 import flax
 from tqdm.auto import tqdm
 
-from fer_jax import io_utils, report, synthetic
+from fer_jax import io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
 from fer_jax.train import classifier
-
-CONFIG_RECORD = 'sweep_config.json'
-
 
 # --------------------------------------------------------------------------------------- the run list
 def _as_tuple(v):
@@ -70,6 +68,7 @@ def check_sweep(config):
   generators = generators_of(config)
   if not generators or any(g not in GENERATORS for g in generators) or len(set(generators)) != len(generators):
     raise UserError(f'sweep.generators={s.generators!r}; expected some of {", ".join(GENERATORS)}, each once')
+  sources.check_pool_disjoint(config)
   if 'oracle' in generators:
     synthetic.oracle_domain(config)  # the oracle renders procedural faces: refuse real datasets up front
   if isinstance(s.margin, bool) or not isinstance(s.margin, (int, float)) or not 0 < s.margin < 1:
@@ -137,37 +136,6 @@ def command_line(preset, workdir, overrides):
   return f'python -m experiments.train_classifier --config=configs/default.py:{preset} --workdir={workdir} {flags}'
 
 
-# ------------------------------------------------------------------------------------- config record
-def _flat(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
-  return out
-
-
-def _results_relevant(config):
-  # The sweep section only lists runs; the data dir and worker count do not change any result.
-  return {k: v for k, v in _flat(config.to_dict()).items()
-          if not k.startswith('sweep.') and k not in ('data.data_dir', 'data.num_workers', 'preset')}
-
-
-def check_workdir_config(config, workdir):
-  path = os.path.join(workdir, CONFIG_RECORD)
-  now = _results_relevant(config)
-  if os.path.exists(path):
-    before = io_utils.read_json(path)
-    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    if changed:
-      detail = ', '.join(f'{k}: {before.get(k)!r} -> {now.get(k)!r}' for k in changed[:6])
-      raise UserError(f'{workdir} holds results made with another config ({detail}); use a fresh --workdir, '
-                      'or rerun with the original config. Nothing was changed.')
-  else:
-    io_utils.write_json(path, now)
-
-
 # ------------------------------------------------------------------------------------------ the stages
 def _stage(name, i, total):
   tqdm.write(f'== stage {i}/{total}: {name}')
@@ -180,16 +148,31 @@ def _real_train_size(config, workdir):
   return n
 
 
+def check_settings(config):
+  """The sweep section and each stage's settings the stage would refuse later (after hours of GAN training,
+  and under a workdir record that would then refuse the corrected setting too)."""
+  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+  run_list = runs(config)
+  concurrent_runs(config)
+  classifier.check_config(config.classifier)
+  if any(r.generator == 'gan' for r in run_list):
+    identity_gan.check_config(config)
+    expression_gan.check_config(config)
+
+
 def run_sweep(config, workdir):
   """Runs (or resumes) the whole study in `workdir`; returns the report summary."""
+  check_settings(config)  # every stage's, before anything is written or trained
+  with workdirs.claim(workdir, config):  # every key but the sweep section's: more seeds or k reuse runs
+    return _run_sweep(config, os.path.abspath(workdir))
+
+
+def _run_sweep(config, workdir):
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
-  workdir = os.path.abspath(workdir)
-  run_list = runs(config)  # validates the sweep section before anything is written
+  run_list = runs(config)
   _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
-  os.makedirs(workdir, exist_ok=True)
-  check_workdir_config(config, workdir)
   needs_gans = any(r.generator == 'gan' for r in run_list)
   total = 6
   t0 = time.perf_counter()
@@ -264,19 +247,22 @@ def train_runs(config, workdir, run_list, synthetic_dirs):
     bar.set_postfix_str(run.name)
     return _row(run, result, overrides, config, run_dir)
 
-  with concurrent.futures.ThreadPoolExecutor(concurrent_runs(config), thread_name_prefix='run') as pool:
-    futures = [pool.submit(train, job) for job in jobs]
-    try:
-      concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-      failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
-      if failed:
-        raise failed[0].exception()
-    except BaseException:  # a run's error or Ctrl-C: stop the others (saved) before raising
-      stop.set()
-      for f in futures:
-        f.cancel()
-      raise
-  bar.close()
+  try:
+    with concurrent.futures.ThreadPoolExecutor(concurrent_runs(config), thread_name_prefix='run') as pool:
+      futures = [pool.submit(train, job) for job in jobs]
+      try:
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()
+                  and not isinstance(f.exception(), classifier.Stopped)]
+        if failed:
+          raise failed[0].exception()
+      except BaseException:  # a run's error or Ctrl-C: stop the others (saved) before raising
+        stop.set()
+        for f in futures:
+          f.cancel()
+        raise
+  finally:
+    bar.close()
   return [f.result() for f in futures]
 
 
@@ -290,6 +276,7 @@ def _generate(config, folder, n_real, oracle=False):
                             expression_gan_dir=os.path.join(folder, 'expression_gan'))
 
 
+@workdirs.stage()
 def generate_synthetic(config, workdir, n_real=None):
   """The synthetic set of each GAN replicate (from the GANs trained in WORKDIR/gan{G}) and, when
   sweep.generators has it, the oracle's (WORKDIR/oracle), large enough for every multiple of the sweep

@@ -159,8 +159,7 @@ def generate_oracle(config, workdir, *, n_images):
   digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
   cfg = OracleFacesConfig(name=f'{fields["num_identities"]}ids_{digest}', **fields)
   b = OracleFaces(config=cfg, data_dir=os.path.join(workdir, 'synthetic'), file_format='array_record')
-  b.download_and_prepare()
-  return b.data_dir
+  return sources.prepare(b).data_dir
 
 
 def images_needed(n_real, multiples):
@@ -188,8 +187,7 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
   data_dir = os.path.join(workdir, 'synthetic')
   b = SyntheticFaces(config=cfg, data_dir=data_dir, file_format='array_record',
                      generators=(id_gen, g_params), config_dict=config)
-  b.download_and_prepare()
-  return b.data_dir
+  return sources.prepare(b).data_dir
 
 
 def _latest_step(directory):

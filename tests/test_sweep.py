@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -100,14 +101,6 @@ def test_synthetic_set_is_balanced_and_nested(finished, tiny):
     np.testing.assert_array_equal(small[i]['image'], ds[i]['image'])
 
 
-def _gans_only(finished, w):
-  # Reuse the finished data and GAN stages so that the test spends its time on the classifier runs.
-  shutil.copytree(finished, w, ignore=shutil.ignore_patterns('runs', 'results.*', 'report.md', 'samples',
-                                                             'synthetic', 'sweep_config.json', 'summary.json'))
-  return [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-          '--config.classifier.num_epochs=4', '--config.classifier.patience=10']
-
-
 def _kill_when(cmd, path, timeout=400):
   """Starts `cmd` and SIGKILLs it as soon as `path` exists (a checkpoint mid-run)."""
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,21 +112,53 @@ def _kill_when(cmd, path, timeout=400):
   proc.wait()
 
 
-def test_killed_sweep_resumes_without_redoing_runs(finished, tmp_path):
-  """Killed while two runs train at once, the rerun keeps every finished run and ends with the results of a
-  sweep that trained its runs one at a time (so they do not depend on the concurrency either)."""
+_STAGE_FILES = (  # files only that stage makes while it works
+    ('data preparation', 'tfds/procedural_faces/*/incomplete*'),
+    ('identity GAN', 'gan0/identity_gan/checkpoints/[0-9]*'),
+    ('expression GAN', 'gan0/expression_gan/checkpoints/[0-9]*'),
+    ('synthetic set', 'gan0/synthetic/*/*/incomplete*'),
+    ('classifier runs', 'runs/*/metrics.json'))  # once a run has finished, while others train
+
+
+def test_killed_in_every_stage_at_random_moments_the_sweep_ends_as_if_never_killed(finished, tmp_path):
+  """Fault injection: the sweep is SIGKILLed inside each stage in turn (once this process has written a file
+  only that stage makes), a random moment later, and restarted; the last rerun ends with the uninterrupted
+  sweep's results, and no killed preparation leaves its folder behind."""
+  rng = random.Random(0)
   w = tmp_path / 'w'
-  cmd = _gans_only(finished, w) + ['--config.sweep.concurrent_runs=2']
-  _kill_when(cmd, w / 'runs' / 'mixed_k0.5_g0_s0' / 'checkpoints' / '2')
+  cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
+         '--config.sweep.concurrent_runs=2']
+  killed_in = []
+  for i in range(len(_STAGE_FILES)):
+    seen = {p for _, pattern in _STAGE_FILES for p in w.glob(pattern)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, stage = time.time() + 400, None
+    while proc.poll() is None and stage is None and time.time() < deadline:
+      fresh = [name for name, pattern in _STAGE_FILES[i:] if set(w.glob(pattern)) - seen]
+      stage = fresh[0] if fresh else None
+      time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.5))
+    if proc.poll() is None and stage:
+      proc.send_signal(signal.SIGKILL)
+      killed_in.append(stage)
+    proc.wait()
   done = sorted((w / 'runs').glob('*/metrics.json'))
-  assert 0 < len(done) < 5 and not (w / 'results.csv').exists()
   stamps = [p.stat().st_mtime_ns for p in done]
-  subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
-  assert [p.stat().st_mtime_ns for p in done] == stamps  # the finished runs were not redone
-  straight = tmp_path / 'straight'
-  subprocess.run(_gans_only(finished, straight) + ['--config.sweep.concurrent_runs=1'], cwd=ROOT, check=True,
-                 capture_output=True)
-  assert _rows(w / 'results.csv') == _rows(straight / 'results.csv')
+  # The last rerun trains the remaining runs one at a time: results depend on neither kills nor concurrency.
+  subprocess.run(cmd[:-1] + ['--config.sweep.concurrent_runs=1'], cwd=ROOT, check=True, capture_output=True)
+  assert done and [p.stat().st_mtime_ns for p in done] == stamps  # finished runs were not redone
+  assert len(set(killed_in)) >= 4, killed_in
+  assert not list(w.rglob('incomplete*')), 'a killed preparation left its folder behind'
+  assert _rows(w / 'results.csv') == _rows(finished / 'results.csv')
+  for stage in ('identity_gan', 'expression_gan'):
+    a, b = (json.loads((d / 'gan0' / stage / 'metrics.json').read_text()) for d in (w, finished))
+    assert _untimed(a) == _untimed(b), stage
+
+
+def _untimed(tree):
+  if isinstance(tree, dict):
+    return {k: _untimed(v) for k, v in tree.items() if not any(t in k for t in ('second', 'time', 'per_s'))}
+  return tree
 
 
 def test_a_failing_run_stops_the_others_saved(finished, tmp_path):
@@ -155,9 +180,11 @@ def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
   w = tmp_path / 'w'
   shutil.copytree(finished, w)
   stamp = (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns
-  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.gan_seeds=0,1')
+  # One mixed k (the largest, so the sets are the full size) keeps the second replicate's runs to one.
+  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.gan_seeds=0,1',
+             '--config.sweep.regimes=real,mixed', '--config.sweep.multiples=1')
   rows = _rows(w / 'results.csv')
-  assert sorted({r['gan_seed'] for r in rows}) == ['', '0', '1'] and len(rows) == 1 + 2 * 2 * 2
+  assert sorted({r['gan_seed'] for r in rows}) == ['', '0', '1'] and len(rows) == 1 + 2
   assert (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns == stamp
   sets = [next((w / f'gan{g}' / 'synthetic').rglob('dataset_info.json')).parent for g in (0, 1)]
   first = [np.asarray(tfds.builder_from_directory(str(d)).as_data_source('train')[0]['image']) for d in sets]

@@ -6,6 +6,7 @@ directory by a rename, so a process killed at any moment leaves either the previ
 one, never half of one; leftover temp folders are removed when the manager opens.
 """
 import os
+import shutil
 
 import logging
 
@@ -13,15 +14,18 @@ import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 from etils import epath
 
+from fer_jax.errors import UserError
+
 # Orbax narrates every save at INFO; keep its warnings and errors, drop the rest from our logs.
 absl_logging.get_absl_logger().addFilter(
     lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
 
 
 class Checkpointer:
-  """Keeps the newest `max_to_keep` checkpoints of one training stage in `directory`."""
+  """Keeps the newest `max_to_keep` checkpoints of one training stage in `directory` (two: one to fall back
+  on when the newest cannot be read)."""
 
-  def __init__(self, directory, max_to_keep=1):
+  def __init__(self, directory, max_to_keep=2):
     self.directory = epath.Path(os.path.abspath(os.fspath(directory)))
     self._mngr = ocp.CheckpointManager(
         self.directory,
@@ -40,11 +44,38 @@ class Checkpointer:
                                                   meta=ocp.args.JsonSave(meta or {})), force=True)
     self._mngr.wait_until_finished()
 
-  def restore(self, template, step=None):
-    """Returns (state, meta) of `step` (default: the latest); `template` gives structure and shardings."""
-    step = self.latest_step() if step is None else step
-    if step is None:
+  def restore(self, template, step=None, fallback=False):
+    """Returns (state, meta) of `step` (default: the newest); `template` gives structure and shardings.
+
+    fallback=True (a trainer resuming): when the newest cannot be read (a disk fault, a truncated copy) one
+    line says so, it is renamed aside (`STEP.unreadable`) and the one before it is used: why two are kept.
+    """
+    steps = [step] if step is not None else sorted(self.all_steps(), reverse=True)
+    if not steps:
       raise FileNotFoundError(f'no checkpoint in {self.directory}')
+    if not fallback:
+      return self._restore(template, steps[0])
+    errors = []
+    for s in steps:
+      try:
+        out = self._restore(template, s)
+      except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many kinds
+        errors.append(f'step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
+        continue
+      for bad, why in zip(steps, errors):
+        absl_logging.warning('checkpoint step %d in %s cannot be restored (%s); moved it to %d.unreadable '
+                             'and resumed from step %d', bad, self.directory, why, bad, s)
+        aside = self.directory / f'{bad}.unreadable'
+        if aside.exists():  # from an earlier fall-back: keep the newest unreadable copy only
+          shutil.rmtree(aside)
+        os.replace(self.directory / str(bad), aside)
+      if errors:
+        self._mngr.reload()
+      return out
+    raise UserError(f'no checkpoint in {self.directory} can be restored ({"; ".join(errors)}); delete that '
+                    'folder to start this stage over')
+
+  def _restore(self, template, step):
     out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
                                                            meta=ocp.args.JsonRestore()))
     return out.state, dict(out.meta)

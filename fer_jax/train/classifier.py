@@ -21,14 +21,17 @@ from flax.training import train_state
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from fer_jax import io_utils
+from fer_jax import io_utils, workdirs
 from fer_jax.data import emotions, pipeline, sources
-from fer_jax.errors import UserError
+from fer_jax.errors import TrainingDiverged, UserError
 from fer_jax.eval import metrics as metrics_lib
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import parallel, writers
 from fer_jax.train.checkpointing import Checkpointer
+
+# The config keys this stage's results depend on: its workdir records them (`workdirs`).
+CONFIG_KEYS = ('seed', 'data.train_sources', 'data.test_sources', *workdirs.DATA_KEYS, 'classifier')
 
 REGIMES = ('real', 'synthetic', 'mixed')
 
@@ -203,6 +206,37 @@ def predict(step, params, ds, batch_size):
 
 
 # ------------------------------------------------------------------------------------------ training
+def _number(c, key, low, integer=False, strict=True):
+  v = c[key]
+  kind = int if integer else (int, float)
+  ok = not isinstance(v, bool) and isinstance(v, kind) and np.isfinite(v) and (v > low if strict else v >= low)
+  if not ok:
+    raise UserError(f'classifier.{key}={v!r}; expected a{" whole" if integer else ""} number '
+                    f'{">" if strict else ">="} {low:g}')
+
+
+def check_config(c):
+  """Every setting of the `classifier` section a run uses, before anything is read or written."""
+  if c.conv_impl not in layers.CONV_IMPLS:
+    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
+                    '(xla for GPU/TPU)')
+  if c.dtype not in ('float32', 'bfloat16'):
+    raise UserError(f'classifier.dtype={c.dtype!r}; expected float32 or bfloat16')
+  _number(c, 'lr', 0)
+  for key in ('num_epochs', 'patience'):
+    _number(c, key, 0, integer=True)
+  for key in ('max_steps', 'min_steps'):
+    _number(c, key, 0, integer=True, strict=False)
+  _number(c, 'checkpoint_every_seconds', 0, strict=False)
+  _number(c, 'num_classes', 1, integer=True)
+  devices = parallel.make_mesh().size
+  for key in ('batch_size', 'eval_batch_size'):
+    _number(c, key, 0, integer=True)
+    if c[key] % devices:
+      raise UserError(f'classifier.{key}={c[key]} is not a multiple of the {devices} devices; use e.g. '
+                      f'{max(devices, c[key] - c[key] % devices)}')
+
+
 def protocol(c):
   """'early_stopping' (the paper's: up to num_epochs, stop on validation loss) or 'equal_steps' (a step cap)."""
   return 'equal_steps' if c.max_steps > 0 else 'early_stopping'
@@ -212,6 +246,7 @@ class Stopped(Exception):
   """A run asked to stop (`stop` set) saved its progress after an epoch; rerunning resumes it."""
 
 
+@workdirs.stage(*CONFIG_KEYS)
 def train_and_evaluate(config, workdir, stop=None):
   """One classifier run: trains (or resumes) in `workdir`, writes metrics.json and confusion.png.
 
@@ -219,19 +254,16 @@ def train_and_evaluate(config, workdir, stop=None):
   the user interrupts: the run checkpoints after its current epoch and raises `Stopped`.
   """
   c = config.classifier
-  if c.conv_impl not in layers.CONV_IMPLS:
-    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
-                    '(xla for GPU/TPU)')
-  if c.dtype not in ('float32', 'bfloat16'):
-    raise UserError(f'classifier.dtype={c.dtype!r}; expected float32 or bfloat16')
-  os.makedirs(workdir, exist_ok=True)
+  check_config(c)
   metrics_path = os.path.join(workdir, 'metrics.json')
   data = build_datasets(config, workdir)
-  batch_size = min(c.batch_size, len(data.train))
-  batch_size -= batch_size % parallel.make_mesh().size
-  parallel.check_batch_size(batch_size, 'classifier.batch_size')
-  eval_batch_size = c.eval_batch_size - c.eval_batch_size % parallel.make_mesh().size
-  parallel.check_batch_size(eval_batch_size, 'classifier.eval_batch_size')
+  devices = parallel.make_mesh().size
+  # A training set smaller than a batch trains on what it has (the largest multiple of the device count);
+  # metrics.json records the batch size used.
+  batch_size = min(c.batch_size, len(data.train) - len(data.train) % devices)
+  if batch_size <= 0:
+    raise UserError(f'the training set holds {len(data.train)} examples, fewer than the {devices} devices')
+  eval_batch_size = c.eval_batch_size
   _, _, steps = _model_and_steps(c.num_classes, config.data.image_size, float(c.lr), c.dtype, c.conv_impl)
 
   key = jax.random.key(config.seed)
@@ -243,7 +275,7 @@ def train_and_evaluate(config, workdir, stop=None):
   meta = {'epoch': 0, 'best_val_loss': float('inf'), 'best_epoch': 0, 'bad_epochs': 0, 'done': False,
           'train_seconds': 0.0, 'history': []}
   if ckpt.latest_step() is not None:
-    restored, meta = ckpt.restore({'state': state, 'best_params': best_params})
+    restored, meta = ckpt.restore({'state': state, 'best_params': best_params}, fallback=True)
     state, best_params = restored['state'], restored['best_params']
     logging.info('resuming %s after epoch %d', workdir, meta['epoch'])
 
@@ -262,8 +294,8 @@ def train_and_evaluate(config, workdir, stop=None):
     totals = parallel.to_host(totals)  # the epoch's one host sync
     train_loss = float(totals['loss_sum']) / max(int(totals['count']), 1)
     if not np.isfinite(train_loss):
-      raise FloatingPointError(f'classifier training loss is {train_loss} at epoch {epoch + 1}; '
-                               'the last good checkpoint is kept')
+      raise TrainingDiverged(f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, the last '
+                             f'good checkpoint is kept in {ckpt.directory}. Try a lower classifier.lr.')
     val = evaluate(steps['eval'], state.params, val_batches)
     epoch += 1
     record = {'epoch': epoch, 'train_loss': train_loss,
@@ -317,6 +349,7 @@ def train_and_evaluate(config, workdir, stop=None):
       'epochs': meta['epoch'], 'best_epoch': meta['best_epoch'], 'steps': int(jax.device_get(state.step)), 'train_seconds': meta['train_seconds'],
       'regime': c.regime, 'multiple': float(c.multiple), 'seed': int(config.seed),
       'n_real': data.n_real, 'n_synthetic': data.n_synthetic, 'n_train': len(data.train),
+      'batch_size': batch_size, 'lr': float(c.lr), 'devices': devices,
       'params': count_params(state.params), 'tests': tests, 'history': meta['history'],
   }
   if jax.process_index() == 0:

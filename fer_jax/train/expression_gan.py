@@ -20,6 +20,7 @@ Translation API (used by the synthetic-set generator):
     faces = translate(params, images, target_labels)    # uint8 in -> uint8 out; float [-1,1] -> float
 """
 import functools
+import math
 import os
 import time
 from typing import Any, NamedTuple
@@ -31,10 +32,14 @@ import numpy as np
 import optax
 from absl import logging
 
+from fer_jax import workdirs
 from fer_jax.data import emotions, pipeline, sources
-from fer_jax.errors import UserError
+from fer_jax.errors import TrainingDiverged, UserError
 from fer_jax.models import layers, stargan
 from fer_jax.train import parallel
+
+# The config keys this stage's results depend on: its workdir records them (`workdirs`).
+CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'expression_gan')
 
 # ------------------------------------------------------------------------------------------ hyperparams
 
@@ -361,7 +366,7 @@ def batches(ds, global_batch_size, seed, start_step):
 
 def _checkpointer(workdir):
   from fer_jax.train.checkpointing import Checkpointer  # pylint: disable=import-outside-toplevel
-  return Checkpointer(os.path.join(workdir, 'checkpoints'), max_to_keep=1)
+  return Checkpointer(os.path.join(workdir, 'checkpoints'))
 
 
 def state_template(config):
@@ -376,22 +381,36 @@ def _finite_scalars(d):
   return all(np.isfinite(v) for v in d.values())
 
 
+def check_config(config):
+  """The settings training needs beyond `hparams` (which generation needs too); returns the hparams."""
+  hp = hparams(config)
+  e = config.expression_gan
+  for name in ('g_lr', 'd_lr'):
+    if not (isinstance(e[name], (int, float)) and math.isfinite(e[name]) and e[name] > 0):
+      raise UserError(f'expression_gan.{name}={e[name]!r}; expected a number > 0')
+  devices = parallel.make_mesh().size
+  if e.batch_size < 1 or e.batch_size % devices:
+    raise UserError(f'expression_gan.batch_size={e.batch_size}; expected a positive multiple of the {devices} '
+                    'devices')
+  sources.check_pool_disjoint(config)
+  return hp
+
+
 def train(config, workdir, pool=None):
   """Trains (or resumes) the GAN; returns (state, last logged scalars)."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   from fer_jax.train import writers  # pylint: disable=import-outside-toplevel
-  hp = hparams(config)
+  hp = check_config(config)
   e = config.expression_gan
   bs = int(e.batch_size)
-  parallel.check_batch_size(bs, 'expression_gan.batch_size')
   pool = pool if pool is not None else load_pool(config, workdir)
   ds = train_dataset(pool)
   progs = programs(hp)
   ckpt = _checkpointer(workdir)
   latest = ckpt.latest_step()
   if latest is not None:
-    state, meta = ckpt.restore(state_template(config))
-    logging.info('expression GAN: resuming from step %d', latest)
+    state, meta = ckpt.restore(state_template(config), fallback=True)
+    logging.info('expression GAN: resuming from step %d', ckpt.latest_step())
     last_scalars = meta.get('scalars', {})
   else:
     state, last_scalars = progs.init(int(config.seed)), {}
@@ -425,7 +444,7 @@ def train(config, workdir, pool=None):
         finite = bool(parallel.to_host(progs.all_finite(state))) and _finite_scalars(scalars)
         if not finite:
           bad = sorted(k for k, v in scalars.items() if not np.isfinite(v))
-          raise FloatingPointError(
+          raise TrainingDiverged(
               f'expression GAN diverged by step {done}: non-finite '
               f'{", ".join(bad) if bad else "parameters"}; stopped, the last good checkpoint '
               f'(step {last_good}) is kept in {ckpt.directory}. Try a lower expression_gan.g_lr/d_lr.')
@@ -634,6 +653,7 @@ def to_unit_np(images):
   return images.astype(np.float32) / 127.5 - 1.0
 
 
+@workdirs.stage(*CONFIG_KEYS)
 def train_and_evaluate(config, workdir):
   """Trains (resuming if checkpoints exist), writes samples/expressions.png and metrics.json."""
   from fer_jax import io_utils  # pylint: disable=import-outside-toplevel

@@ -35,18 +35,17 @@ import numpy as np
 import optax
 from absl import logging
 
-from fer_jax import io_utils
+from fer_jax import io_utils, workdirs
 from fer_jax.data import pipeline, sources
-from fer_jax.errors import UserError
+from fer_jax.errors import TrainingDiverged, UserError
 from fer_jax.models import stylegan
 from fer_jax.train import checkpointing, parallel, writers
 
+# The config keys this stage's results depend on: its workdir records them (`workdirs`).
+CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'identity_gan')
+
 W_AVG_BETA = 0.995  # StyleGAN2's tracking rate of the average w
 GRID = 8  # the sample grid is GRID x GRID faces
-
-
-class TrainingDiverged(UserError, FloatingPointError):
-  """A loss became NaN/inf; the last good checkpoint is kept."""
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -363,7 +362,7 @@ def save_grid(images, path, scale=None):
 # ------------------------------------------------------------------------------------------- training
 
 
-def _check_config(config):
+def check_config(config):
   g = config.identity_gan
   size = int(config.data.image_size)
   if size < 8 or size & (size - 1):
@@ -376,6 +375,9 @@ def _check_config(config):
     parallel.check_batch_size(int(g.batch_size), 'identity_gan.batch_size')
   except ValueError as e:
     raise UserError(str(e)) from None
+  if not (isinstance(g.lr, (int, float)) and math.isfinite(g.lr) and g.lr > 0):
+    raise UserError(f'identity_gan.lr={g.lr!r}; expected a number > 0')
+  sources.check_pool_disjoint(config)
   if not 0 <= g.style_mixing_prob <= 1:
     raise UserError(f'identity_gan.style_mixing_prob={g.style_mixing_prob}: expected a probability')
 
@@ -416,11 +418,12 @@ def _evaluate(evaluator, generator, config, key):
   return out
 
 
+@workdirs.stage(*CONFIG_KEYS)
 def train_and_evaluate(config, workdir):
   """Trains the identity GAN in `workdir` (resuming if it holds a checkpoint); returns the final metrics."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
   from fer_jax.eval import gan_metrics  # pylint: disable=import-outside-toplevel
-  _check_config(config)
+  check_config(config)
   g = config.identity_gan
   os.makedirs(workdir, exist_ok=True)
   pool = load_pool(config, workdir)
@@ -454,7 +457,7 @@ def train_and_evaluate(config, workdir):
         logging.info('identity GAN: already trained and evaluated in %s', workdir)
         return done
     if ckpt.latest_step() is not None:
-      state, meta = ckpt.restore(state)
+      state, meta = ckpt.restore(state, fallback=True)
       logging.info('identity GAN: resumed at step %d', int(meta['step']))
       if meta.get('feature_net') != fp:  # the metrics' feature net changed: old scores are not comparable
         logging.info('identity GAN: feature net changed; recomputing baselines, dropping old scores')
@@ -563,7 +566,7 @@ def benchmark(batch_size, image_size, steps, **model_kwargs):
       if k not in config.identity_gan:
         raise UserError(f'benchmark: unknown identity_gan field {k!r}')
       config.identity_gan[k] = type(config.identity_gan[k])(v)
-  _check_config(config)
+  check_config(config)
   state = parallel.replicate(init_state(config, jax.random.PRNGKey(0)))
   n_params = num_params(state['g']) + num_params(state['d'])
   main_step, r1_step = make_train_steps(config)
