@@ -1,6 +1,7 @@
 """Throughput of the real train steps (after compilation), one JSON line per model.
 
   python -m experiments.benchmark --what=classifier --batch_size=64 --image_size=64 --steps=20
+  python -m experiments.benchmark --what=classifier --image_size=32 --runs=2   # 2 runs at once (the sweep's)
   python -m experiments.benchmark --what=expression_gan --batch_size=16 --image_size=64 \
       --conv_dim=64 --repeat_num=6 --d_repeat_num=5
   python -m experiments.benchmark --what=identity_gan --batch_size=32 --image_size=64
@@ -8,9 +9,11 @@
   python -m experiments.benchmark --what=input --workdir=/tmp/bench   # grain batches/s at the quick preset
   python -m experiments.benchmark --what=all      # the three models at the paper preset's settings
 
-Compare with the PyTorch peers: python ../shared/peers/torch_peers.py classifier --batch_size 64 ...
+Compare with the PyTorch peers (their own venv): .venv-torch/bin/python experiments/torch_peers.py classifier \
+    --batch_size 64 ...
 """
 import json
+import threading
 import time
 
 import jax
@@ -26,6 +29,7 @@ flags.DEFINE_integer('num_classes', 6, 'Classifier classes.')
 flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
 flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
+flags.DEFINE_integer('runs', 1, '--what=classifier: runs trained at once in threads (sweep.concurrent_runs).')
 flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
 flags.DEFINE_enum('conv_impl', None, ['cpu', 'xla'],
                   'Convolution lowering (classifier, expression GAN); default: cpu, or xla with --what=all (the '
@@ -48,23 +52,34 @@ def timed(step, steps, warmup=2):
   return (time.perf_counter() - t) / steps
 
 
-def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu'):
+def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu', runs=1):
+  """img/s of the train step; runs > 1: that many runs at once in threads (as `sweep.concurrent_runs`)."""
   from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
   _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
-  state = fns['init'](jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = parallel.shard_batch({
       'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
       'label': rng.integers(0, num_classes, (batch_size,)).astype(np.int32)})
   key = jax.random.key(1)
-  box = [state]
+  boxes = [[fns['init'](jax.random.key(r))] for r in range(runs)]
 
-  def step():
-    box[0], out = fns['train'](box[0], batch, key)
-    return out['loss_sum']
+  def loop(box, n):
+    out = None
+    for _ in range(n):
+      box[0], out = fns['train'](box[0], batch, key)
+    jax.block_until_ready(out)
 
-  sec = timed(step, steps)
-  return {'params': classifier.count_params(box[0].params), 'img_per_s': batch_size / sec}
+  for box in boxes:
+    loop(box, 2)  # compile and warm up
+  threads = [threading.Thread(target=loop, args=(box, steps)) for box in boxes]
+  start = time.perf_counter()
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  sec = time.perf_counter() - start
+  return {'params': classifier.count_params(boxes[0][0].params), 'runs': runs,
+          'img_per_s': runs * steps * batch_size / sec}
 
 
 def bench_render(batch_size, image_size, steps):
@@ -105,7 +120,7 @@ def bench_input(batch_size, steps, workdir):
 def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
-    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, conv_impl)
+    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, conv_impl, FLAGS.runs)
   elif what == 'render':
     out = bench_render(batch_size, image_size, steps)
   elif what == 'input':
