@@ -284,54 +284,58 @@ def train_and_evaluate(config, workdir, stop=None):
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
   bar = tqdm(total=c.num_epochs, initial=meta['epoch'], desc=f'classifier {c.regime} k={c.multiple:g}',
              unit='epoch', leave=False, disable=jax.process_index() > 0)
-  while not meta['done']:
-    epoch = meta['epoch']
-    start = time.perf_counter()
-    totals = None
-    for batch in pipeline.train_batches(data.train, batch_size, config.seed, epoch):
-      state, out = steps['train'](state, parallel.shard_batch(batch), dropout_key)
-      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-    totals = parallel.to_host(totals)  # the epoch's one host sync
-    train_loss = float(totals['loss_sum']) / max(int(totals['count']), 1)
-    if not np.isfinite(train_loss):
-      raise TrainingDiverged(f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, the last '
-                             f'good checkpoint is kept in {ckpt.directory}. Try a lower classifier.lr.')
-    val = evaluate(steps['eval'], state.params, val_batches)
-    epoch += 1
-    record = {'epoch': epoch, 'train_loss': train_loss,
-              'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
-              'val_loss': val['loss'], 'val_accuracy': val['accuracy']}
-    if val['loss'] < meta['best_val_loss']:
-      best_params = jax.tree.map(jnp.copy, state.params)
-      meta.update(best_val_loss=val['loss'], best_val_accuracy=val['accuracy'], best_epoch=epoch, bad_epochs=0)
-    else:
-      meta['bad_epochs'] += 1
-    meta['history'].append(record)
-    meta['epoch'] = epoch
-    meta['train_seconds'] += time.perf_counter() - start
-    steps_done = int(jax.device_get(state.step))
-    if meta['bad_epochs'] >= c.patience and steps_done >= c.min_steps:
-      meta['stop_reason'] = 'early_stopping'
-    elif c.max_steps > 0 and steps_done >= c.max_steps:
-      meta['stop_reason'] = 'step_cap'
-    elif epoch >= c.num_epochs:
-      meta['stop_reason'] = 'epoch_cap'  # still improving when the epochs ran out: the report counts these
-    meta['done'] = 'stop_reason' in meta
-    # Saving costs ~0.1-0.3 s, as much as a short epoch: save on a time interval and at the end. A killed run
-    # replays the epochs since its last save exactly (batches from (seed, epoch), dropout from the step).
-    stopping = stop is not None and stop.is_set() and not meta['done']
-    if meta['done'] or stopping or time.perf_counter() - last_save >= c.checkpoint_every_seconds:
-      ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
-      last_save = time.perf_counter()
-    writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
-    bar.update(1)
-    bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
-    if stopping:
-      bar.close()
-      writer.close()
-      ckpt.close()
-      raise Stopped(f'{workdir}: stopped after epoch {epoch} (saved; rerunning resumes it)')
-  bar.close()
+  try:
+    while not meta['done']:
+      epoch = meta['epoch']
+      start = time.perf_counter()
+      totals = None
+      for batch in pipeline.train_batches(data.train, batch_size, config.seed, epoch):
+        state, out = steps['train'](state, parallel.shard_batch(batch), dropout_key)
+        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+      totals = parallel.to_host(totals)  # the epoch's one host sync
+      train_loss = float(totals['loss_sum']) / max(int(totals['count']), 1)
+      if not np.isfinite(train_loss):
+        kept = ckpt.latest_step()
+        raise TrainingDiverged(
+            f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, '
+            + (f'the last good checkpoint (epoch {kept}) is kept in {ckpt.directory}' if kept is not None else
+               'before any checkpoint') + '. Try a lower classifier.lr.')
+      val = evaluate(steps['eval'], state.params, val_batches)
+      epoch += 1
+      record = {'epoch': epoch, 'train_loss': train_loss,
+                'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
+                'val_loss': val['loss'], 'val_accuracy': val['accuracy']}
+      if val['loss'] < meta['best_val_loss']:
+        best_params = jax.tree.map(jnp.copy, state.params)
+        meta.update(best_val_loss=val['loss'], best_val_accuracy=val['accuracy'], best_epoch=epoch, bad_epochs=0)
+      else:
+        meta['bad_epochs'] += 1
+      meta['history'].append(record)
+      meta['epoch'] = epoch
+      meta['train_seconds'] += time.perf_counter() - start
+      steps_done = int(jax.device_get(state.step))
+      if meta['bad_epochs'] >= c.patience and steps_done >= c.min_steps:
+        meta['stop_reason'] = 'early_stopping'
+      elif c.max_steps > 0 and steps_done >= c.max_steps:
+        meta['stop_reason'] = 'step_cap'
+      elif epoch >= c.num_epochs:
+        meta['stop_reason'] = 'epoch_cap'  # still improving when the epochs ran out: the report counts these
+      meta['done'] = 'stop_reason' in meta
+      # Saving costs ~0.1-0.3 s, as much as a short epoch: save on a time interval and at the end. A killed run
+      # replays the epochs since its last save exactly (batches from (seed, epoch), dropout from the step).
+      stopping = stop is not None and stop.is_set() and not meta['done']
+      if meta['done'] or stopping or time.perf_counter() - last_save >= c.checkpoint_every_seconds:
+        ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
+        last_save = time.perf_counter()
+      writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
+      bar.update(1)
+      bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
+      if stopping:
+        writer.close()
+        ckpt.close()
+        raise Stopped(f'{workdir}: stopped after epoch {epoch} (saved; rerunning resumes it)')
+  finally:
+    bar.close()  # also on an error: its message then starts on a line of its own
   writer.flush()
 
   # --------------------------------------------------------------------------------- testing, outputs
