@@ -8,6 +8,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# One persistent compilation cache for the session, this process and every subprocess it starts (set before
+# jax is imported): the tests start the same tiny programs in dozens of processes, and a cached executable is
+# the same program, so results do not change.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='fer_jax_test_jit_cache_')
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+
 from configs import default  # pylint: disable=wrong-import-position
 
 

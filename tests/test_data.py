@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -71,6 +72,22 @@ def test_pipeline_is_deterministic_and_reshuffles_per_epoch(tiny):
   assert not np.array_equal(labels(0, 0), labels(0, 1))
   assert sorted(labels(0, 0).tolist()) == sorted(pipeline.labels_of(ds).tolist())[:len(labels(0, 0))] or \
       len(labels(0, 0)) == len(ds) // 8 * 8
+
+
+def test_processes_hold_blocks_of_each_global_batch(monkeypatch):
+  """With P processes, stacking the processes' local batches (in process order) gives exactly the global batch
+  one process reads: the same rows in the same order."""
+  import grain  # pylint: disable=import-outside-toplevel
+  ds = grain.MapDataset.range(37).map(lambda i: {'image': np.full((2, 2, 1), i, np.uint8), 'label': np.int32(i)})
+  single = [b['label'] for b in pipeline.train_batches(ds, 8, seed=3, epoch=1)]
+  local = []
+  for p in range(4):
+    monkeypatch.setattr(jax, 'process_count', lambda: 4)
+    monkeypatch.setattr(jax, 'process_index', lambda p=p: p)
+    local.append([b['label'] for b in pipeline.train_batches(ds, 8, seed=3, epoch=1)])
+  assert len(single) == 37 // 8 and all(len(rows) == len(single) for rows in local)
+  for i, batch in enumerate(single):
+    np.testing.assert_array_equal(np.concatenate([rows[i] for rows in local]), batch)
 
 
 def test_mixture_has_exact_proportions_and_prefixes(tiny):

@@ -7,6 +7,7 @@ dominates these runs, and the programs are identical across them.
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,6 +115,28 @@ def test_four_devices_match_one_device(runs):
     for a, b in zip(jax.tree.leaves(s1[part]), jax.tree.leaves(s4[part])):
       np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
   np.testing.assert_allclose(m1['history'][-1]['fd'], m4['history'][-1]['fd'], rtol=0.05)
+
+
+def test_two_processes_match_one_process(env, runs):
+  """Multi-host on one machine: two jax.distributed processes (one CPU device each) train the GAN as one
+  process does, each reading its rows of every global batch."""
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    address = f'localhost:{sock.getsockname()[1]}'
+  work = env['root'] / 'two_processes'
+  procs = [subprocess.Popen(_cmd(env, work), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(env['env'], JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES='2',
+                                     JAX_PROCESS_ID=str(i)))
+           for i in range(2)]
+  results = [_finish(p) for p in procs]
+  assert all(rc == 0 for rc, _ in results), '\n'.join(out[-3000:] for _, out in results)
+  s1, m1 = _state(runs['ref'])
+  s2, m2 = _state(work)
+  assert int(s2['step']) == STEPS
+  for part in ('g', 'd', 'g_ema', 'w_avg'):
+    for a, b in zip(jax.tree.leaves(s1[part]), jax.tree.leaves(s2[part])):
+      np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
+  np.testing.assert_allclose(m1['history'][-1]['fd'], m2['history'][-1]['fd'], rtol=0.05)
 
 
 def test_kill_and_rerun_equals_uninterrupted(env, runs):

@@ -42,10 +42,22 @@ def labels_of(ds):
   return np.array([ds[i]['label'] for i in range(len(ds))], np.int32)
 
 
-def process_slice(ds):
+def process_rows(ds, global_batch_size):
+  """This process's rows of every global batch of `ds` (read in order, G = global_batch_size at a time).
+
+  Process p of P holds rows [p*G/P, (p+1)*G/P) of each global batch, so the batch assembled across processes
+  (`make_array_from_process_local_data`, processes in order) is row for row the one a single process reads:
+  each example meets the same dropout mask, and 2 processes train as 1 does. A trailing partial batch is
+  left out (training drops it; evaluation pads to whole batches first).
+  """
   import jax  # pylint: disable=import-outside-toplevel
-  pc = jax.process_count()
-  return ds if pc == 1 else ds.slice(slice(jax.process_index(), None, pc))
+  pc, p = jax.process_count(), jax.process_index()
+  if pc == 1:
+    return ds
+  local = global_batch_size // pc
+  n = len(ds) // global_batch_size * local
+  return grain.MapDataset.range(n).map(
+      lambda k: ds[k // local * global_batch_size + p * local + k % local])
 
 
 # One read thread: decoding a record is Python under the GIL, so a second thread only contends (measured at
@@ -72,7 +84,7 @@ def train_batches(ds, global_batch_size, seed, epoch, num_threads=_READ_THREADS)
   """One epoch of shuffled full batches (the remainder is dropped), this process's rows of each."""
   import jax  # pylint: disable=import-outside-toplevel
   local = global_batch_size // jax.process_count()
-  it = process_slice(shuffled(ds, seed, epoch)).batch(local, drop_remainder=True)
+  it = process_rows(shuffled(ds, seed, epoch), global_batch_size).batch(local, drop_remainder=True)
   return it.to_iter_dataset(_read_options(num_threads))
 
 
@@ -92,4 +104,5 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
     return {**r, 'mask': np.bool_(i < n)}
 
   idx = grain.MapDataset.range(padded).map(at)
-  return process_slice(idx).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+  return process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(
+      _read_options(num_threads))

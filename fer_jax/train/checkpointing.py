@@ -10,6 +10,8 @@ import shutil
 
 import logging
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 from etils import epath
@@ -40,6 +42,10 @@ class Checkpointer:
     return list(self._mngr.all_steps())
 
   def save(self, step, state, meta=None):
+    if jax.process_count() > 1:  # orbax refuses arrays on one process's devices only (e.g. an eval net's)
+      state = jax.tree.map(
+          lambda x: np.asarray(x) if isinstance(x, jax.Array) and len(x.sharding.device_set) < jax.device_count()
+          else x, state)
     self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                   meta=ocp.args.JsonSave(meta or {})), force=True)
     self._mngr.wait_until_finished()

@@ -171,8 +171,10 @@ def _model_and_steps(num_classes, image_size, lr, dtype='float32', conv_impl='xl
       'init': parallel.jit(init, out_shardings=parallel.replicated()),
       'train': parallel.data_parallel(train_step, batch_argnums=(1,), donate_argnums=(0,)),
       'eval': parallel.data_parallel(eval_step, batch_argnums=(1,)),
-      'predict': parallel.data_parallel(lambda p, b: logits_fn(p, b).argmax(-1), batch_argnums=(1,),
-                                        out_sharding=parallel.batch_sharded()),
+      # Replicated outputs: in a multi-host job every process sees every prediction with its label.
+      'predict': parallel.data_parallel(
+          lambda p, b: {'pred': logits_fn(p, b).argmax(-1), 'label': b['label'], 'mask': b['mask']},
+          batch_argnums=(1,)),
   }
 
 
@@ -197,11 +199,12 @@ def evaluate(step, params, batches):
 
 
 def predict(step, params, ds, batch_size):
+  """(labels, predictions) of every example of `ds` (in a multi-host job, of every process's rows)."""
   labels, preds = [], []
   for batch in pipeline.eval_batches(ds, batch_size):
-    p = np.asarray(step(params, parallel.shard_batch(batch)))
-    labels.append(batch['label'][batch['mask']])
-    preds.append(p[np.asarray(batch['mask'])])
+    out = parallel.to_host(step(params, parallel.shard_batch(batch)))
+    labels.append(out['label'][out['mask']])
+    preds.append(out['pred'][out['mask']])
   return np.concatenate(labels), np.concatenate(preds)
 
 

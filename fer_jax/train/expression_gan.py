@@ -341,7 +341,7 @@ def train_dataset(pool):
 def epoch_batches(ds, global_batch_size, seed, epoch, start=0):
   """Batches `start`, `start+1`, ... of one epoch; the order is a function of (seed, epoch) only."""
   import grain  # pylint: disable=import-outside-toplevel
-  local = pipeline.process_slice(pipeline.shuffled(ds, seed, epoch))
+  local = pipeline.process_rows(pipeline.shuffled(ds, seed, epoch), global_batch_size)
   batched = local.batch(global_batch_size // jax.process_count(), drop_remainder=True)
   return batched.slice(slice(start, None)).to_iter_dataset(
       grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))

@@ -17,11 +17,22 @@ AXIS = 'data'
 
 
 def initialize_distributed():
-  """Starts multi-host JAX when the job was launched as one (cloud TPU/GPU clusters set these)."""
-  if any(k in os.environ for k in ('JAX_COORDINATOR_ADDRESS', 'COORDINATOR_ADDRESS', 'SLURM_NTASKS',
-                                    'TPU_WORKER_HOSTNAMES', 'MEGASCALE_COORDINATOR_ADDRESS')):
-    if not jax.distributed.is_initialized():
-      jax.distributed.initialize()
+  """Starts multi-host JAX when the job was launched as one.
+
+  Slurm, Open MPI and Cloud TPU are detected by `jax.distributed.initialize()` itself. Anywhere else (VMs, a
+  Kubernetes job, two processes on one machine) give every process JAX_COORDINATOR_ADDRESS=host:port (process
+  0's), JAX_NUM_PROCESSES=N and JAX_PROCESS_ID=i. CPU processes talk through gloo.
+  """
+  env = os.environ
+  if not any(k in env for k in ('JAX_COORDINATOR_ADDRESS', 'COORDINATOR_ADDRESS', 'SLURM_NTASKS',
+                                'TPU_WORKER_HOSTNAMES', 'MEGASCALE_COORDINATOR_ADDRESS')):
+    return
+  if jax.distributed.is_initialized():
+    return
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # the CPU backend's; others ignore it
+  kwargs = {k: int(env[v]) for k, v in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID'))
+            if v in env}
+  jax.distributed.initialize(**kwargs)
 
 
 @functools.lru_cache(maxsize=None)
