@@ -495,3 +495,14 @@ def test_a_pool_sharing_images_with_a_test_source_is_refused(pool, test, refused
       sources.check_pool_disjoint(c)
   else:
     sources.check_pool_disjoint(c)
+
+
+def test_folder_files_named_by_subject_are_split_by_subject(tmp_path):
+  root = tmp_path / 'faces'
+  for s in range(1, 11):
+    for word in ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprised'):
+      for f in range(2):  # two near-identical frames of one recording
+        _img(root / word / f'S{s:03d}_{word}_{f}.png', seed=s)
+  data = _load('folder', root, _config(tmp_path, val_fraction=0.2, test_fraction=0.2))
+  _assert_subject_disjoint(data)
+  assert _subjects(data['full']) == set(range(1, 11))

@@ -144,3 +144,16 @@ def test_a_diverging_classifier_stops_with_one_line(tmp_path, data_dir):
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert re.match(r'error: classifier training loss is (nan|inf) at epoch \d+; stopped', last), last
   assert not (tmp_path / 'metrics.json').exists()
+
+
+def test_a_read_only_workdir_is_one_line(tmp_path, monkeypatch):
+  """(Simulated: as root, chmod does not stop writes, and the suite runs as root in CI.)"""
+  monkeypatch.setattr(os, 'access', lambda path, mode: False)
+  with pytest.raises(UserError, match=rf'--workdir {tmp_path}: the directory is not writable'):
+    workdirs.make_dir(str(tmp_path))
+
+  def refuse(path, exist_ok=False):
+    raise PermissionError(13, 'Permission denied', path)
+  monkeypatch.setattr(os, 'makedirs', refuse)
+  with pytest.raises(UserError, match=r'--workdir .*/new: no permission to create it'):
+    workdirs.make_dir(str(tmp_path / 'new'))

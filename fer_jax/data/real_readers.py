@@ -34,7 +34,8 @@ later, one by one, by `load_grey`. Layouts read (PATH is what follows `KIND:` in
               validation.csv -> test (AffectNet's test set is not public). The CSV's face box is the crop.
   folder      PATH/<emotion>/**/*.png|jpg|... (emotion names or common synonyms, e.g. happy, angry,
               surprised; contempt dropped), or PATH/<train|validation|val|test>/<emotion>/... for fixed
-              splits. No subject ids.
+              splits. Files named S<number>_... (CK+ style, e.g. S005_001_00000011.png) carry their subject
+              id and are split by subject; other names are split image by image (with a warning).
 """
 import csv
 import dataclasses
@@ -364,7 +365,7 @@ def read_mmi(root, cfg):
   if sessions is None:
     subdirs = _subdirs(root)
     if subdirs and all(d.name.lower().replace(' ', '') in _WORDS for d in subdirs):
-      return read_folder(root, cfg, subject_pattern=r'^S(\d+)')
+      return read_folder(root, cfg, subject_pattern=r'^S(\d+)')  # MMI exports: S001-...
     if subdirs and any(list(d.glob('*.xml')) for d in subdirs):
       sessions = root
     else:
@@ -460,7 +461,7 @@ def read_affectnet(root, cfg):
 
 
 # ------------------------------------------------------------------------------------------------ folder
-def read_folder(root, cfg, subject_pattern=None):
+def read_folder(root, cfg, subject_pattern=r'^S(\d+)_'):
   del cfg
   subdirs = _subdirs(root)
   if subdirs and all(d.name.lower() in _SPLIT_DIRS for d in subdirs):

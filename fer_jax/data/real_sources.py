@@ -84,6 +84,10 @@ class _RealFaces(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     c = self.builder_config
     root = pathlib.Path(os.fspath(dl_manager.manual_dir))
     items = real_readers.READERS[self.KIND](root / c.file if c.file else root, c)
+    if not any(it.subject >= 0 or it.sequence for it in items) and not any(it.split for it in items):
+      logging.warning('%s:%s has no subject ids: its images are split one by one, so near-identical frames of '
+                      'one person or recording can land in train and test (folder: name files S<subject>_..., '
+                      'CK+ style, to split by subject)', self.KIND, c.path)
     assigned = assign_splits(items, c.val_fraction, c.test_fraction, c.split_seed)
     per_split = {s: [] for s in SPLITS}
     for item, split in zip(items, assigned):
