@@ -187,7 +187,7 @@ def _quick():
   # best k's. Changing it re-reads the results; it never reruns anything.
   c.sweep.margin = 0.01
   # Classifier runs trained at once, as threads of the sweep's process: one small CNN step leaves a CPU's cores
-  # partly idle, two runs fill them (~13% more images/s on 2 cores). Results do not depend on it.
+  # partly idle, two runs fill them (8-21% more images/s on 2 cores). Results do not depend on it.
   c.sweep.concurrent_runs = 2
   return c
 

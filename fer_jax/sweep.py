@@ -222,10 +222,11 @@ def train_runs(config, workdir, run_list, synthetic_dirs):
   """Trains every unfinished run, `sweep.concurrent_runs` at a time (threads of this process, sharing the
   compiled steps); returns the results table's rows in `run_list`'s order.
 
-  Why threads: XLA:CPU keeps 2 cores only ~75% busy with one small CNN step; two runs at once trained the
-  quick preset's steps ~13% faster in all (measured: 527 -> 600 images/s). A run computes the same numbers
-  alone or next to another (`test_sweep`). When one run fails, the others stop after their current epoch,
-  saved, and the first failure is raised.
+  Why threads: one small CNN step leaves 2 cores partly idle (between its ops, during the Python around it);
+  two runs at once trained the quick preset's steps 8-21% faster in all (`benchmark --what=classifier
+  --image_size=32 --runs=2`: 572-583 images/s against 481-528 for one). A run computes the same numbers alone
+  or next to another (`test_sweep`). When one run fails, the others stop after their current epoch, saved,
+  and the first failure is raised.
   """
   jobs = []
   for run in run_list:
