@@ -189,6 +189,24 @@ def _quick():
   # Classifier runs trained at once, as threads of the sweep's process: one small CNN step leaves a CPU's cores
   # partly idle, two runs fill them (8-21% more images/s on 2 cores). Results do not depend on it.
   c.sweep.concurrent_runs = 2
+  # Where the stages and runs execute: 'local' (this process), 'ray' (each a Ray task) or 'slurm' (job arrays
+  # through submitit). Ray and Slurm need the workdir on a filesystem every worker sees (README: "Past one
+  # machine"); finished work is skipped before anything is submitted, so rerunning the driver resumes.
+  c.sweep.executor = 'local'
+  c.sweep.ray = ml_collections.ConfigDict()
+  c.sweep.ray.address = ''  # '' starts a local Ray instance; 'auto' joins this machine's cluster; 'ray://HOST:10001'
+  c.sweep.ray.cpus_per_task = 1  # Ray's logical CPUs per job: 1 runs two jobs at once on a 2-core machine
+  c.sweep.ray.gpus_per_task = 0
+  c.sweep.ray.resources = ''  # custom resources per job, e.g. 'TPU=4' on a TPU VM worker
+  c.sweep.ray.max_retries = 2  # a job whose worker died (node lost, preempted) reruns and resumes its checkpoint
+  c.sweep.slurm = ml_collections.ConfigDict()
+  c.sweep.slurm.cluster = 'slurm'  # 'local': the same jobs as local processes (submitit's LocalExecutor)
+  c.sweep.slurm.partition = ''  # '' = the cluster's default partition
+  c.sweep.slurm.cpus_per_task = 2
+  c.sweep.slurm.gpus_per_task = 0
+  c.sweep.slurm.mem_gb = 0  # 0 = the partition's default
+  c.sweep.slurm.timeout_min = 240  # a job that reaches it is requeued and resumes from its checkpoint
+  c.sweep.slurm.array_parallelism = 2  # jobs of an array running at once
   return c
 
 
@@ -243,6 +261,8 @@ def get_config(arg=None):
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
     c.sweep.concurrent_runs = 1  # one run at a time fills an accelerator
+    c.sweep.slurm.gpus_per_task = c.sweep.ray.gpus_per_task = 1
+    c.sweep.slurm.array_parallelism = 32
     # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
     # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with
     # "path does not exist"; point them at your copies, e.g.

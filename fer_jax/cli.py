@@ -43,9 +43,12 @@ def _parse(argv):
 
 
 def one_line(e):
-  """The message of an expected failure as one line; an OS error names its file and the reason."""
+  """The message of an expected failure as one line (failed jobs: one line each); an OS error names its file
+  and the reason."""
   if isinstance(e, OSError) and not isinstance(e, UserError) and e.filename is not None:
     return f'{e.filename}: {e.strerror or type(e).__name__}'
+  if getattr(e, 'failures', None):  # executors.Failed: a line per failed job, each naming its log
+    return str(e)
   return ' '.join(str(e).split()) or type(e).__name__
 
 

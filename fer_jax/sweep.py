@@ -7,23 +7,27 @@ The workdir follows `workdirs`' contract: one process at a time, and a changed c
 results with new ones is refused (a changed `sweep` section — more seeds or multiples — is fine: finished
 runs are reused).
 
+The stages and runs are jobs of an executor (`sweep.executor`: this process, Ray tasks or Slurm jobs; see
+`executors`), handed over one phase at a time: data, identity GANs, expression GANs, synthetic sets, their
+quality, the classifier runs. A failed run does not stop the others; the report is built from the runs that
+finished and the failures are named, each with its log.
+
 Layout of WORKDIR: config.json and .lock (`workdirs`), tfds/ (datasets), data/ (preview), gan{G}/ for each
-GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, samples/,
-results.csv, results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
+GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, logs/NAME.log
+(each job's output under Ray or Slurm; a failure's traceback under any executor), samples/, results.csv,
+results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
 """
 import collections
-import concurrent.futures
 import math
 import os
 import shutil
-import threading
 import time
 
 import jax
 import flax
 from tqdm.auto import tqdm
 
-from fer_jax import io_utils, report, synthetic, workdirs
+from fer_jax import executors, io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
 from fer_jax.train import classifier
@@ -154,6 +158,10 @@ def check_settings(config):
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
   run_list = runs(config)
   concurrent_runs(config)
+  executors.check(config)
+  if config.sweep.executor != 'local' and jax.process_count() > 1:
+    raise UserError(f'sweep.executor={config.sweep.executor!r} starts its own jobs: run the sweep as one process '
+                    '(multi-host jobs are for one stage, e.g. python -m experiments.train_expression_gan)')
   classifier.check_config(config.classifier)
   if any(r.generator == 'gan' for r in run_list):
     identity_gan.check_config(config)
@@ -168,46 +176,111 @@ def run_sweep(config, workdir):
 
 
 def _run_sweep(config, workdir):
-  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
   run_list = runs(config)
   _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
   needs_gans = any(r.generator == 'gan' for r in run_list)
+  executor = executors.make(config, workdir)
   total = 6
   t0 = time.perf_counter()
 
+  def phase(jobs, **kw):  # a phase's values by job name; its failures end the sweep, each named with its log
+    values, failures = executor.run(jobs, **kw)
+    if failures:
+      raise executors.Failed(failures, 'stages')
+    return values
+
   _stage('data (render / read, preview)', 1, total)
-  data_dir = os.path.join(workdir, 'data')
-  if not os.path.exists(os.path.join(data_dir, 'data_stats.json')):
-    preview.preview(config, data_dir)
-  n_real = _real_train_size(config, workdir)
+  if os.path.exists(os.path.join(workdir, 'data', 'data_stats.json')):  # prepared: no job to submit for it
+    n_real = _real_train_size(config, workdir)
+  else:
+    n_real = phase([_job(config, workdir, 'data', data_stage)])['data']
 
   synthetic_dirs, quality = {}, None
   if needs_gans:
-    for g in gan_seeds:
-      cfg, folder = gan_config(config, g), gan_dir(workdir, g)
-      for i, (name, module) in enumerate((('identity_gan', identity_gan), ('expression_gan', expression_gan)), 2):
-        _stage(f'{name.replace("_", " ")} (GAN replicate {g})', i, total)
-        if not os.path.exists(os.path.join(folder, name, 'metrics.json')):
-          module.train_and_evaluate(cfg, os.path.join(folder, name))
-      _stage(f'synthetic set and its quality (GAN replicate {g})', 4, total)
-      synthetic_dirs[g] = _generate(cfg, folder, n_real)
-  if any(r.generator == 'oracle' for r in run_list):
-    _stage('oracle synthetic set and its quality (no GAN: rendered faces of new subjects)', 4, total)
-    synthetic_dirs['oracle'] = _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
-  if synthetic_dirs:
-    quality = synthetic_quality(config, workdir, synthetic_dirs)
+    for i, name in enumerate(GAN_STAGES, 2):
+      _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))})', i, total)
+      phase([_job(config, workdir, f'{name}_g{g}', gan_stage, g, name) for g in gan_seeds
+             if not os.path.exists(os.path.join(gan_dir(workdir, g), name, 'metrics.json'))])
+  keys = ([g for g in gan_seeds] if needs_gans else []) + (
+      ['oracle'] if any(r.generator == 'oracle' for r in run_list) else [])
+  if keys:
+    _stage('synthetic sets and their quality' + ('' if needs_gans else ' (the oracle: no GAN, rendered faces '
+                                                  'of new subjects)'), 4, total)
+    made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, k, n_real) for k in keys])
+    synthetic_dirs = {k: made[f'synthetic_{_tag(k)}'] for k in keys}
+    quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs)])[
+        'synthetic_quality']
 
-  _stage(f'classifier runs ({len(run_list)})', 5, total)
-  rows = train_runs(config, workdir, run_list, synthetic_dirs)
+  _stage(f'classifier runs ({len(run_list)}, executor {executor.name})', 5, total)
+  rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
 
-  _stage('report', 6, total)
+  _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 6, total)
   first_set = next(iter(synthetic_dirs.values()), None)
-  summary = write_outputs(config, workdir, rows, gan_dir(workdir, gan_seeds[0]) if needs_gans else None,
-                          first_set, quality)
+  first_gan = gan_dir(workdir, gan_seeds[0]) if needs_gans else None
+  try:
+    summary = write_outputs(config, workdir, rows, first_gan, first_set, quality)
+  except UserError as e:
+    if not failures:
+      raise
+    failures.append(executors.Failure('report', f'not built from the runs that finished ({e})',
+                                      os.path.join(workdir, 'results.csv')))
+  if failures:  # the finished runs' results are kept (and reused by a rerun, which retries the failed ones)
+    raise executors.Failed(failures, f'of {len(run_list)} runs')
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
   return summary
+
+
+GAN_STAGES = ('identity_gan', 'expression_gan')
+
+
+def _tag(key):
+  return 'oracle' if key == 'oracle' else f'g{key}'
+
+
+def _job(config, workdir, name, fn, *args, stoppable=False):
+  """`fn(config, workdir, *args)` as the job `name`, logging to WORKDIR/logs/NAME.log."""
+  return executors.Job(name, fn, (config, workdir, *args), os.path.join(workdir, 'logs', f'{name}.log'), stoppable)
+
+
+# The sweep's jobs: module-level functions of picklable arguments, so that a Ray or Slurm worker can run them.
+def data_stage(config, workdir):
+  """Datasets prepared and previewed (WORKDIR/data); returns the real training set's size."""
+  data_dir = os.path.join(workdir, 'data')
+  if not os.path.exists(os.path.join(data_dir, 'data_stats.json')):
+    preview.preview(config, data_dir)
+  return _real_train_size(config, workdir)
+
+
+def gan_stage(config, workdir, gan_seed, name):
+  """One GAN (name in GAN_STAGES) of replicate `gan_seed`, trained in WORKDIR/gan{G}/NAME."""
+  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+  module = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[name]
+  folder = os.path.join(gan_dir(workdir, gan_seed), name)
+  if not os.path.exists(os.path.join(folder, 'metrics.json')):
+    module.train_and_evaluate(gan_config(config, gan_seed), folder)
+
+
+def synthetic_stage(config, workdir, key, n_real):
+  """The synthetic set of GAN replicate `key`, or the oracle's (key 'oracle'); returns its folder."""
+  if key == 'oracle':
+    return _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
+  return _generate(gan_config(config, key), gan_dir(workdir, key), n_real)
+
+
+def run_stage(config, workdir, run, synthetic_dir, stop=None):
+  """One classifier run of the sweep (WORKDIR/runs/NAME); returns its row of results.csv."""
+  overrides = dict(run.overrides)
+  if run.generator:
+    overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dir}'
+  run_dir = os.path.join(workdir, 'runs', run.name)
+  metrics_path = os.path.join(run_dir, 'metrics.json')
+  if os.path.exists(metrics_path):
+    result = io_utils.read_json(metrics_path)
+  else:
+    result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir, stop=stop)
+  return _row(run, result, overrides, config, run_dir)
 
 
 def concurrent_runs(config):
@@ -218,53 +291,29 @@ def concurrent_runs(config):
   return 1 if jax.process_count() > 1 else n
 
 
-def train_runs(config, workdir, run_list, synthetic_dirs):
-  """Trains every unfinished run, `sweep.concurrent_runs` at a time (threads of this process, sharing the
-  compiled steps); returns the results table's rows in `run_list`'s order.
+def train_runs(config, workdir, run_list, synthetic_dirs, executor=None):
+  """Trains every unfinished run with `executor` (local by default); returns (the results table's rows of the
+  runs that finished, in `run_list`'s order; the failures, each named with its log).
 
-  Why threads: one small CNN step leaves 2 cores partly idle (between its ops, during the Python around it);
-  two runs at once trained the quick preset's steps 8-21% faster in all (`benchmark --what=classifier
-  --image_size=32 --runs=2`: 572-583 images/s against 481-528 for one). A run computes the same numbers alone
-  or next to another (`test_sweep`). When one run fails, the others stop after their current epoch, saved,
-  and the first failure is raised.
+  A failed run does not stop the others: they are independent, and their results are kept. Finished runs are
+  read here, never submitted. Locally, `sweep.concurrent_runs` runs train at once as threads of this process,
+  sharing the compiled steps. Why threads: one small CNN step leaves 2 cores partly idle (between its ops,
+  during the Python around it); two runs at once trained the quick preset's steps 8-21% faster in all
+  (`benchmark --what=classifier --image_size=32 --runs=2`: 572-583 images/s against 481-528 for one). A run
+  computes the same numbers alone or next to another (`test_sweep`).
   """
-  jobs = []
+  executor = executor or executors.Local()
+  rows, jobs = {}, []
   for run in run_list:
-    overrides = dict(run.overrides)
-    if run.generator:
-      overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dirs[set_key(run)]}'
-    jobs.append((run, overrides, os.path.join(workdir, 'runs', run.name)))
-  stop = threading.Event()
-  bar = tqdm(total=len(jobs), desc='runs', unit='run')
-
-  def train(job):
-    run, overrides, run_dir = job
-    metrics_path = os.path.join(run_dir, 'metrics.json')
-    if os.path.exists(metrics_path):
-      result = io_utils.read_json(metrics_path)
+    set_dir = synthetic_dirs[set_key(run)] if run.generator else None
+    if os.path.exists(os.path.join(workdir, 'runs', run.name, 'metrics.json')):
+      rows[run.name] = run_stage(config, workdir, run, set_dir)
     else:
-      result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir, stop=stop)
-    bar.update(1)
-    bar.set_postfix_str(run.name)
-    return _row(run, result, overrides, config, run_dir)
-
-  try:
-    with concurrent.futures.ThreadPoolExecutor(concurrent_runs(config), thread_name_prefix='run') as pool:
-      futures = [pool.submit(train, job) for job in jobs]
-      try:
-        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()
-                  and not isinstance(f.exception(), classifier.Stopped)]
-        if failed:
-          raise failed[0].exception()
-      except BaseException:  # a run's error or Ctrl-C: stop the others (saved) before raising
-        stop.set()
-        for f in futures:
-          f.cancel()
-        raise
-  finally:
-    bar.close()
-  return [f.result() for f in futures]
+      jobs.append(_job(config, workdir, run.name, run_stage, run, set_dir, stoppable=True))
+  with executors.progress(len(run_list), len(rows), 'runs') as bar:
+    values, failures = executor.run(jobs, bar=bar, threads=concurrent_runs(config))
+  rows.update(values)
+  return [rows[r.name] for r in run_list if r.name in rows], failures
 
 
 def _generate(config, folder, n_real, oracle=False):

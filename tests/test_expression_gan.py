@@ -1,6 +1,7 @@
 """Expression GAN (StarGAN): architecture = the PyTorch peer's, training contracts, evaluation outputs."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -127,24 +128,50 @@ def test_translate_api_is_deterministic_and_keeps_dtype(reference, data_dir):
   assert f.dtype == np.float32 and float(jnp.abs(f).max()) <= 1.0
 
 
-def test_four_devices_equal_one_device(reference, tmp_path, data_dir):
+def test_two_processes_of_two_devices_train_and_evaluate_as_one_device(reference, tmp_path, data_dir):
+  """4 devices in 2 jax.distributed processes (2 forced CPU devices each: multi-host and multi-device at once),
+  each process reading its rows of every global batch, train as the one-device reference does, and the held-out
+  evaluation (judge, identity net and translations, fed from both processes) scores the same images."""
   config, ref_dir, _ = reference
-  r = _run_train(tmp_path / 'four', data_dir, devices=4)
-  assert r.returncode == 0, r.stderr[-3000:]
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    address = f'localhost:{sock.getsockname()[1]}'
+  work = tmp_path / 'two'
+  code = f"""
+from configs.default import get_config
+from fer_jax.train import expression_gan as eg, parallel
+parallel.initialize_distributed()
+import jax
+assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
+c = get_config('tiny')
+c.data.data_dir = {str(data_dir)!r}
+eg.train_and_evaluate(c, {str(work)!r})
+"""
+  procs = [subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+                                                JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, JAX_COORDINATOR_ADDRESS=address,
+                                                JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
+           for i in range(2)]
+  outs = [p.communicate(timeout=400)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
   ref, ref_meta = _restore(config, ref_dir)
-  four, four_meta = _restore(config, tmp_path / 'four')
-  assert int(four.step) == int(ref.step) == config.expression_gan.steps
+  two, two_meta = _restore(config, work)
+  assert int(two.step) == int(ref.step) == config.expression_gan.steps
   for k in ('d_loss', 'gp', 'g_rec', 'g_cls'):
-    np.testing.assert_allclose(four_meta['scalars'][k], ref_meta['scalars'][k], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(two_meta['scalars'][k], ref_meta['scalars'][k], rtol=1e-3, atol=1e-5)
+  a = np.concatenate([x.ravel() for x in jax.tree.leaves((two.g_params, two.d_params, two.g_ema))])
+  b = np.concatenate([x.ravel() for x in jax.tree.leaves((ref.g_params, ref.d_params, ref.g_ema))])
   # Adam's first steps move a weight by ~lr * sign(grad): where a gradient is a near-cancelling sum over
   # the batch, the all-reduce's different summation order can flip that sign. So: almost every weight
   # equal, and none further apart than a few Adam steps.
-  a = np.concatenate([x.ravel() for x in jax.tree.leaves((four.g_params, four.d_params, four.g_ema))])
-  b = np.concatenate([x.ravel() for x in jax.tree.leaves((ref.g_params, ref.d_params, ref.g_ema))])
   diff = np.abs(a - b)
   assert np.mean(diff <= 1e-5) >= 0.97, np.mean(diff <= 1e-5)
   lr = max(config.expression_gan.g_lr, config.expression_gan.d_lr)
   assert diff.max() <= 2 * config.expression_gan.steps * lr, diff.max()
+  m_ref, m_two = (json.load(open(os.path.join(d, 'metrics.json'))) for d in (ref_dir, work))
+  for k in ('num_translated', 'num_holdout_faces', 'num_holdout_subjects', 'judge_real_holdout_accuracy'):
+    assert m_two[k] == m_ref[k], k  # the same held-out faces, each once, and the same judge
+  np.testing.assert_allclose(m_two['cycle_l1'], m_ref['cycle_l1'], rtol=1e-3)
 
 
 def test_kill_and_rerun_gives_the_uninterrupted_state(reference, tmp_path, data_dir):
