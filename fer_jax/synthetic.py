@@ -5,7 +5,8 @@ nested: the first n images of a larger set are exactly the n-image set (the swee
 not the luck of a draw). A set is a TFDS dataset (ArrayRecord, order preserved) whose metadata records its
 provenance: the generator checkpoints and steps, the seed and the truncation psi.
 
-As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns).
+As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns); the reader is
+`fer_jax.data.synthetic_source`, which needs neither GAN.
 """
 import dataclasses
 import glob
@@ -19,17 +20,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from fer_jax.data import emotions, faces, sources
+from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.errors import UserError
-
-
-def features(image_size):
-  """What every synthetic set holds, whatever made it: the `synthetic:` reader sees one layout."""
-  return tfds.features.FeaturesDict({
-      'image': tfds.features.Tensor(shape=(image_size, image_size, 1), dtype=np.uint8),
-      'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
-      'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
-  })
 
 
 @dataclasses.dataclass(eq=False)
@@ -57,7 +49,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Synthetic faces: identity GAN samples x the 6 Ekman emotions (expression GAN).',
-        features=features(c.image_size),
+        features=synthetic_source.features(c.image_size),
         disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
         metadata=tfds.core.MetadataDict(provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi,
                                         num_identities=c.num_identities))
@@ -120,7 +112,7 @@ class OracleFaces(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='Oracle synthetic faces: new procedural subjects x the 6 Ekman emotions, exact labels.',
-        features=features(c.image_size),
+        features=synthetic_source.features(c.image_size),
         disable_shuffling=True,
         metadata=tfds.core.MetadataDict(generator='oracle', seed=c.seed, domain=c.domain,
                                         num_identities=c.num_identities, first_subject=ORACLE_FIRST_SUBJECT))
@@ -193,16 +185,3 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
 def _latest_step(directory):
   steps = [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(directory) else []
   return max(steps, default=-1)
-
-
-@sources.register('synthetic')
-def _make_source(arg, config, data_dir):
-  del config, data_dir
-  path = os.path.abspath(arg)
-  if not os.path.exists(os.path.join(path, 'dataset_info.json')):
-    found = sorted(glob.glob(os.path.join(path, '**', 'dataset_info.json'), recursive=True))
-    if len(found) != 1:
-      raise UserError(f'synthetic:{arg}: expected one synthetic set (a folder with dataset_info.json) '
-                      f'there, found {len(found)}; run python -m experiments.generate first')
-    path = os.path.dirname(found[0])
-  return tfds.builder_from_directory(path)

@@ -59,7 +59,7 @@ def _load_builtin_kinds():
   # Importing registers them; done lazily so that `sources` stays cheap to import.
   from fer_jax.data import procedural_source  # pylint: disable=import-outside-toplevel,unused-import
   from fer_jax.data import real_sources  # pylint: disable=import-outside-toplevel,unused-import
-  from fer_jax import synthetic  # pylint: disable=import-outside-toplevel,unused-import
+  from fer_jax.data import synthetic_source  # pylint: disable=import-outside-toplevel,unused-import
 
 
 def prepare(b, on_failure=None, **kwargs):
