@@ -30,6 +30,8 @@ preview: $(STAMP)
 	$(PY) -m experiments.preview --config=configs/default.py:quick --workdir=$(WORKDIR)
 
 test: $(TEST_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q tests
 
 clean:

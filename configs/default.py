@@ -8,6 +8,7 @@ Presets are derived from `quick` by overriding a few fields, so a field means th
 them. The returned ConfigDict is locked: a misspelt key, from the command line
 (`--config.classifer.lr=1`) or from Python (`config.classifer = ...`), is an error, not a new field.
 """
+
 import ml_collections
 
 PRESETS = ('tiny', 'quick', 'paper')

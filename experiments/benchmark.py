@@ -12,16 +12,21 @@
 Compare with the PyTorch peers (their own venv): .venv-torch/bin/python experiments/torch_peers.py classifier \
     --batch_size 64 ...
 """
+
 import json
 import threading
 import time
 
+from absl import app, flags
 import jax
 import numpy as np
-from absl import app, flags
 
-flags.DEFINE_enum('what', 'classifier', ['classifier', 'expression_gan', 'identity_gan', 'render', 'input', 'all'],
-                  'Which step to time.')
+flags.DEFINE_enum(
+  'what',
+  'classifier',
+  ['classifier', 'expression_gan', 'identity_gan', 'render', 'input', 'all'],
+  'Which step to time.',
+)
 flags.DEFINE_integer('batch_size', None, 'Global batch size (default: per model).')
 flags.DEFINE_integer('image_size', 64, 'Square image side.')
 flags.DEFINE_integer('steps', 20, 'Timed steps after compilation and warm-up.')
@@ -31,10 +36,14 @@ flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
 flags.DEFINE_integer('runs', 1, '--what=classifier: runs trained at once in threads (sweep.concurrent_runs).')
 flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
-flags.DEFINE_enum('conv_impl', None, ['cpu', 'xla'],
-                  'Convolution lowering (classifier, expression GAN); default: cpu, or xla with --what=all (the '
-                  'paper preset, for GPUs/TPUs).')
-flags.DEFINE_string('workdir', '/tmp/fer_jax_bench', '--what=input: where the quick preset\'s TFDS data is built.')
+flags.DEFINE_enum(
+  'conv_impl',
+  None,
+  ['cpu', 'xla'],
+  'Convolution lowering (classifier, expression GAN); default: cpu, or xla with --what=all (the '
+  'paper preset, for GPUs/TPUs).',
+)
+flags.DEFINE_string('workdir', '/tmp/fer_jax_bench', "--what=input: where the quick preset's TFDS data is built.")
 FLAGS = flags.FLAGS
 
 DEFAULT_BATCH = {'classifier': 64, 'expression_gan': 16, 'identity_gan': 32, 'render': 512, 'input': 64}
@@ -55,11 +64,15 @@ def timed(step, steps, warmup=2):
 def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu', runs=1):
   """img/s of the train step; runs > 1: that many runs at once in threads (as `sweep.concurrent_runs`)."""
   from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
+
   _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
   rng = np.random.default_rng(0)
-  batch = parallel.shard_batch({
+  batch = parallel.shard_batch(
+    {
       'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
-      'label': rng.integers(0, num_classes, (batch_size,)).astype(np.int32)})
+      'label': rng.integers(0, num_classes, (batch_size,)).astype(np.int32),
+    }
+  )
   key = jax.random.key(1)
   boxes = [[fns['init'](jax.random.key(r))] for r in range(runs)]
 
@@ -78,15 +91,20 @@ def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float3
   for t in threads:
     t.join()
   sec = time.perf_counter() - start
-  return {'params': classifier.count_params(boxes[0][0].params), 'runs': runs,
-          'img_per_s': runs * steps * batch_size / sec}
+  return {
+    'params': classifier.count_params(boxes[0][0].params),
+    'runs': runs,
+    'img_per_s': runs * steps * batch_size / sec,
+  }
 
 
 def bench_render(batch_size, image_size, steps):
   from fer_jax.data import faces  # pylint: disable=import-outside-toplevel
+
   specs = [(s, e, 0) for s in range(batch_size) for e in range(7)][:batch_size]
-  sec = timed(lambda: faces.render_specs(specs, image_size, 0, 'a', 0.25, 1.0, batch_size=batch_size)[0],
-              max(1, steps // 4))
+  sec = timed(
+    lambda: faces.render_specs(specs, image_size, 0, 'a', 0.25, 1.0, batch_size=batch_size)[0], max(1, steps // 4)
+  )
   return {'params': 0, 'img_per_s': batch_size / sec}
 
 
@@ -96,6 +114,7 @@ def bench_input(batch_size, steps, workdir):
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
   from fer_jax.data import pipeline  # pylint: disable=import-outside-toplevel
   from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
+
   config = get_config('quick')
   data = classifier.build_datasets(config, workdir)  # builds the procedural data once (not timed)
   epoch, n, it = 0, 0, iter(())
@@ -112,9 +131,15 @@ def bench_input(batch_size, steps, workdir):
   batches_per_s = steps / (time.perf_counter() - t)
   size = config.data.image_size
   step = bench_classifier(batch_size, size, max(steps // 5, 5), conv_impl=config.classifier.conv_impl)
-  return {'params': 0, 'image_size': size, 'img_per_s': batches_per_s * batch_size,
-          'train_step_img_per_s': step['img_per_s'], 'input_over_step': batches_per_s * batch_size / step['img_per_s'],
-          'train_examples': len(data.train), 'batch_shape': list(np.shape(batch['image']))}
+  return {
+    'params': 0,
+    'image_size': size,
+    'img_per_s': batches_per_s * batch_size,
+    'train_step_img_per_s': step['img_per_s'],
+    'input_over_step': batches_per_s * batch_size / step['img_per_s'],
+    'train_examples': len(data.train),
+    'batch_shape': list(np.shape(batch['image'])),
+  }
 
 
 def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
@@ -127,15 +152,32 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
     out = bench_input(batch_size, max(steps, 50), FLAGS.workdir)
   elif what == 'expression_gan':
     from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
-    out = expression_gan.benchmark(batch_size, image_size, steps, conv_dim=FLAGS.conv_dim,
-                                   repeat_num=FLAGS.repeat_num, d_repeat_num=FLAGS.d_repeat_num,
-                                   conv_impl=conv_impl, dtype=FLAGS.dtype)
+
+    out = expression_gan.benchmark(
+      batch_size,
+      image_size,
+      steps,
+      conv_dim=FLAGS.conv_dim,
+      repeat_num=FLAGS.repeat_num,
+      d_repeat_num=FLAGS.d_repeat_num,
+      conv_impl=conv_impl,
+      dtype=FLAGS.dtype,
+    )
   else:
     from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
+
     out = identity_gan.benchmark(batch_size, image_size, steps)
-  line = {'what': what, 'batch_size': batch_size, 'image_size': image_size, 'steps': steps,
-          'dtype': FLAGS.dtype, **({'conv_impl': conv_impl} if what in ('classifier', 'expression_gan') else {}),
-          **out, 'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}', 'jax': jax.__version__}
+  line = {
+    'what': what,
+    'batch_size': batch_size,
+    'image_size': image_size,
+    'steps': steps,
+    'dtype': FLAGS.dtype,
+    **({'conv_impl': conv_impl} if what in ('classifier', 'expression_gan') else {}),
+    **out,
+    'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
+    'jax': jax.__version__,
+  }
   print(json.dumps(line), flush=True)
   return line
 

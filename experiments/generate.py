@@ -6,6 +6,7 @@ Writes, for each GAN replicate G of config.sweep.gan_seeds, one nested TFDS set 
 for the largest of config.sweep.multiples and prints its folder, to be used as
 `--config.classifier.synthetic_source=synthetic:FOLDER`.
 """
+
 from fer_jax import cli, sweep
 
 

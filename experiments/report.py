@@ -6,6 +6,7 @@ Reads any results.csv with the contract columns (a sweep's, an edited one, or ru
 machines; synthetic_quality.json beside it is used when present) and writes OUT/report.md,
 OUT/accuracy_vs_multiple.png and OUT/summary.json: the same files the sweep writes, from the same function.
 """
+
 from absl import app, flags
 
 from configs import default
@@ -14,8 +15,9 @@ from fer_jax.errors import UserError
 
 _RESULTS = flags.DEFINE_string('results', None, 'A results.csv (one row per classifier run).')
 _OUT = flags.DEFINE_string('out', None, 'Folder for report.md, accuracy_vs_multiple.png and summary.json.')
-_MARGIN = flags.DEFINE_float('margin', None, 'Saturation margin as a fraction (default: sweep.margin of the '
-                             'default config, 0.01 = one point).')
+_MARGIN = flags.DEFINE_float(
+  'margin', None, 'Saturation margin as a fraction (default: sweep.margin of the default config, 0.01 = one point).'
+)
 
 
 def main(argv):

@@ -5,6 +5,7 @@
 
 Rerunning the same command resumes; see fer_jax/sweep.py for the layout of the workdir.
 """
+
 from fer_jax import cli, sweep
 
 if __name__ == '__main__':

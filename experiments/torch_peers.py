@@ -14,6 +14,7 @@ It needs only torch and numpy, in a venv of its own (not the project's):
       --repeat_num 6 --d_repeat_num 5 --steps 5
 Prints one JSON line (what, batch_size, image_size, params, img_per_s, threads, torch).
 """
+
 import argparse
 import json
 import time
@@ -26,10 +27,25 @@ from torch.nn import functional as F
 def paper_cnn(num_classes, image_size):
   side = (((image_size - 4) // 2 - 2) // 2 - 2) // 2  # conv, conv, pool, conv, pool, conv, pool
   return nn.Sequential(
-      nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-      nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
-      nn.Conv2d(128, 128, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-      nn.Flatten(), nn.Linear(128 * side * side, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, num_classes))
+    nn.Conv2d(1, 32, 3),
+    nn.ReLU(),
+    nn.Conv2d(32, 64, 3),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Dropout(0.25),
+    nn.Conv2d(64, 128, 3),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(128, 128, 3),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Dropout(0.25),
+    nn.Flatten(),
+    nn.Linear(128 * side * side, 1024),
+    nn.ReLU(),
+    nn.Dropout(0.5),
+    nn.Linear(1024, num_classes),
+  )
 
 
 def _norm_relu(c):
@@ -37,18 +53,20 @@ def _norm_relu(c):
 
 
 class Residual(nn.Module):
-
   def __init__(self, c):
     super().__init__()
-    self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), *_norm_relu(c),
-                              nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.InstanceNorm2d(c, affine=True))
+    self.body = nn.Sequential(
+      nn.Conv2d(c, c, 3, 1, 1, bias=False),
+      *_norm_relu(c),
+      nn.Conv2d(c, c, 3, 1, 1, bias=False),
+      nn.InstanceNorm2d(c, affine=True),
+    )
 
   def forward(self, x):
     return x + self.body(x)
 
 
 class Generator(nn.Module):
-
   def __init__(self, conv_dim, c_dim, repeat_num):
     super().__init__()
     c = conv_dim
@@ -67,7 +85,6 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-
   def __init__(self, image_size, conv_dim, c_dim, repeat_num):
     super().__init__()
     c, layers = conv_dim, [nn.Conv2d(1, conv_dim, 4, 2, 1), nn.LeakyReLU(0.01)]
@@ -76,7 +93,7 @@ class Critic(nn.Module):
       c *= 2
     self.net = nn.Sequential(*layers)
     self.src = nn.Conv2d(c, 1, 3, 1, 1, bias=False)
-    self.cls = nn.Conv2d(c, c_dim, image_size // 2 ** repeat_num, bias=False)
+    self.cls = nn.Conv2d(c, c_dim, image_size // 2**repeat_num, bias=False)
 
   def forward(self, x):
     h = self.net(x)
@@ -97,6 +114,7 @@ def classifier_step(a):
     opt.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
     opt.step()
+
   return step, count(model)
 
 
@@ -125,15 +143,25 @@ def stargan_step(a):
     g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     g_opt.step()
+
   return step, count(g, d)
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   p.add_argument('what', choices=['classifier', 'stargan'])
-  for name, default in (('batch_size', 64), ('image_size', 64), ('num_classes', 6), ('c_dim', 7),
-                        ('conv_dim', 64), ('repeat_num', 6), ('d_repeat_num', 5), ('steps', 20), ('warmup', 3),
-                        ('threads', 0)):
+  for name, default in (
+    ('batch_size', 64),
+    ('image_size', 64),
+    ('num_classes', 6),
+    ('c_dim', 7),
+    ('conv_dim', 64),
+    ('repeat_num', 6),
+    ('d_repeat_num', 5),
+    ('steps', 20),
+    ('warmup', 3),
+    ('threads', 0),
+  ):
     p.add_argument(f'--{name}', type=int, default=default)
   a = p.parse_args()
   if a.threads:
@@ -146,9 +174,20 @@ def main():
   for _ in range(a.steps):
     step()
   seconds = time.perf_counter() - start
-  print(json.dumps({'peer': 'torch', 'what': a.what, 'batch_size': a.batch_size, 'image_size': a.image_size,
-                    'params': params, 'img_per_s': a.steps * a.batch_size / seconds,
-                    'threads': torch.get_num_threads(), 'torch': torch.__version__}))
+  print(
+    json.dumps(
+      {
+        'peer': 'torch',
+        'what': a.what,
+        'batch_size': a.batch_size,
+        'image_size': a.image_size,
+        'params': params,
+        'img_per_s': a.steps * a.batch_size / seconds,
+        'threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+      }
+    )
+  )
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@
 
 Writes DIR/metrics.json, DIR/confusion.png, TensorBoard logs and checkpoints; rerunning resumes.
 """
+
 from fer_jax import cli
 from fer_jax.train import classifier
 

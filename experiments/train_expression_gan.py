@@ -1,7 +1,8 @@
 """Trains the expression GAN (StarGAN) on the GAN pool and evaluates it.
 
-  python -m experiments.train_expression_gan --config=configs/default.py:quick --workdir=DIR
+python -m experiments.train_expression_gan --config=configs/default.py:quick --workdir=DIR
 """
+
 from fer_jax import cli
 from fer_jax.train import expression_gan
 

@@ -4,6 +4,7 @@ Every `experiments/NAME.py` is `cli.main(library_function)`: it parses `--config
 with overrides (`--config.classifier.lr=3e-4`) and `--workdir=DIR`, then calls `library_function(config,
 workdir)`. A bad override, a misspelt key or a bad input raises; the user sees one line naming it.
 """
+
 import ast
 import sys
 
@@ -54,6 +55,7 @@ def one_line(e):
 
 def main(fn, require_workdir=True):
   """Runs `fn(config, workdir)` as a command-line program."""
+
   def _main(argv):
     del argv
     if require_workdir and not _WORKDIR.value:
@@ -64,6 +66,7 @@ def main(fn, require_workdir=True):
     except (UserError, OSError) as e:  # bad input, a divergence, a workdir the OS refuses; a bug keeps its traceback
       logging.flush()
       raise SystemExit(f'error: {one_line(e)}') from None
+
   app.run(_main, flags_parser=_parse)
 
 

@@ -13,6 +13,7 @@ No scheduling is done here: Ray places tasks on its cluster (and retries those w
 Slurm queues the job arrays (and requeues a job that times out or is preempted: a stage resumes from its own
 checkpoint). The driver only waits, with a progress bar, and collects.
 """
+
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -34,6 +35,7 @@ EXECUTORS = ('local', 'ray', 'slurm')
 class Job:
   """`fn(*args)` named `name`, writing its output to `log`. A `stoppable` job takes `stop=threading.Event` and
   saves and raises when it is set (local only: a classifier run between two epochs)."""
+
   name: str
   fn: Callable[..., Any]
   args: tuple
@@ -96,8 +98,10 @@ class Call:
 
   def __call__(self, job):
     with _output_to(job.log):
-      print(f'== {job.name} on {os.uname().nodename} (pid {os.getpid()}) at {time.strftime("%Y-%m-%d %H:%M:%S")}',
-            flush=True)
+      print(
+        f'== {job.name} on {os.uname().nodename} (pid {os.getpid()}) at {time.strftime("%Y-%m-%d %H:%M:%S")}',
+        flush=True,
+      )
       try:
         return 'ok', job.fn(*job.args)
       except Exception as e:  # pylint: disable=broad-except  # reported by name with this log
@@ -106,6 +110,7 @@ class Call:
 
   def checkpoint(self, job):
     import submitit  # pylint: disable=import-outside-toplevel  # only ever called inside a submitit job
+
     return submitit.helpers.DelayedSubmission(self, job)
 
 
@@ -125,6 +130,7 @@ def _collect(status_value, job, failures, results):
 # ------------------------------------------------------------------------------------------------- local
 class Local:
   """Jobs in this process; `threads` > 1 trains that many at once (threads sharing the compiled steps)."""
+
   name = 'local'
 
   def run(self, jobs, bar=None, threads=1):
@@ -186,6 +192,7 @@ def _resources(text):
 class Ray:
   """Each job a Ray task on the cluster at `sweep.ray.address` ('' starts a local Ray instance; 'auto' joins
   the cluster this machine belongs to; 'ray://head:10001' a remote one)."""
+
   name = 'ray'
 
   def __init__(self, config):
@@ -196,10 +203,13 @@ class Ray:
     self.ray = ray
     c = config.sweep.ray
     if not ray.is_initialized():
-      ray.init(address=c.address or None, include_dashboard=False, log_to_driver=False,
-               logging_level='warning')
-    self.options = {'num_cpus': float(c.cpus_per_task), 'num_gpus': float(c.gpus_per_task),
-                    'resources': _resources(c.resources), 'max_retries': int(c.max_retries)}
+      ray.init(address=c.address or None, include_dashboard=False, log_to_driver=False, logging_level='warning')
+    self.options = {
+      'num_cpus': float(c.cpus_per_task),
+      'num_gpus': float(c.gpus_per_task),
+      'resources': _resources(c.resources),
+      'max_retries': int(c.max_retries),
+    }
     self.remote = ray.remote(run_job)
 
   def run(self, jobs, bar=None, threads=None):
@@ -226,6 +236,7 @@ class Ray:
 class Slurm:
   """Each phase a Slurm job array through submitit (`sweep.slurm`); `cluster='local'` runs the same jobs as
   local processes (submitit's LocalExecutor: a test of the whole path without a cluster)."""
+
   name = 'slurm'
   POLL_SECONDS = 2.0
 
@@ -236,14 +247,21 @@ class Slurm:
       raise UserError("sweep.executor='slurm' needs submitit: pip install -e '.[slurm]'") from None
     s = config.sweep.slurm
     if s.cluster not in ('slurm', 'local'):
-      raise UserError(f"sweep.slurm.cluster={s.cluster!r}; expected 'slurm', or 'local' (the same jobs as "
-                      'local processes)')
+      raise UserError(
+        f"sweep.slurm.cluster={s.cluster!r}; expected 'slurm', or 'local' (the same jobs as local processes)"
+      )
     self.cluster = s.cluster
     self.window = int(s.array_parallelism)
     self.executor = submitit.AutoExecutor(folder=os.path.join(workdir, 'logs', 'submitit', '%j'), cluster=s.cluster)
-    params = {'timeout_min': int(s.timeout_min), 'cpus_per_task': int(s.cpus_per_task),
-              'gpus_per_node': int(s.gpus_per_task), 'tasks_per_node': 1, 'nodes': 1, 'name': 'fer_jax',
-              'slurm_array_parallelism': self.window}
+    params = {
+      'timeout_min': int(s.timeout_min),
+      'cpus_per_task': int(s.cpus_per_task),
+      'gpus_per_node': int(s.gpus_per_task),
+      'tasks_per_node': 1,
+      'nodes': 1,
+      'name': 'fer_jax',
+      'slurm_array_parallelism': self.window,
+    }
     if s.partition:
       params['slurm_partition'] = s.partition
     if s.mem_gb:
@@ -259,8 +277,8 @@ class Slurm:
         if queue and (self.cluster == 'slurm' or len(pending) < self.window):
           # Slurm takes the phase as one job array and runs `array_parallelism` of it at once; submitit's
           # local processes would all start together, so they are submitted as the window frees.
-          batch = queue if self.cluster == 'slurm' else queue[:self.window - len(pending)]
-          queue = queue[len(batch):]
+          batch = queue if self.cluster == 'slurm' else queue[: self.window - len(pending)]
+          queue = queue[len(batch) :]
           with self.executor.batch():
             submitted = [(self.executor.submit(Call(), job), job) for job in batch]
           pending.update({id(h): (h, job) for h, job in submitted})
@@ -299,10 +317,16 @@ def check(config):
   if s.executor not in EXECUTORS:
     raise UserError(f'sweep.executor={s.executor!r}; expected one of {", ".join(EXECUTORS)}')
   _resources(s.ray.resources)
-  for key, value, least in (('ray.cpus_per_task', s.ray.cpus_per_task, 0), ('ray.gpus_per_task', s.ray.gpus_per_task, 0),
-                            ('ray.max_retries', s.ray.max_retries, 0), ('slurm.cpus_per_task', s.slurm.cpus_per_task, 1),
-                            ('slurm.gpus_per_task', s.slurm.gpus_per_task, 0), ('slurm.timeout_min', s.slurm.timeout_min, 1),
-                            ('slurm.array_parallelism', s.slurm.array_parallelism, 1), ('slurm.mem_gb', s.slurm.mem_gb, 0)):
+  for key, value, least in (
+    ('ray.cpus_per_task', s.ray.cpus_per_task, 0),
+    ('ray.gpus_per_task', s.ray.gpus_per_task, 0),
+    ('ray.max_retries', s.ray.max_retries, 0),
+    ('slurm.cpus_per_task', s.slurm.cpus_per_task, 1),
+    ('slurm.gpus_per_task', s.slurm.gpus_per_task, 0),
+    ('slurm.timeout_min', s.slurm.timeout_min, 1),
+    ('slurm.array_parallelism', s.slurm.array_parallelism, 1),
+    ('slurm.mem_gb', s.slurm.mem_gb, 0),
+  ):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
       raise UserError(f'sweep.{key}={value!r}; expected a number >= {least}')
 

@@ -1,4 +1,5 @@
 """Result files are written atomically: a temp file in the same folder, then a rename."""
+
 import contextlib
 import errno
 import fcntl
@@ -61,6 +62,7 @@ def read_json(path):
 
 def to_builtin(x):
   import numpy as np  # pylint: disable=import-outside-toplevel
+
   if isinstance(x, np.generic):
     return x.item()
   if isinstance(x, np.ndarray):
@@ -105,8 +107,9 @@ def locked(path, what, wait=False):
       if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
         raise
       # Some network filesystems (Lustre without -o flock, FUSE mounts) have no flock: work unlocked.
-      absl_logging.warning('%s: the filesystem cannot lock %s (%s); not guarding against a second process',
-                           what, path, e.strerror)
+      absl_logging.warning(
+        '%s: the filesystem cannot lock %s (%s); not guarding against a second process', what, path, e.strerror
+      )
       yield
       return
     os.ftruncate(fd, 0)

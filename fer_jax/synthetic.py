@@ -8,8 +8,8 @@ provenance: the generator checkpoints and steps, the seed and the truncation psi
 As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns); the reader is
 `fer_jax.data.synthetic_source`, which needs neither GAN.
 """
+
 import dataclasses
-import glob
 import hashlib
 import json
 import math
@@ -47,12 +47,14 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     c = self.builder_config
     return tfds.core.DatasetInfo(
-        builder=self,
-        description='Synthetic faces: identity GAN samples x the 6 Ekman emotions (expression GAN).',
-        features=synthetic_source.features(c.image_size),
-        disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
-        metadata=tfds.core.MetadataDict(provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi,
-                                        num_identities=c.num_identities))
+      builder=self,
+      description='Synthetic faces: identity GAN samples x the 6 Ekman emotions (expression GAN).',
+      features=synthetic_source.features(c.image_size),
+      disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
+      metadata=tfds.core.MetadataDict(
+        provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi, num_identities=c.num_identities
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -60,6 +62,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self):
     from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+
     c = self.builder_config
     id_gen, g_params = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
@@ -70,10 +73,11 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
     all_faces = identity_gan.sample_identities(id_gen, key, c.num_identities, c.psi, batch_size=batch)
     for start in range(0, c.num_identities, batch):
-      faces = all_faces[start:start + batch]
+      faces = all_faces[start : start + batch]
       n = len(faces)
-      per_emotion = [expression_gan.translate_all(self._config_dict, g_params, faces,
-                                                  np.full((n,), e, np.int32))[0] for e in labels]
+      per_emotion = [
+        expression_gan.translate_all(self._config_dict, g_params, faces, np.full((n,), e, np.int32))[0] for e in labels
+      ]
       for i in range(n):
         for e in labels:
           yield index, {'image': per_emotion[e][i], 'label': int(e), 'subject': np.int32(start + i)}
@@ -110,12 +114,18 @@ class OracleFaces(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     c = self.builder_config
     return tfds.core.DatasetInfo(
-        builder=self,
-        description='Oracle synthetic faces: new procedural subjects x the 6 Ekman emotions, exact labels.',
-        features=synthetic_source.features(c.image_size),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(generator='oracle', seed=c.seed, domain=c.domain,
-                                        num_identities=c.num_identities, first_subject=ORACLE_FIRST_SUBJECT))
+      builder=self,
+      description='Oracle synthetic faces: new procedural subjects x the 6 Ekman emotions, exact labels.',
+      features=synthetic_source.features(c.image_size),
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(
+        generator='oracle',
+        seed=c.seed,
+        domain=c.domain,
+        num_identities=c.num_identities,
+        first_subject=ORACLE_FIRST_SUBJECT,
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -131,12 +141,15 @@ class OracleFaces(tfds.core.GeneratorBasedBuilder):
 
 def oracle_domain(config):
   """The rendering domain of the GAN pool; a clear error unless every training and pool source is procedural."""
-  srcs = (sources.parse_sources(config.data.train_sources, 'data.train_sources')
-          + sources.parse_sources(config.data.pool_sources, 'data.pool_sources'))
+  srcs = sources.parse_sources(config.data.train_sources, 'data.train_sources') + sources.parse_sources(
+    config.data.pool_sources, 'data.pool_sources'
+  )
   other = [s for s in srcs if s.kind != 'procedural']
   if other:
-    raise UserError(f"synthetic generator 'oracle' renders new procedural faces, so it needs procedural training "
-                    f"and pool sources; got {other[0]} (use generator 'gan' with real datasets)")
+    raise UserError(
+      f"synthetic generator 'oracle' renders new procedural faces, so it needs procedural training "
+      f"and pool sources; got {other[0]} (use generator 'gan' with real datasets)"
+    )
   return sources.parse_sources(config.data.pool_sources, 'data.pool_sources')[0].arg
 
 
@@ -145,9 +158,14 @@ def generate_oracle(config, workdir, *, n_images):
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
   p = config.data.procedural
-  fields = dict(image_size=int(config.data.image_size), num_identities=math.ceil(n_images / emotions.NUM_EKMAN),
-                seed=int(p.seed), domain=oracle_domain(config), min_intensity=float(p.min_intensity),
-                max_intensity=float(p.max_intensity))
+  fields = dict(
+    image_size=int(config.data.image_size),
+    num_identities=math.ceil(n_images / emotions.NUM_EKMAN),
+    seed=int(p.seed),
+    domain=oracle_domain(config),
+    min_intensity=float(p.min_intensity),
+    max_intensity=float(p.max_intensity),
+  )
   digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
   cfg = OracleFacesConfig(name=f'{fields["num_identities"]}ids_{digest}', **fields)
   b = OracleFaces(config=cfg, data_dir=os.path.join(workdir, 'synthetic'), file_format='array_record')
@@ -161,24 +179,32 @@ def images_needed(n_real, multiples):
 def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir):
   """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`."""
   from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
+
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
   id_gen = identity_gan.load_generator(identity_gan_dir, config)
   g_params = expression_gan.load_generator(expression_gan_dir, config)
   provenance = {
-      'identity_gan': {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)},
-      'expression_gan': {'workdir': os.path.abspath(expression_gan_dir),
-                         'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints'))},
+    'identity_gan': {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)},
+    'expression_gan': {
+      'workdir': os.path.abspath(expression_gan_dir),
+      'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints')),
+    },
   }
   num_identities = math.ceil(n_images / emotions.NUM_EKMAN)
-  fields = dict(image_size=int(config.data.image_size), num_identities=num_identities,
-                seed=int(config.synthetic.seed), psi=float(config.synthetic.psi),
-                provenance=json.dumps(provenance, sort_keys=True))
+  fields = dict(
+    image_size=int(config.data.image_size),
+    num_identities=num_identities,
+    seed=int(config.synthetic.seed),
+    psi=float(config.synthetic.psi),
+    provenance=json.dumps(provenance, sort_keys=True),
+  )
   digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
   cfg = SyntheticFacesConfig(name=f'{num_identities}ids_{digest}', **fields)
   data_dir = os.path.join(workdir, 'synthetic')
-  b = SyntheticFaces(config=cfg, data_dir=data_dir, file_format='array_record',
-                     generators=(id_gen, g_params), config_dict=config)
+  b = SyntheticFaces(
+    config=cfg, data_dir=data_dir, file_format='array_record', generators=(id_gen, g_params), config_dict=config
+  )
   return sources.prepare(b).data_dir
 
 

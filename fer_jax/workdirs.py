@@ -12,6 +12,7 @@ Every stage that trains into a workdir (a classifier run, each GAN, the sweep) i
   the record `config.json` the first run wrote: a rerun that would resume or relabel old work under other
   settings is refused, naming the changed keys. Nothing is changed.
 """
+
 import contextlib
 import functools
 import json
@@ -93,8 +94,10 @@ def check_record(workdir, config, sections=None, write=True):
   if changed:
     detail = ', '.join(f'{k}: {before.get(k, "<unset>")!r} -> {now.get(k, "<unset>")!r}' for k in changed[:6])
     more = f' and {len(changed) - 6} more' if len(changed) > 6 else ''
-    raise UserError(f'{workdir} holds work made with another config ({detail}{more}); rerun with the '
-                    'original settings, or use a fresh --workdir. Nothing was changed.')
+    raise UserError(
+      f'{workdir} holds work made with another config ({detail}{more}); rerun with the '
+      'original settings, or use a fresh --workdir. Nothing was changed.'
+    )
   if write and not os.path.exists(path):
     io_utils.write_json(path, now)
 
@@ -122,6 +125,7 @@ def claim(workdir, config, sections=None):
   the record; process 0 alone locks and writes (the others share its workdir).
   """
   import jax  # pylint: disable=import-outside-toplevel  # (workdirs itself stays importable without it)
+
   workdir = os.path.abspath(os.fspath(workdir))
   make_dir(workdir)
   lead = jax.process_index() == 0
@@ -138,10 +142,13 @@ def claim(workdir, config, sections=None):
 
 def stage(*sections):
   """Decorates `fn(config, workdir, ...)`: runs it inside `claim(workdir, config, sections or None)`."""
+
   def wrap(fn):
     @functools.wraps(fn)
     def run(config, workdir, *args, **kwargs):
       with claim(workdir, config, sections or None):
         return fn(config, workdir, *args, **kwargs)
+
     return run
+
   return wrap

@@ -1,4 +1,5 @@
 """Shared fixtures: the tiny preset with one TFDS data dir for the whole session."""
+
 import os
 import subprocess
 import sys
@@ -13,10 +14,11 @@ sys.path.insert(0, ROOT)
 # the same program, so results do not change.
 if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   import tempfile  # pylint: disable=g-import-not-at-top
+
   os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='fer_jax_test_jit_cache_')
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 
-from configs import default  # pylint: disable=wrong-import-position
+from configs import default  # noqa: E402  # pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope='session')
@@ -35,8 +37,15 @@ def tiny(data_dir):
 def run_module(module, *args, env=None, timeout=600, check=True):
   """Runs `python -m module args` from the repo root; returns the CompletedProcess."""
   full_env = dict(os.environ, **(env or {}))
-  proc = subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, env=full_env, capture_output=True,
-                        text=True, timeout=timeout, check=False)
+  proc = subprocess.run(
+    [sys.executable, '-m', module, *args],
+    cwd=ROOT,
+    env=full_env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    check=False,
+  )
   if check and proc.returncode != 0:
     raise AssertionError(f'{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}')
   return proc

@@ -82,13 +82,16 @@ def test_label_outside_the_classes_is_clear(tiny, tmp_path):
   assert _no_metrics(tmp_path)
 
 
-@pytest.mark.parametrize('field,value,match', [
+@pytest.mark.parametrize(
+  'field,value,match',
+  [
     ('data.train_sources', 'nosuch:/x', "unknown source kind 'nosuch'"),
     ('classifier.regime', 'both', "regime='both' is unknown"),
     ('classifier.multiple', -1.0, 'must be a finite number >= 0'),
     ('classifier.conv_impl', 'im2col', "conv_impl='im2col'; expected one of cpu, xla"),
     ('classifier.dtype', 'float16', "dtype='float16'; expected float32 or bfloat16"),
-])
+  ],
+)
 def test_bad_run_settings_are_clear(tiny, tmp_path, field, value, match):
   section, key = field.split('.')
   setattr(tiny[section], key, value)
@@ -98,8 +101,14 @@ def test_bad_run_settings_are_clear(tiny, tmp_path, field, value, match):
 
 
 def _cli(workdir, data_dir, *extra):
-  return ['--config=configs/default.py:tiny', f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
-          '--config.classifier.num_epochs=4', '--config.classifier.patience=10', *extra]
+  return [
+    '--config=configs/default.py:tiny',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={data_dir}',
+    '--config.classifier.num_epochs=4',
+    '--config.classifier.patience=10',
+    *extra,
+  ]
 
 
 def _free_port():
@@ -121,11 +130,22 @@ def test_four_devices_and_two_processes_give_the_same_metrics_as_one(tmp_path, d
     env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}', 'JAX_PLATFORMS': 'cpu'}
     run_module('experiments.train_classifier', *_cli(tmp_path / f'd{n}', data_dir), env=env)
   address = f'localhost:{_free_port()}'
-  procs = [subprocess.Popen([sys.executable, '-m', 'experiments.train_classifier', *_cli(tmp_path / 'p2', data_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1',
-                                     JAX_PLATFORMS='cpu', **_multi_host_env(address, i)))
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [sys.executable, '-m', 'experiments.train_classifier', *_cli(tmp_path / 'p2', data_dir)],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=dict(
+        os.environ,
+        XLA_FLAGS='--xla_force_host_platform_device_count=1',
+        JAX_PLATFORMS='cpu',
+        **_multi_host_env(address, i),
+      ),
+    )
+    for i in range(2)
+  ]
   outs = [p.communicate(timeout=600)[0] for p in procs]
   assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
   for name in ('d1', 'd4', 'p2'):
@@ -146,8 +166,13 @@ def test_four_devices_and_two_processes_give_the_same_metrics_as_one(tmp_path, d
 def test_killed_run_resumes_to_the_same_metrics(tmp_path, data_dir):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   killed = tmp_path / 'killed'
-  proc = subprocess.Popen([sys.executable, '-m', 'experiments.train_classifier', *_cli(killed, data_dir)],
-                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, '-m', 'experiments.train_classifier', *_cli(killed, data_dir)],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 300
   while not (killed / 'checkpoints' / '2').exists():  # epoch 2 of 4 is checkpointed
     assert proc.poll() is None and time.time() < deadline, 'run ended before it could be killed'

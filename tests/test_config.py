@@ -26,19 +26,29 @@ def test_unknown_preset_is_named():
 
 
 def test_misspelt_override_fails_with_one_clear_line(tmp_path):
-  proc = run_module('experiments.preview', '--config=configs/default.py:tiny', '--config.classifer.lr=1',
-                    f'--workdir={tmp_path}', check=False)
+  proc = run_module(
+    'experiments.preview',
+    '--config=configs/default.py:tiny',
+    '--config.classifer.lr=1',
+    f'--workdir={tmp_path}',
+    check=False,
+  )
   assert proc.returncode != 0
   assert 'classifer' in proc.stderr and 'Did you mean "classifier"' in proc.stderr
   assert 'Traceback' not in proc.stderr
   assert not (tmp_path / 'data_stats.json').exists()
 
 
-@pytest.mark.parametrize('args,expected', [
-    (('--config=configs/default.py:quik',), "flag --config=configs/default.py:quik: unknown preset 'quik'; "
-                                            'expected one of tiny, quick, paper'),
+@pytest.mark.parametrize(
+  'args,expected',
+  [
+    (
+      ('--config=configs/default.py:quik',),
+      "flag --config=configs/default.py:quik: unknown preset 'quik'; expected one of tiny, quick, paper",
+    ),
     (('--config.classifier.lrr=1',), 'no config key \'lrr\'. Did you mean "lr" instead of "lrr"?'),  # no --config
-])
+  ],
+)
 def test_bad_config_flags_are_one_line(tmp_path, args, expected):
   proc = run_module('experiments.preview', *args, f'--workdir={tmp_path}', check=False)
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr

@@ -18,10 +18,12 @@ def _split(config, name, src='procedural:a'):
 def test_splits_are_subject_disjoint_and_balanced(tiny):
   subjects = {}
   p = tiny.data.procedural
-  for split, n_subj, per, classes in [('train', p.train_subjects, p.images_per_emotion, 6),
-                                      ('validation', p.validation_subjects, p.images_per_emotion, 6),
-                                      ('test', p.test_subjects, p.images_per_emotion, 6),
-                                      ('pool', p.pool_subjects, p.pool_images_per_emotion, 7)]:
+  for split, n_subj, per, classes in [
+    ('train', p.train_subjects, p.images_per_emotion, 6),
+    ('validation', p.validation_subjects, p.images_per_emotion, 6),
+    ('test', p.test_subjects, p.images_per_emotion, 6),
+    ('pool', p.pool_subjects, p.pool_images_per_emotion, 7),
+  ]:
     ds = _split(tiny, split)
     labels = np.array([ds[i]['label'] for i in range(len(ds))])
     subjects[split] = {int(ds[i]['subject']) for i in range(len(ds))}
@@ -31,7 +33,7 @@ def test_splits_are_subject_disjoint_and_balanced(tiny):
       assert (labels != emotions.NEUTRAL).all()
   names = list(subjects)
   for i, a in enumerate(names):
-    for b in names[i + 1:]:
+    for b in names[i + 1 :]:
       assert not subjects[a] & subjects[b], (a, b)
 
 
@@ -70,14 +72,17 @@ def test_pipeline_is_deterministic_and_reshuffles_per_epoch(tiny):
   labels = lambda seed, epoch: np.concatenate([b['label'] for b in pipeline.train_batches(ds, 8, seed, epoch)])
   np.testing.assert_array_equal(labels(0, 0), labels(0, 0))
   assert not np.array_equal(labels(0, 0), labels(0, 1))
-  assert sorted(labels(0, 0).tolist()) == sorted(pipeline.labels_of(ds).tolist())[:len(labels(0, 0))] or \
-      len(labels(0, 0)) == len(ds) // 8 * 8
+  assert (
+    sorted(labels(0, 0).tolist()) == sorted(pipeline.labels_of(ds).tolist())[: len(labels(0, 0))]
+    or len(labels(0, 0)) == len(ds) // 8 * 8
+  )
 
 
 def test_processes_hold_blocks_of_each_global_batch(monkeypatch):
   """With P processes, stacking the processes' local batches (in process order) gives exactly the global batch
   one process reads: the same rows in the same order."""
   import grain  # pylint: disable=import-outside-toplevel
+
   ds = grain.MapDataset.range(37).map(lambda i: {'image': np.full((2, 2, 1), i, np.uint8), 'label': np.int32(i)})
   single = [b['label'] for b in pipeline.train_batches(ds, 8, seed=3, epoch=1)]
   local = []
@@ -109,9 +114,15 @@ def test_eval_batches_cover_every_example_once(tiny):
   assert all(len(b['label']) == 16 for b in batches)
 
 
-@pytest.mark.parametrize('spec,match', [('', 'is empty'), ('procedural', 'not KIND:ARG'),
-                                        ('imagenet:/x', "unknown source kind 'imagenet'"),
-                                        ('procedural:z', "unknown rendering domain 'z'")])
+@pytest.mark.parametrize(
+  'spec,match',
+  [
+    ('', 'is empty'),
+    ('procedural', 'not KIND:ARG'),
+    ('imagenet:/x', "unknown source kind 'imagenet'"),
+    ('procedural:z', "unknown rendering domain 'z'"),
+  ],
+)
 def test_bad_source_names_are_clear(tiny, spec, match):
   with pytest.raises(UserError, match=match):
     for src in sources.parse_sources(spec):

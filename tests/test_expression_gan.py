@@ -1,4 +1,5 @@
 """Expression GAN (StarGAN): architecture = the PyTorch peer's, training contracts, evaluation outputs."""
+
 import json
 import os
 import socket
@@ -64,16 +65,20 @@ import jax
 assert jax.device_count() == {devices}, jax.devices()
 eg.train(c, {str(workdir)!r})
 """
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT, capture_output=True, text=True,
-                        timeout=300)
+  env = dict(
+    os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu', PYTHONPATH=ROOT
+  )
+  return subprocess.run([sys.executable, '-c', code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_param_count_equals_torch_peer_at_paper_settings():
   config = get_config('paper')
-  assert (config.expression_gan.conv_dim, config.expression_gan.repeat_num,
-          config.expression_gan.d_repeat_num, config.data.image_size) == (64, 6, 5, 64)
+  assert (
+    config.expression_gan.conv_dim,
+    config.expression_gan.repeat_num,
+    config.expression_gan.d_repeat_num,
+    config.data.image_size,
+  ) == (64, 6, 5, 64)
   hp = eg.hparams(config)
   g, d = eg.models(hp)
   x = jnp.zeros((2, 64, 64, 1))
@@ -108,6 +113,7 @@ def test_train_and_evaluate_writes_metrics_and_grid(reference):
   assert on_disk['num_holdout_subjects'] == config.expression_gan.holdout_subjects
   assert metrics['params'] == on_disk['params'] > 0
   from PIL import Image  # pylint: disable=import-outside-toplevel
+
   with Image.open(os.path.join(workdir, 'samples', 'expressions.png')) as im:
     assert im.size[0] > im.size[1] > 100  # 8 columns (input + 7 targets) by 3 rows
 
@@ -147,11 +153,25 @@ c = get_config('tiny')
 c.data.data_dir = {str(data_dir)!r}
 eg.train_and_evaluate(c, {str(work)!r})
 """
-  procs = [subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
-                                                JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, JAX_COORDINATOR_ADDRESS=address,
-                                                JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)))
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      [sys.executable, '-c', code],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=dict(
+        os.environ,
+        XLA_FLAGS='--xla_force_host_platform_device_count=2',
+        JAX_PLATFORMS='cpu',
+        PYTHONPATH=ROOT,
+        JAX_COORDINATOR_ADDRESS=address,
+        JAX_NUM_PROCESSES='2',
+        JAX_PROCESS_ID=str(i),
+      ),
+    )
+    for i in range(2)
+  ]
   outs = [p.communicate(timeout=400)[0] for p in procs]
   assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
   ref, ref_meta = _restore(config, ref_dir)
@@ -236,8 +256,10 @@ def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id
   progs = eg.programs(eg.hparams(config))
   rng = np.random.default_rng(0)
   size, n = config.data.image_size, 4
-  batch = {'image': rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8),
-           'label': rng.integers(0, 7, (n,)).astype(np.int32)}
+  batch = {
+    'image': rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8),
+    'label': rng.integers(0, 7, (n,)).astype(np.int32),
+  }
   fused, (d_fused, g_fused) = progs.dg_step(progs.init(0), batch)
   plain, d_plain = progs.d_step(progs.init(0), batch)
   plain, g_plain = progs.g_step(plain, batch)

@@ -1,6 +1,5 @@
-import numpy as np
-import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fer_jax.data import emotions, faces
 

@@ -5,6 +5,7 @@ Training runs in subprocesses (the multi-device one needs XLA_FLAGS before jax s
 persistent compilation cache and use XLA's lowest backend optimisation level: compiling the G+D step
 dominates these runs, and the programs are identical across them.
 """
+
 import os
 import signal
 import socket
@@ -25,9 +26,13 @@ from fer_jax.train import identity_gan
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 8
 OVERRIDES = {  # tiny at 16x16: 4 -> 8 -> 16; R1 at steps 0 and 4; checkpoints every 2 steps
-    'data.image_size': 16, 'identity_gan.steps': STEPS, 'identity_gan.checkpoint_every': 2,
-    'identity_gan.sample_every': 4, 'identity_gan.r1_every': 4, 'identity_gan.log_every': 1,
-    'identity_gan.eval_samples': 32,
+  'data.image_size': 16,
+  'identity_gan.steps': STEPS,
+  'identity_gan.checkpoint_every': 2,
+  'identity_gan.sample_every': 4,
+  'identity_gan.r1_every': 4,
+  'identity_gan.log_every': 1,
+  'identity_gan.eval_samples': 32,
 }
 
 
@@ -48,15 +53,26 @@ def env(tmp_path_factory):
   with c.unlocked():
     c.data.data_dir = data_dir
   sources.load(sources.parse_sources(c.data.pool_sources)[0], 'pool', c, str(root))  # build once
-  e = dict(os.environ, PYTHONPATH=REPO, JAX_COMPILATION_CACHE_DIR=str(root / 'jax_cache'),
-           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', JAX_PLATFORMS='cpu',
-           XLA_FLAGS='--xla_backend_optimization_level=0')
+  e = dict(
+    os.environ,
+    PYTHONPATH=REPO,
+    JAX_COMPILATION_CACHE_DIR=str(root / 'jax_cache'),
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+    JAX_PLATFORMS='cpu',
+    XLA_FLAGS='--xla_backend_optimization_level=0',
+  )
   return dict(root=root, data_dir=data_dir, env=e)
 
 
 def _cmd(env, workdir, **extra):
-  args = [sys.executable, '-m', 'experiments.train_identity_gan', '--config=configs/default.py:tiny',
-          f'--workdir={workdir}', f'--config.data.data_dir={env["data_dir"]}']
+  args = [
+    sys.executable,
+    '-m',
+    'experiments.train_identity_gan',
+    '--config=configs/default.py:tiny',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={env["data_dir"]}',
+  ]
   args += [f'--config.{k}={v}' for k, v in {**OVERRIDES, **extra}.items()]
   return args
 
@@ -65,8 +81,9 @@ def _popen(env, workdir, devices=1, **extra):
   e = dict(env['env'])
   if devices > 1:
     e['XLA_FLAGS'] += f' --xla_force_host_platform_device_count={devices}'
-  return subprocess.Popen(_cmd(env, workdir, **extra), cwd=REPO, env=e, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+    _cmd(env, workdir, **extra), cwd=REPO, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+  )
 
 
 def _finish(proc, timeout=240):
@@ -103,6 +120,7 @@ def test_train_writes_finite_metrics_and_sample_grid(runs):
   assert m['pool']['holdout_subjects'] >= 2
   png = runs['ref'] / 'samples' / 'identities.png'
   from PIL import Image  # pylint: disable=import-outside-toplevel
+
   img = np.asarray(Image.open(png))
   assert img.ndim == 2 and img.shape[0] >= 8 * 16 and img.std() > 0
 
@@ -124,10 +142,17 @@ def test_two_processes_match_one_process(env, runs):
     sock.bind(('localhost', 0))
     address = f'localhost:{sock.getsockname()[1]}'
   work = env['root'] / 'two_processes'
-  procs = [subprocess.Popen(_cmd(env, work), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(env['env'], JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES='2',
-                                     JAX_PROCESS_ID=str(i)))
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      _cmd(env, work),
+      cwd=REPO,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=dict(env['env'], JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)),
+    )
+    for i in range(2)
+  ]
   results = [_finish(p) for p in procs]
   assert all(rc == 0 for rc, _ in results), '\n'.join(out[-3000:] for _, out in results)
   s1, m1 = _state(runs['ref'])
@@ -199,6 +224,7 @@ def test_frechet_distance_matches_closed_form():
   np.testing.assert_allclose(gan_metrics.frechet_distance(mu1, s1, mu2, s2), want, rtol=1e-8)
   # Non-commuting: against scipy's matrix square root.
   from scipy import linalg  # pylint: disable=import-outside-toplevel
+
   m1, m2 = rng.normal(size=(d, d)), rng.normal(size=(d, d))
   s1, s2 = m1 @ m1.T + 0.1 * np.eye(d), m2 @ m2.T + 0.1 * np.eye(d)
   ref = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * np.real(linalg.sqrtm(s1 @ s2)))

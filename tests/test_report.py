@@ -1,4 +1,5 @@
 """The report's statistics against scipy and against simulated studies, and the report rebuilt from a table."""
+
 import csv
 import json
 
@@ -13,24 +14,64 @@ from tests.conftest import run_module
 MULTIPLES = (0.5, 1.0, 2.0, 5.0)
 
 
-def _study(rng, seeds, test_means, val_means=None, sd_seed=0.03, sd_run=0.01, gan_seeds=(0,), real=0.6,
-           real_val=None, protocol='early_stopping'):
+def _study(
+  rng,
+  seeds,
+  test_means,
+  val_means=None,
+  sd_seed=0.03,
+  sd_run=0.01,
+  gan_seeds=(0,),
+  real=0.6,
+  real_val=None,
+  protocol='early_stopping',
+):
   """Rows of a simulated study: accuracy = mean + a per-seed effect shared by all regimes (what pairing
   removes) + per-run noise. test_means / val_means map multiple -> mixed mean."""
   val_means = val_means or test_means
   rows = []
   for s in range(seeds):
     shared = rng.normal(0, sd_seed)
-    def noisy(m):
+
+    def noisy(m, shared=shared):
       return float(np.clip(m + shared + rng.normal(0, sd_run), 0.2, 1.0))
-    rows.append(dict(regime='real', multiple=0.0, seed=s, n_real=600, n_synthetic=0, test_accuracy=noisy(real),
-                     test_macro_f1=0.5, val_accuracy=noisy(real_val or real), epochs=20, train_seconds=1.0,
-                     protocol=protocol, gan_seed=None, run=f'real_k0_s{s}'))
+
+    rows.append(
+      dict(
+        regime='real',
+        multiple=0.0,
+        seed=s,
+        n_real=600,
+        n_synthetic=0,
+        test_accuracy=noisy(real),
+        test_macro_f1=0.5,
+        val_accuracy=noisy(real_val or real),
+        epochs=20,
+        train_seconds=1.0,
+        protocol=protocol,
+        gan_seed=None,
+        run=f'real_k0_s{s}',
+      )
+    )
     for g in gan_seeds:
       for k in test_means:
-        rows.append(dict(regime='mixed', multiple=k, seed=s, n_real=600, n_synthetic=int(600 * k),
-                         test_accuracy=noisy(test_means[k]), test_macro_f1=0.5, val_accuracy=noisy(val_means[k]),
-                         epochs=20, train_seconds=1.0, protocol=protocol, gan_seed=g, run=f'mixed_k{k:g}_g{g}_s{s}'))
+        rows.append(
+          dict(
+            regime='mixed',
+            multiple=k,
+            seed=s,
+            n_real=600,
+            n_synthetic=int(600 * k),
+            test_accuracy=noisy(test_means[k]),
+            test_macro_f1=0.5,
+            val_accuracy=noisy(val_means[k]),
+            epochs=20,
+            train_seconds=1.0,
+            protocol=protocol,
+            gan_seed=g,
+            run=f'mixed_k{k:g}_g{g}_s{s}',
+          )
+        )
   return rows
 
 
@@ -72,8 +113,7 @@ def test_welch_is_scipys_unequal_variance_test():
 
 def test_holm_adjusts_step_down():
   # Hand-computed: sorted p 0.01, 0.02, 0.04 with m = 3 -> 0.03, 0.04, 0.04 (monotone), nan untouched.
-  assert stats.holm([0.04, 0.01, float('nan'), 0.02]) == pytest.approx([0.04, 0.03, float('nan'), 0.04],
-                                                                        nan_ok=True)
+  assert stats.holm([0.04, 0.01, float('nan'), 0.02]) == pytest.approx([0.04, 0.03, float('nan'), 0.04], nan_ok=True)
 
 
 def test_gan_replicates_make_the_interval_over_replicates():
@@ -111,8 +151,9 @@ def test_null_studies_keep_the_nominal_rate():
 
 def test_best_multiple_is_chosen_on_validation_not_test():
   rng = np.random.default_rng(1)
-  rows = _study(rng, 5, test_means={0.5: 0.6, 1.0: 0.6, 2.0: 0.6, 5.0: 0.75},
-                val_means={0.5: 0.6, 1.0: 0.72, 2.0: 0.6, 5.0: 0.6})
+  rows = _study(
+    rng, 5, test_means={0.5: 0.6, 1.0: 0.6, 2.0: 0.6, 5.0: 0.75}, val_means={0.5: 0.6, 1.0: 0.72, 2.0: 0.6, 5.0: 0.6}
+  )
   s = report.summarize(rows)
   assert s['selected_on'] == 'validation' and s['best_multiple'] == 1.0
   assert s['gain']['multiple'] == 1.0 and abs(s['gain']['mean']) < 0.05  # the test gain at k = 1, not at 5
@@ -165,14 +206,33 @@ def test_report_is_rebuilt_identically_from_the_table(tmp_path):
   rng = np.random.default_rng(6)
   rows = _study(rng, 3, {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70})
   for r in rows:
-    r.update(test2_accuracy=r['test_accuracy'] - 0.1, test_source='procedural:a', test2_source='procedural:b',
-             recall_anger=0.5, recall_fear=0.6)
+    r.update(
+      test2_accuracy=r['test_accuracy'] - 0.1,
+      test_source='procedural:a',
+      test2_source='procedural:b',
+      recall_anger=0.5,
+      recall_fear=0.6,
+    )
   src = tmp_path / 'study'
   src.mkdir()
   report.write_csv(src / 'results.csv', rows)
-  (src / report.QUALITY_FILE).write_text(json.dumps({'replicates': {'0': {
-      'judge_agreement': 0.8, 'judge_agreement_per_class': {'anger': 0.9, 'fear': 0.7}, 'n_judged': 100, 'judge_real_holdout_accuracy': 0.9, 'realism_accuracy': 0.7,
-      'realism_ci95': [0.6, 0.8], 'realism_n_heldout': 60}}}))
+  (src / report.QUALITY_FILE).write_text(
+    json.dumps(
+      {
+        'replicates': {
+          '0': {
+            'judge_agreement': 0.8,
+            'judge_agreement_per_class': {'anger': 0.9, 'fear': 0.7},
+            'n_judged': 100,
+            'judge_real_holdout_accuracy': 0.9,
+            'realism_accuracy': 0.7,
+            'realism_ci95': [0.6, 0.8],
+            'realism_n_heldout': 60,
+          }
+        }
+      }
+    )
+  )
   s = report.build(src / 'results.csv', src, margin=0.01)
   run_module('experiments.report', f'--results={src / "results.csv"}', f'--out={tmp_path / "again"}')
   for f in ('report.md', 'summary.json'):
@@ -184,8 +244,15 @@ def test_report_is_rebuilt_identically_from_the_table(tmp_path):
   assert set(summary['gain']) >= {'multiple', 'mean', 'ci95', 'p', 'significant'}
   assert set(summary['saturation']) >= {'verdict', 'multiple', 'margin', 'seeds_needed'}
   md = (src / 'report.md').read_text()
-  for part in ('**Protocol**: the paper\'s', 'chosen on validation', 'one GAN training and one synthetic set',
-               'Holm', 'Where more synthetic data stops helping', 'indistinguishable', 'procedural:b'):
+  for part in (
+    "**Protocol**: the paper's",
+    'chosen on validation',
+    'one GAN training and one synthetic set',
+    'Holm',
+    'Where more synthetic data stops helping',
+    'indistinguishable',
+    'procedural:b',
+  ):
     assert part in md, part
 
 
@@ -202,12 +269,15 @@ def test_a_table_with_only_the_contract_columns_is_enough(tmp_path):
   assert s['saturation']['verdict'] == 'inconclusive'  # one multiple cannot show a knee
 
 
-@pytest.mark.parametrize('content,match', [
+@pytest.mark.parametrize(
+  'content,match',
+  [
     ('regime,multiple\nreal,0\n', 'missing column'),
     (','.join(report.REQUIRED) + '\nreal,zero,0,1,0,0.5,0.5,0.5,3,1\n', 'column multiple'),
     (','.join(report.REQUIRED) + '\nhybrid,0,0,1,0,0.5,0.5,0.5,3,1\n', "regime 'hybrid'"),
     (','.join(report.REQUIRED) + '\n', 'no runs'),
-])
+  ],
+)
 def test_bad_tables_get_one_clear_line(tmp_path, content, match):
   path = tmp_path / 'results.csv'
   path.write_text(content)
@@ -235,9 +305,24 @@ def _with_oracle(rng, seeds, gan_means, oracle_means, sd_run=0.005):
   for s in range(seeds):
     for k, m in oracle_means.items():
       acc = real[s] + (m - 0.6) + rng.normal(0, sd_run)
-      rows.append(dict(regime='mixed', multiple=k, seed=s, n_real=600, n_synthetic=int(600 * k), test_accuracy=acc,
-                       test_macro_f1=0.5, val_accuracy=acc, epochs=20, train_seconds=1.0, protocol='early_stopping',
-                       gan_seed=None, generator='oracle', run=f'mixed_k{k:g}_oracle_s{s}'))
+      rows.append(
+        dict(
+          regime='mixed',
+          multiple=k,
+          seed=s,
+          n_real=600,
+          n_synthetic=int(600 * k),
+          test_accuracy=acc,
+          test_macro_f1=0.5,
+          val_accuracy=acc,
+          epochs=20,
+          train_seconds=1.0,
+          protocol='early_stopping',
+          gan_seed=None,
+          generator='oracle',
+          run=f'mixed_k{k:g}_oracle_s{s}',
+        )
+      )
   return rows
 
 

@@ -1,4 +1,5 @@
 """The tiny preset's sweep end to end, its resume after a kill, and its refusals."""
+
 import csv
 import fcntl
 import json
@@ -19,9 +20,24 @@ from fer_jax import executors, sweep
 from fer_jax.errors import UserError
 from tests.conftest import ROOT, run_module
 
-REPRODUCIBLE = ('regime', 'multiple', 'seed', 'gan_seed', 'generator', 'n_real', 'n_synthetic', 'test_accuracy',
-                'test_macro_f1', 'val_accuracy', 'epochs', 'test2_accuracy', 'test2_macro_f1', 'run',
-                'test_max_pred_share', 'protocol')
+REPRODUCIBLE = (
+  'regime',
+  'multiple',
+  'seed',
+  'gan_seed',
+  'generator',
+  'n_real',
+  'n_synthetic',
+  'test_accuracy',
+  'test_macro_f1',
+  'val_accuracy',
+  'epochs',
+  'test2_accuracy',
+  'test2_macro_f1',
+  'run',
+  'test_max_pred_share',
+  'protocol',
+)
 
 
 def _rows(path):
@@ -39,15 +55,29 @@ def finished(tmp_path_factory):
 
 def test_sweep_writes_every_promised_file(finished):
   w = finished
-  for f in ('results.csv', 'results.json', 'report.md', 'summary.json', 'synthetic_quality.json',
-            'accuracy_vs_multiple.png', 'samples/identities.png', 'samples/expressions.png',
-            'samples/synthetic_train.png', 'data/preview.png'):
+  for f in (
+    'results.csv',
+    'results.json',
+    'report.md',
+    'summary.json',
+    'synthetic_quality.json',
+    'accuracy_vs_multiple.png',
+    'samples/identities.png',
+    'samples/expressions.png',
+    'samples/synthetic_train.png',
+    'data/preview.png',
+  ):
     assert (w / f).exists(), f
   rows = _rows(w / 'results.csv')
   c = default.get_config('tiny')
   assert len(rows) == len(sweep.runs(c)) == 1 + 2 * len(c.sweep.multiples)
   assert {(r['regime'], float(r['multiple'])) for r in rows} == {
-      ('real', 0.0), ('synthetic', 0.5), ('synthetic', 1.0), ('mixed', 0.5), ('mixed', 1.0)}
+    ('real', 0.0),
+    ('synthetic', 0.5),
+    ('synthetic', 1.0),
+    ('mixed', 0.5),
+    ('mixed', 1.0),
+  }
   base = int(next(r for r in rows if r['regime'] == 'real')['n_real'])
   for r in rows:
     assert r['protocol'] == 'early_stopping'
@@ -66,8 +96,13 @@ def test_sweep_writes_every_promised_file(finished):
   if summary['best_multiple'] is not None:
     assert summary['gain']['multiple'] == summary['best_multiple']
   report = (w / 'report.md').read_text()
-  for part in ('Best multiple (chosen on validation)', 'Where more synthetic data stops helping',
-               'one GAN training', "synthetic set's own quality", 'How runs ended'):
+  for part in (
+    'Best multiple (chosen on validation)',
+    'Where more synthetic data stops helping',
+    'one GAN training',
+    "synthetic set's own quality",
+    'How runs ended',
+  ):
     assert part in report, part
   assert all(f'`{name}`' in report for name in failed)
   quality = json.loads((w / 'synthetic_quality.json').read_text())['replicates']['0']
@@ -86,6 +121,7 @@ def test_report_rebuilds_from_the_sweeps_table(finished, tmp_path):
 def test_synthetic_set_is_balanced_and_nested(finished, tiny):
   """The k = 0.5 set is a prefix of the k = 1 set, and every identity has each of the 6 emotions once."""
   from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
+
   folder = os.path.dirname(next((finished / 'gan0' / 'synthetic').rglob('dataset_info.json')))
   ds = sources.load(sources.Source('synthetic', folder), 'train', tiny, str(finished))
   labels = np.array([int(ds[i]['label']) for i in range(len(ds))])
@@ -114,11 +150,12 @@ def _kill_when(cmd, path, timeout=400):
 
 
 _STAGE_FILES = (  # files only that stage makes while it works
-    ('data preparation', 'tfds/procedural_faces/*/incomplete*'),
-    ('identity GAN', 'gan0/identity_gan/checkpoints/[0-9]*'),
-    ('expression GAN', 'gan0/expression_gan/checkpoints/[0-9]*'),
-    ('synthetic set', 'gan0/synthetic/*/*/incomplete*'),
-    ('classifier runs', 'runs/*/metrics.json'))  # once a run has finished, while others train
+  ('data preparation', 'tfds/procedural_faces/*/incomplete*'),
+  ('identity GAN', 'gan0/identity_gan/checkpoints/[0-9]*'),
+  ('expression GAN', 'gan0/expression_gan/checkpoints/[0-9]*'),
+  ('synthetic set', 'gan0/synthetic/*/*/incomplete*'),
+  ('classifier runs', 'runs/*/metrics.json'),
+)  # once a run has finished, while others train
 
 
 def test_killed_in_every_stage_at_random_moments_the_sweep_ends_as_if_never_killed(finished, tmp_path):
@@ -127,8 +164,14 @@ def test_killed_in_every_stage_at_random_moments_the_sweep_ends_as_if_never_kill
   sweep's results, and no killed preparation leaves its folder behind."""
   rng = random.Random(0)
   w = tmp_path / 'w'
-  cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-         '--config.sweep.concurrent_runs=2']
+  cmd = [
+    sys.executable,
+    '-m',
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    '--config.sweep.concurrent_runs=2',
+  ]
   killed_in = []
   for i in range(len(_STAGE_FILES)):
     seen = {p for _, pattern in _STAGE_FILES for p in w.glob(pattern)}
@@ -171,11 +214,13 @@ def test_a_failing_run_is_named_with_its_log_and_the_others_finish(finished, tmp
   config.sweep.executor, config.sweep.slurm.cluster = executor, 'local'
   run_list = [r for r in sweep.runs(config) if r.name in ('real_k0_s0', 'mixed_k1_g0_s0')]
   try:
-    rows, failures = sweep.train_runs(config, str(tmp_path), run_list, {0: str(tmp_path / 'nonexistent')},
-                                      executors.make(config, str(tmp_path)))
+    rows, failures = sweep.train_runs(
+      config, str(tmp_path), run_list, {0: str(tmp_path / 'nonexistent')}, executors.make(config, str(tmp_path))
+    )
   finally:
     if executor == 'ray':
       import ray  # pylint: disable=import-outside-toplevel
+
       ray.shutdown()
   assert [r['run'] for r in rows] == ['real_k0_s0'] and (tmp_path / 'runs' / 'real_k0_s0' / 'metrics.json').exists()
   assert [f.name for f in failures] == ['mixed_k1_g0_s0']
@@ -208,8 +253,15 @@ def test_ray_and_slurm_give_the_local_results_after_the_driver_is_killed(finishe
   cluster), the driver SIGKILLed (with what it started) once runs have begun to finish, then rerun: the same
   results.csv as the local sweep, timing aside; the runs that had finished are not redone."""
   w = tmp_path / 'w'
-  cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-         f'--config.sweep.executor={executor}', '--config.sweep.slurm.cluster=local']
+  cmd = [
+    sys.executable,
+    '-m',
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    f'--config.sweep.executor={executor}',
+    '--config.sweep.slurm.cluster=local',
+  ]
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
   deadline = time.time() + 400
   while not list(w.glob('runs/*/metrics.json')):
@@ -235,9 +287,14 @@ def test_four_devices_give_the_one_device_sweep(finished, tmp_path):
   at most one grey level, and a run trained on them by at most one test image (the tiny runs sit near chance,
   where a prediction is a near tie)."""
   w = tmp_path / 'w'
-  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-             '--config.sweep.regimes=real,mixed', '--config.sweep.multiples=1',
-             env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'})
+  run_module(
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    '--config.sweep.regimes=real,mixed',
+    '--config.sweep.multiples=1',
+    env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4'},
+  )
   for stage in ('identity_gan', 'expression_gan'):
     a, b = (json.loads((d / 'gan0' / stage / 'metrics.json').read_text()) for d in (w, finished))
     np.testing.assert_allclose(_numbers(a, 'judged'), _numbers(b, 'judged'), rtol=1e-4, atol=1e-6, err_msg=stage)
@@ -251,7 +308,8 @@ def test_four_devices_give_the_one_device_sweep(finished, tmp_path):
   assert rows[0] == want['real_k0_s0']
   got, ref = rows[1], want['mixed_k1_g0_s0']
   assert {k: got[k] for k in ('n_real', 'n_synthetic', 'regime', 'multiple', 'seed')} == {
-      k: ref[k] for k in ('n_real', 'n_synthetic', 'regime', 'multiple', 'seed')}
+    k: ref[k] for k in ('n_real', 'n_synthetic', 'regime', 'multiple', 'seed')
+  }
   n_test = 6 * default.get_config('tiny').data.procedural.test_subjects
   for k in ('test_accuracy', 'test2_accuracy', 'val_accuracy'):
     assert abs(float(got[k]) - float(ref[k])) <= 1 / n_test + 1e-6, (k, got[k], ref[k])
@@ -285,8 +343,14 @@ def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
   shutil.copytree(finished, w)
   stamp = (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns
   # One mixed k (the largest, so the sets are the full size) keeps the second replicate's runs to one.
-  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.gan_seeds=0,1',
-             '--config.sweep.regimes=real,mixed', '--config.sweep.multiples=1')
+  run_module(
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    '--config.sweep.gan_seeds=0,1',
+    '--config.sweep.regimes=real,mixed',
+    '--config.sweep.multiples=1',
+  )
   rows = _rows(w / 'results.csv')
   assert sorted({r['gan_seed'] for r in rows}) == ['', '0', '1'] and len(rows) == 1 + 2
   assert (w / 'runs' / 'mixed_k1_g0_s0' / 'metrics.json').stat().st_mtime_ns == stamp
@@ -299,8 +363,13 @@ def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
 
 
 def _data_only(finished, w):
-  shutil.copytree(finished, w, ignore=shutil.ignore_patterns('gan*', 'runs', 'results.*', 'report.md', 'samples',
-                                                             'summary.json', 'synthetic_quality.json'))
+  shutil.copytree(
+    finished,
+    w,
+    ignore=shutil.ignore_patterns(
+      'gan*', 'runs', 'results.*', 'report.md', 'samples', 'summary.json', 'synthetic_quality.json'
+    ),
+  )
 
 
 @pytest.fixture(scope='module')
@@ -308,8 +377,9 @@ def oracle_only(finished, tmp_path_factory):
   """A tiny sweep with the oracle set only, on the finished sweep's data."""
   w = tmp_path_factory.mktemp('oracle') / 'w'
   _data_only(finished, w)
-  run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-             '--config.sweep.generators=oracle')
+  run_module(
+    'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.generators=oracle'
+  )
   return w
 
 
@@ -324,6 +394,7 @@ def test_oracle_only_sweep_trains_no_gan_and_renders_new_people(oracle_only, tin
   oracle_subjects = {int(ds[i]['subject']) for i in range(len(ds))}
   assert (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced, identity-major like the GAN set
   from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
+
   tiny.data.data_dir = str(w / 'tfds')
   for split in ('train', 'validation', 'test', 'pool'):
     split_ds = sources.load(sources.Source('procedural', 'a'), split, tiny, str(w))
@@ -338,8 +409,14 @@ def test_both_generators_resume_after_a_kill(finished, oracle_only, tmp_path):
   GAN-only and oracle-only sweeps (same data, seeds and sets)."""
   w = tmp_path / 'w'
   shutil.copytree(finished, w, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
-  cmd = [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}',
-         '--config.sweep.generators=gan,oracle']
+  cmd = [
+    sys.executable,
+    '-m',
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    '--config.sweep.generators=gan,oracle',
+  ]
   _kill_when(cmd, w / 'runs' / 'mixed_k0.5_oracle_s0' / 'checkpoints' / '2')
   assert not (w / 'runs' / 'mixed_k0.5_oracle_s0' / 'metrics.json').exists()
   subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
@@ -354,29 +431,43 @@ def test_both_generators_resume_after_a_kill(finished, oracle_only, tmp_path):
 
 
 def test_oracle_refuses_real_datasets(finished):
-  proc = run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={finished}',
-                    '--config.sweep.generators=gan,oracle', '--config.data.train_sources=fer2013:/nonexistent.csv',
-                    check=False)
+  proc = run_module(
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={finished}',
+    '--config.sweep.generators=gan,oracle',
+    '--config.data.train_sources=fer2013:/nonexistent.csv',
+    check=False,
+  )
   assert proc.returncode != 0 and "generator 'oracle'" in proc.stderr and 'Traceback' not in proc.stderr
 
 
-@pytest.mark.parametrize('override,match', [
+@pytest.mark.parametrize(
+  'override,match',
+  [
     ('--config.sweep.multiples=0,-1', 'not a valid multiple'),
     ("--config.sweep.multiples=('a',)", 'not a valid multiple'),
     ("--config.sweep.regimes=('real','hybrid')", "unknown regime 'hybrid'"),
-])
+  ],
+)
 def test_bad_sweep_settings_are_refused(finished, override, match):
   before = (finished / 'results.csv').read_bytes()
-  proc = run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={finished}', override,
-                    check=False)
+  proc = run_module(
+    'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={finished}', override, check=False
+  )
   assert proc.returncode != 0 and match in proc.stderr and 'Traceback' not in proc.stderr
   assert (finished / 'results.csv').read_bytes() == before
 
 
 def test_changed_config_conflicting_with_results_is_refused(finished):
   before = (finished / 'results.csv').read_bytes()
-  proc = run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={finished}',
-                    '--config.classifier.lr=0.01', check=False)
+  proc = run_module(
+    'experiments.sweep',
+    '--config=configs/default.py:tiny',
+    f'--workdir={finished}',
+    '--config.classifier.lr=0.01',
+    check=False,
+  )
   assert proc.returncode != 0
   assert 'classifier.lr' in proc.stderr and 'fresh --workdir' in proc.stderr
   assert (finished / 'results.csv').read_bytes() == before
@@ -395,8 +486,14 @@ def test_run_list_is_overrides():
   c.sweep.generators = ('gan,oracle',)  # as the command line gives `--config.sweep.generators=gan,oracle`
   oracle = {r.name: r for r in sweep.runs(c)}['mixed_k1_oracle_s1']
   assert oracle.generator == 'oracle' and oracle.gan_seed is None and sweep.set_key(oracle) == 'oracle'
-  for field, value in (('multiples', (1, -2)), ('gan_seeds', (0, 0)), ('seeds', ()), ('margin', 0.0),
-                       ('generators', ('gan', 'dalle')), ('generators', ())):
+  for field, value in (
+    ('multiples', (1, -2)),
+    ('gan_seeds', (0, 0)),
+    ('seeds', ()),
+    ('margin', 0.0),
+    ('generators', ('gan', 'dalle')),
+    ('generators', ()),
+  ):
     bad = default.get_config('tiny')
     setattr(bad.sweep, field, value)
     with pytest.raises(UserError):

@@ -1,12 +1,13 @@
 """Quality of a synthetic set: judge agreement against its real-face reference, and the realism score."""
+
 import json
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from fer_jax.data import emotions, faces
 from fer_jax import report
+from fer_jax.data import emotions, faces
 from fer_jax.eval import synthetic_quality as sq
 from fer_jax.synthetic import SyntheticFaces, SyntheticFacesConfig
 from fer_jax.train import expression_gan
@@ -23,8 +24,9 @@ class _ArraySyntheticFaces(SyntheticFaces):
 
 def _write_set(tmp_path, images, labels, subjects):
   cfg = SyntheticFacesConfig(name='arrays', image_size=images.shape[1], num_identities=len(np.unique(subjects)))
-  b = _ArraySyntheticFaces(config=cfg, data_dir=str(tmp_path / 'synthetic'), file_format='array_record',
-                           generators=(images, labels, subjects))
+  b = _ArraySyntheticFaces(
+    config=cfg, data_dir=str(tmp_path / 'synthetic'), file_format='array_record', generators=(images, labels, subjects)
+  )
   b.download_and_prepare()
   return b.data_dir
 
@@ -32,7 +34,7 @@ def _write_set(tmp_path, images, labels, subjects):
 def _rendered(num_subjects, seed, first_subject=0):
   """Procedural faces: `num_subjects` subjects x the 6 Ekman emotions."""
   specs = [(first_subject + s, e, 0) for s in range(num_subjects) for e in range(emotions.NUM_EKMAN)]
-  images, meta = faces.render_specs(specs, 32, seed, 'a', 0.25, 1.0, )
+  images, meta = faces.render_specs(specs, 32, seed, 'a', 0.25, 1.0)
   return images, meta['subject']
 
 
@@ -47,8 +49,13 @@ def test_evaluate_on_real_faces_posing_as_synthetic(tiny, tmp_path):
   json.dumps(q)
   assert q['judge_agreement'] == pytest.approx(q['judge_real_holdout_accuracy'])
   assert set(q['judge_agreement_per_class']) == set(emotions.EKMAN)
-  for v in [q['judge_agreement'], q['judge_real_holdout_accuracy'], q['realism_accuracy'], *q['realism_ci95'],
-            *q['judge_agreement_per_class'].values()]:
+  for v in [
+    q['judge_agreement'],
+    q['judge_real_holdout_accuracy'],
+    q['realism_accuracy'],
+    *q['realism_ci95'],
+    *q['judge_agreement_per_class'].values(),
+  ]:
     assert 0.0 <= v <= 1.0
   lo, hi = q['realism_ci95']
   assert lo <= q['realism_accuracy'] <= hi
@@ -81,7 +88,8 @@ def test_clustered_interval_is_wilson_for_independent_faces_and_wider_for_cluste
   clustered = np.repeat(rng.random(20) < 0.4, 6)
   by_subject = stats.binomtest(int(clustered.sum()) // 6, 20).proportion_ci(0.95, method='wilson')
   assert sq.clustered_wilson(clustered, np.repeat(np.arange(20), 6)) == pytest.approx(
-      [by_subject.low, by_subject.high], abs=0.02)
+    [by_subject.low, by_subject.high], abs=0.02
+  )
 
 
 @pytest.fixture(scope='module')

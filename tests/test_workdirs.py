@@ -1,4 +1,5 @@
 """The workdir contract (config record, lock), checkpoint fallback, config validation and one-line errors."""
+
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from tests.conftest import run_module
 def finished_run(tmp_path_factory):
   """A finished tiny classifier run (3 epochs, a checkpoint after each; the last two kept)."""
   from configs import default  # pylint: disable=import-outside-toplevel
+
   config = default.get_config('tiny')
   config.data.data_dir = str(tmp_path_factory.mktemp('tfds_w'))
   workdir = tmp_path_factory.mktemp('run')
@@ -108,19 +110,28 @@ def test_result_files_follow_the_umask_and_corrupt_ones_are_named(tmp_path):
     io_utils.read_json(path)
 
 
-@pytest.mark.parametrize('setup,args,match', [
+@pytest.mark.parametrize(
+  'setup,args,match',
+  [
     ('file', (), 'a file is in the way'),
     (None, ('--config.classifier.batch_size=0',), r'classifier.batch_size=0; expected a whole number > 0'),
     (None, ('--config.classifier.batch_size=18',), r'classifier.batch_size=18 is not a multiple of the 4 devices'),
     (None, ('--config.classifier.lr=-1',), r'classifier.lr=-1.0; expected a number > 0'),
-])
+  ],
+)
 def test_bad_input_is_one_line_without_a_traceback(tmp_path, data_dir, setup, args, match):
   w = tmp_path / 'w'
   if setup == 'file':
     w.write_text('not a directory')
-  proc = run_module('experiments.train_classifier', '--config=configs/default.py:tiny', f'--workdir={w}',
-                    f'--config.data.data_dir={data_dir}', *args, check=False,
-                    env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'})
+  proc = run_module(
+    'experiments.train_classifier',
+    '--config=configs/default.py:tiny',
+    f'--workdir={w}',
+    f'--config.data.data_dir={data_dir}',
+    *args,
+    check=False,
+    env={'XLA_FLAGS': '--xla_force_host_platform_device_count=4', 'JAX_PLATFORMS': 'cpu'},
+  )
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith('error: ') and re.search(match, last), proc.stderr[-2000:]
@@ -138,8 +149,14 @@ def test_relevant_keys_leave_out_where_and_how_often(tiny):
 
 
 def test_a_diverging_classifier_stops_with_one_line(tmp_path, data_dir):
-  proc = run_module('experiments.train_classifier', '--config=configs/default.py:tiny', f'--workdir={tmp_path}',
-                    f'--config.data.data_dir={data_dir}', '--config.classifier.lr=1e30', check=False)
+  proc = run_module(
+    'experiments.train_classifier',
+    '--config=configs/default.py:tiny',
+    f'--workdir={tmp_path}',
+    f'--config.data.data_dir={data_dir}',
+    '--config.classifier.lr=1e30',
+    check=False,
+  )
   last = proc.stderr.strip().splitlines()[-1]
   assert proc.returncode != 0 and 'Traceback' not in proc.stderr
   assert re.match(r'error: classifier training loss is (nan|inf) at epoch \d+; stopped', last), last
@@ -154,6 +171,7 @@ def test_a_read_only_workdir_is_one_line(tmp_path, monkeypatch):
 
   def refuse(path, exist_ok=False):
     raise PermissionError(13, 'Permission denied', path)
+
   monkeypatch.setattr(os, 'makedirs', refuse)
   with pytest.raises(UserError, match=r'--workdir .*/new: no permission to create it'):
     workdirs.make_dir(str(tmp_path / 'new'))

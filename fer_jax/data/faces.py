@@ -11,6 +11,7 @@ lighting, pose and noise are drawn independently of the emotion, so no global cu
 Face coordinates: x to the right, y down, the face ellipse about 0.75 wide and 1 high (half-axes); the
 image spans [-VIEW, VIEW] in both axes before the pose transform.
 """
+
 import functools
 
 import jax
@@ -24,45 +25,45 @@ VIEW = 1.1
 # name: (domain a range, domain b range). Domain b stands in for another dataset: other people (face
 # shapes, skin and hair tones), harsher lighting, larger pose range, more noise and blur.
 IDENTITY_RANGES = {
-    'face_w': ((0.64, 0.80), (0.68, 0.86)),
-    'face_h': ((0.92, 1.04), (0.88, 1.0)),
-    'jaw': ((0.05, 0.40), (0.0, 0.30)),
-    'skin': ((0.50, 0.82), (0.34, 0.66)),
-    'hair_tone': ((0.04, 0.45), (0.25, 0.85)),
-    'hair_len': ((-0.25, 0.95), (-0.35, 0.4)),
-    'hair_volume': ((0.0, 1.0), (0.3, 1.4)),
-    'hairline': ((0.60, 0.86), (0.62, 0.92)),
-    'bg': ((0.15, 0.95), (0.1, 0.9)),
-    'eye_x': ((0.29, 0.36), (0.27, 0.37)),
-    'eye_y': ((-0.20, -0.10), (-0.22, -0.08)),
-    'eye_w': ((0.13, 0.17), (0.12, 0.17)),
-    'eye_h': ((0.055, 0.08), (0.05, 0.085)),
-    'iris': ((0.045, 0.06), (0.04, 0.06)),
-    'iris_tone': ((0.05, 0.45), (0.05, 0.3)),
-    'brow_gap': ((0.15, 0.21), (0.14, 0.22)),
-    'brow_len': ((0.15, 0.20), (0.14, 0.21)),
-    'brow_thick': ((0.018, 0.035), (0.02, 0.04)),
-    'brow_arch': ((0.0, 0.05), (0.0, 0.06)),
-    'brow_tone': ((0.05, 0.35), (0.05, 0.3)),
-    'nose_y': ((0.22, 0.32), (0.20, 0.34)),
-    'nose_w': ((0.06, 0.10), (0.07, 0.11)),
-    'mouth_y': ((0.50, 0.60), (0.48, 0.62)),
-    'mouth_w': ((0.19, 0.25), (0.18, 0.26)),
-    'lip_thick': ((0.025, 0.05), (0.025, 0.055)),
-    'lip_tone': ((0.55, 0.85), (0.6, 0.9)),
-    'fold_depth': ((0.0, 0.15), (0.05, 0.2)),
+  'face_w': ((0.64, 0.80), (0.68, 0.86)),
+  'face_h': ((0.92, 1.04), (0.88, 1.0)),
+  'jaw': ((0.05, 0.40), (0.0, 0.30)),
+  'skin': ((0.50, 0.82), (0.34, 0.66)),
+  'hair_tone': ((0.04, 0.45), (0.25, 0.85)),
+  'hair_len': ((-0.25, 0.95), (-0.35, 0.4)),
+  'hair_volume': ((0.0, 1.0), (0.3, 1.4)),
+  'hairline': ((0.60, 0.86), (0.62, 0.92)),
+  'bg': ((0.15, 0.95), (0.1, 0.9)),
+  'eye_x': ((0.29, 0.36), (0.27, 0.37)),
+  'eye_y': ((-0.20, -0.10), (-0.22, -0.08)),
+  'eye_w': ((0.13, 0.17), (0.12, 0.17)),
+  'eye_h': ((0.055, 0.08), (0.05, 0.085)),
+  'iris': ((0.045, 0.06), (0.04, 0.06)),
+  'iris_tone': ((0.05, 0.45), (0.05, 0.3)),
+  'brow_gap': ((0.15, 0.21), (0.14, 0.22)),
+  'brow_len': ((0.15, 0.20), (0.14, 0.21)),
+  'brow_thick': ((0.018, 0.035), (0.02, 0.04)),
+  'brow_arch': ((0.0, 0.05), (0.0, 0.06)),
+  'brow_tone': ((0.05, 0.35), (0.05, 0.3)),
+  'nose_y': ((0.22, 0.32), (0.20, 0.34)),
+  'nose_w': ((0.06, 0.10), (0.07, 0.11)),
+  'mouth_y': ((0.50, 0.60), (0.48, 0.62)),
+  'mouth_w': ((0.19, 0.25), (0.18, 0.26)),
+  'lip_thick': ((0.025, 0.05), (0.025, 0.055)),
+  'lip_tone': ((0.55, 0.85), (0.6, 0.9)),
+  'fold_depth': ((0.0, 0.15), (0.05, 0.2)),
 }
 NUISANCE_RANGES = {
-    'angle': ((-0.14, 0.14), (-0.25, 0.25)),  # radians
-    'scale': ((0.92, 1.05), (0.84, 1.1)),
-    'dx': ((-0.05, 0.05), (-0.09, 0.09)),
-    'dy': ((-0.05, 0.05), (-0.09, 0.09)),
-    'light_angle': ((-3.1416, 3.1416), (-3.1416, 3.1416)),
-    'light': ((0.0, 0.25), (0.15, 0.45)),
-    'contrast': ((0.8, 1.15), (0.65, 1.0)),
-    'brightness': ((-0.08, 0.08), (-0.12, 0.12)),
-    'noise': ((0.01, 0.035), (0.03, 0.07)),
-    'blur': ((0.0, 0.6), (0.3, 1.0)),
+  'angle': ((-0.14, 0.14), (-0.25, 0.25)),  # radians
+  'scale': ((0.92, 1.05), (0.84, 1.1)),
+  'dx': ((-0.05, 0.05), (-0.09, 0.09)),
+  'dy': ((-0.05, 0.05), (-0.09, 0.09)),
+  'light_angle': ((-3.1416, 3.1416), (-3.1416, 3.1416)),
+  'light': ((0.0, 0.25), (0.15, 0.45)),
+  'contrast': ((0.8, 1.15), (0.65, 1.0)),
+  'brightness': ((-0.08, 0.08), (-0.12, 0.12)),
+  'noise': ((0.01, 0.035), (0.03, 0.07)),
+  'blur': ((0.0, 0.6), (0.3, 1.0)),
 }
 DOMAINS = ('a', 'b')
 IDENTITY_KEYS = tuple(IDENTITY_RANGES)
@@ -150,28 +151,35 @@ def _render_one(ident, aus, nuis, noise_key, size):
 
   # Face: the jaw narrows the lower half; a dropped jaw (AU26) lengthens it.
   lower = jnp.clip(y / p['face_h'], 0.0, 1.0)
-  rx = p['face_w'] * (1.0 - p['jaw'] * lower ** 2)
+  rx = p['face_w'] * (1.0 - p['jaw'] * lower**2)
   ry = jnp.where(y > 0, p['face_h'] + 0.1 * a[26], p['face_h'])
   r = jnp.sqrt((x / rx) ** 2 + (y / ry) ** 2)
   face = _fill((r - 1.0) * p['face_w'], soft)
-  img = _mix(img, skin * (1.0 - 0.22 * r ** 2), face)
+  img = _mix(img, skin * (1.0 - 0.22 * r**2), face)
   # Fringe over the forehead.
-  hairline = -p['face_h'] * p['hairline'] + 0.25 * x ** 2
+  hairline = -p['face_h'] * p['hairline'] + 0.25 * x**2
   img = _mix(img, hair, face * _fill(y - hairline, soft))
 
   # ---- eyes: AU5 opens the upper lid, AU7 tightens both lids, AU6 pushes the lower lid up.
   ex, ey, ew, eh = p['eye_x'], p['eye_y'], p['eye_w'], p['eye_h']
   u = (xa - ex) / ew
   v = y - ey
-  arc = jnp.sqrt(jnp.clip(1.0 - u ** 2, 0.0, 1.0))
+  arc = jnp.sqrt(jnp.clip(1.0 - u**2, 0.0, 1.0))
   hu = eh * jnp.clip(1.0 + 0.9 * a[5] - 0.5 * a[7] - 0.3 * a[6], 0.12, 2.5)
   hl = eh * 0.6 * jnp.clip(1.0 + 0.3 * a[5] - 0.6 * a[6] - 0.4 * a[7], 0.1, 2.0)
   in_eye_span = _fill(jnp.abs(u) - 1.0, soft / ew)
   eye = in_eye_span * _fill(-hu * arc - v, soft) * _fill(v - hl * arc, soft)
   iris = _fill(jnp.sqrt((xa - ex) ** 2 + (y - ey) ** 2) - p['iris'], soft)
   sclera = jnp.minimum(skin + 0.3, 0.97)
-  img = _mix(img, _mix(sclera, p['iris_tone'] * (1.0 - 0.6 * _fill(jnp.sqrt((xa - ex) ** 2 + (y - ey) ** 2)
-                                                                     - 0.45 * p['iris'], soft)), iris), eye)
+  img = _mix(
+    img,
+    _mix(
+      sclera,
+      p['iris_tone'] * (1.0 - 0.6 * _fill(jnp.sqrt((xa - ex) ** 2 + (y - ey) ** 2) - 0.45 * p['iris'], soft)),
+      iris,
+    ),
+    eye,
+  )
   img = _mix(img, 0.08, 0.85 * _fill(jnp.abs(u) - 1.08, soft / ew) * _band(v + hu * arc, 0.012, soft))  # lash line
   img = _mix(img, skin * 0.6, 0.5 * in_eye_span * _band(v - hl * arc, 0.006, soft))  # lower lid
   crease = _band(v + hu * arc + 0.05 + 0.02 * a[5], 0.006, soft) * _fill(jnp.abs(u) - 0.9, soft / ew)
@@ -180,7 +188,7 @@ def _render_one(ident, aus, nuis, noise_key, size):
   cheek = jnp.exp(-(((xa - ex) / 0.16) ** 2 + ((y - (ey + 0.24 - 0.06 * a[6])) / 0.08) ** 2))
   img = img + 0.16 * a[6] * cheek * face
   ox, oy = xa - (ex + ew + 0.025), y - ey
-  rr = jnp.sqrt(ox ** 2 + oy ** 2)
+  rr = jnp.sqrt(ox**2 + oy**2)
   feet = _stripes(jnp.arctan2(oy, ox + 1e-6), 0.45) * _fill(rr - 0.09, soft) * (ox > 0)
   img = _mix(img, skin * 0.55, 0.5 * a[6] * feet * face)
 
@@ -189,7 +197,7 @@ def _render_one(ident, aus, nuis, noise_key, size):
   s = (xa - bx) / p['brow_len']  # -1 inner end, +1 outer end
   raise_ = 0.14 * a[1] * (1.0 - s) / 2.0 + 0.12 * a[2] * (1.0 + s) / 2.0
   lowered = 0.09 * a[4] * (1.0 - 0.45 * s)
-  by = ey - p['brow_gap'] - raise_ + lowered - p['brow_arch'] * (1.0 - s ** 2)
+  by = ey - p['brow_gap'] - raise_ + lowered - p['brow_arch'] * (1.0 - s**2)
   thick = p['brow_thick'] * (1.0 - 0.3 * jnp.clip(s, 0.0, 1.0))
   brow = _band(y - by, thick, soft) * _fill(jnp.abs(s) - 1.0, soft / p['brow_len'])
   img = _mix(img, p['brow_tone'], brow)
@@ -221,7 +229,7 @@ def _render_one(ident, aus, nuis, noise_key, size):
   ut = p['lip_thick'] * (1.0 - 0.6 * a[23]) * (1.0 - 0.3 * a[20])
   lt = p['lip_thick'] * 1.25 * (1.0 - 0.55 * a[23]) * (1.0 - 0.3 * a[20]) + 0.015 * a[16]
   t = x / mw
-  t2 = jnp.clip(t ** 2, 0.0, 1.0)
+  t2 = jnp.clip(t**2, 0.0, 1.0)
   yui = my + corner * t2 - open_top * (1.0 - t2)
   yli = my + corner * t2 + open_bot * (1.0 - t2)
   yuo = yui - ut * (1.0 - 0.5 * t2)
@@ -262,9 +270,11 @@ def _blur3(img):
 @functools.partial(jax.jit, static_argnames=('size', 'domain'))
 def render(subject, emotion, repeat, seed, min_intensity, max_intensity, *, size, domain):
   """Faces for [B] (subject, emotion, repeat) triples -> ([B, size, size, 1] uint8, [B, NUM_AUS], [B])."""
+
   def one(s, e, r):
     identity, aus, intensity, nuisance, noise_key = _draw(seed, domain, s, e, r, min_intensity, max_intensity)
     return _render_one(identity, aus, nuisance, noise_key, size), aus, intensity
+
   img, aus, intensity = jax.vmap(one)(subject, emotion, repeat)
   return jnp.round(img * 255.0).astype(jnp.uint8)[..., None], aus, intensity
 
@@ -280,11 +290,18 @@ def render_specs(specs, size, seed, domain, min_intensity, max_intensity, batch_
   aus = np.zeros((n, emotions.NUM_AUS), np.float32)
   intensity = np.zeros((n,), np.float32)
   for i in range(0, n, batch_size):
-    chunk = specs[i:i + batch_size]
+    chunk = specs[i : i + batch_size]
     m = len(chunk)
     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - m, 0)])
-    out = render(chunk[:, 0], chunk[:, 1], chunk[:, 2], np.uint32(seed), np.float32(min_intensity),
-                 np.float32(max_intensity), size=size, domain=domain)
-    images[i:i + m], aus[i:i + m], intensity[i:i + m] = (np.asarray(o)[:m] for o in out)
-  return images, {'subject': specs[:, 0].copy(), 'label': specs[:, 1].copy(), 'aus': aus,
-                  'intensity': intensity}
+    out = render(
+      chunk[:, 0],
+      chunk[:, 1],
+      chunk[:, 2],
+      np.uint32(seed),
+      np.float32(min_intensity),
+      np.float32(max_intensity),
+      size=size,
+      domain=domain,
+    )
+    images[i : i + m], aus[i : i + m], intensity[i : i + m] = (np.asarray(o)[:m] for o in out)
+  return images, {'subject': specs[:, 0].copy(), 'label': specs[:, 1].copy(), 'aus': aus, 'intensity': intensity}

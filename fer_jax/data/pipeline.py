@@ -6,6 +6,7 @@ k=2) stays nested. Each epoch is a fresh permutation from (seed, epoch); the sam
 batches whatever happened before (what makes a resumed run equal an uninterrupted one). Batches hold this
 process's rows of the global batch; images stay uint8 until they are on the device.
 """
+
 import grain
 import numpy as np
 
@@ -51,13 +52,13 @@ def process_rows(ds, global_batch_size):
   left out (training drops it; evaluation pads to whole batches first).
   """
   import jax  # pylint: disable=import-outside-toplevel
+
   pc, p = jax.process_count(), jax.process_index()
   if pc == 1:
     return ds
   local = global_batch_size // pc
   n = len(ds) // global_batch_size * local
-  return grain.MapDataset.range(n).map(
-      lambda k: ds[k // local * global_batch_size + p * local + k % local])
+  return grain.MapDataset.range(n).map(lambda k: ds[k // local * global_batch_size + p * local + k % local])
 
 
 # One read thread: decoding a record is Python under the GIL, so a second thread only contends (measured at
@@ -83,6 +84,7 @@ def shuffled(ds, seed, epoch):
 def train_batches(ds, global_batch_size, seed, epoch, num_threads=_READ_THREADS):
   """One epoch of shuffled full batches (the remainder is dropped), this process's rows of each."""
   import jax  # pylint: disable=import-outside-toplevel
+
   local = global_batch_size // jax.process_count()
   it = process_rows(shuffled(ds, seed, epoch), global_batch_size).batch(local, drop_remainder=True)
   return it.to_iter_dataset(_read_options(num_threads))
@@ -95,6 +97,7 @@ def steps_per_epoch(ds, global_batch_size):
 def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
   """All examples in order, the last batch padded; `mask` marks real rows."""
   import jax  # pylint: disable=import-outside-toplevel
+
   n = len(ds)
   padded = -(-n // global_batch_size) * global_batch_size
   local = global_batch_size // jax.process_count()
@@ -104,5 +107,6 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
     return {**r, 'mask': np.bool_(i < n)}
 
   idx = grain.MapDataset.range(padded).map(at)
-  return process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(
-      _read_options(num_threads))
+  return (
+    process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+  )

@@ -5,6 +5,7 @@ from the pool split when it exists) and WORKDIR/data_stats.json:
 {"splits": {"train": {"total", "per_class", "subjects"}, ...}, "subject_overlap": {"train/test": 0, ...},
  "test_sources": {...}}. Subjects are counted per source, so two datasets never share a subject id.
 """
+
 import itertools
 import os
 
@@ -32,10 +33,13 @@ def _labels_and_subjects(ds):
 
 def _split_stats(labels, subjects):
   return {
-      'total': int(len(labels)),
-      'per_class': {name: int((labels == i).sum()) for i, name in enumerate(emotions.EMOTIONS)
-                    if (labels == i).any() or i < emotions.NUM_EKMAN},
-      'subjects': len({s for s in subjects.tolist() if s[1] >= 0}),
+    'total': int(len(labels)),
+    'per_class': {
+      name: int((labels == i).sum())
+      for i, name in enumerate(emotions.EMOTIONS)
+      if (labels == i).any() or i < emotions.NUM_EKMAN
+    },
+    'subjects': len({s for s in subjects.tolist() if s[1] >= 0}),
   }
 
 
@@ -79,8 +83,7 @@ def face_grid(ds, num_rows=6):
   else:
     rows = sorted((v for k, v in by_subject.items() if k >= 0), key=lambda v: -len(v))
   rows = rows[:num_rows]
-  return [[ds[row[e]]['image'] if e in row else None for e in range(len(emotions.EMOTIONS))]
-          for row in rows]
+  return [[ds[row[e]]['image'] if e in row else None for e in range(len(emotions.EMOTIONS))] for row in rows]
 
 
 def plot_grid(grid, path, title=None):
@@ -106,7 +109,10 @@ def preview(config, workdir):
   b = sources.builder(src, config, workdir)
   split = 'pool' if 'pool' in b.info.splits else 'train'
   stats = data_stats(config, workdir)
-  plot_grid(face_grid(b.as_data_source(split)), os.path.join(workdir, 'preview.png'),
-            title=f'{src} ({split} split): rows = subjects')
+  plot_grid(
+    face_grid(b.as_data_source(split)),
+    os.path.join(workdir, 'preview.png'),
+    title=f'{src} ({split} split): rows = subjects',
+  )
   io_utils.write_json(os.path.join(workdir, 'data_stats.json'), stats)
   return stats

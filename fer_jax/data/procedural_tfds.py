@@ -4,6 +4,7 @@ One builder config per (domain, rendering settings); its name carries a hash of 
 preset never reads a stale dataset. Splits `train`, `validation`, `test` hold the 6 Ekman emotions of
 disjoint subjects; `pool` holds other subjects with all 7 classes (neutral too): what the GANs learn from.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -33,9 +34,15 @@ class ProceduralFacesConfig(tfds.core.BuilderConfig):
   @classmethod
   def from_config(cls, domain, image_size, procedural):
     """Builds the config from `config.data.procedural` (a ConfigDict) and the image size."""
-    fields = dict(domain=domain, image_size=int(image_size), **{
-        f.name: getattr(procedural, f.name) for f in dataclasses.fields(cls)
-        if f.name not in ('domain', 'image_size') and f.name in procedural})
+    fields = dict(
+      domain=domain,
+      image_size=int(image_size),
+      **{
+        f.name: getattr(procedural, f.name)
+        for f in dataclasses.fields(cls)
+        if f.name not in ('domain', 'image_size') and f.name in procedural
+      },
+    )
     digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     return cls(name=f'{domain}_{image_size}px_{digest}', **fields)
 
@@ -52,13 +59,15 @@ class ProceduralFacesConfig(tfds.core.BuilderConfig):
 
 
 def features(image_size):
-  return tfds.features.FeaturesDict({
+  return tfds.features.FeaturesDict(
+    {
       'image': tfds.features.Tensor(shape=(image_size, image_size, 1), dtype=np.uint8),
       'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
       'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
       'aus': tfds.features.Tensor(shape=(emotions.NUM_AUS,), dtype=np.float32),
       'intensity': tfds.features.Tensor(shape=(), dtype=np.float32),
-  })
+    }
+  )
 
 
 class ProceduralFaces(tfds.core.GeneratorBasedBuilder):
@@ -70,13 +79,18 @@ class ProceduralFaces(tfds.core.GeneratorBasedBuilder):
   def _info(self):
     c = self.builder_config
     return tfds.core.DatasetInfo(
-        builder=self, features=features(c.image_size),
-        description=f'Procedural FACS faces, rendering domain {c.domain!r}.',
-        metadata=tfds.core.MetadataDict(
-            settings={f.name: getattr(c, f.name) for f in dataclasses.fields(ProceduralFacesConfig)
-                      if f.name not in ('name', 'version', 'release_notes', 'supported_versions',
-                                        'description', 'tags')},
-            action_units=list(emotions.ACTION_UNITS)))
+      builder=self,
+      features=features(c.image_size),
+      description=f'Procedural FACS faces, rendering domain {c.domain!r}.',
+      metadata=tfds.core.MetadataDict(
+        settings={
+          f.name: getattr(c, f.name)
+          for f in dataclasses.fields(ProceduralFacesConfig)
+          if f.name not in ('name', 'version', 'release_notes', 'supported_versions', 'description', 'tags')
+        },
+        action_units=list(emotions.ACTION_UNITS),
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -84,8 +98,15 @@ class ProceduralFaces(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, specs):
     c = self.builder_config
-    images, meta = faces.render_specs(specs, c.image_size, c.seed, c.domain, c.min_intensity,
-                                      c.max_intensity)
+    images, meta = faces.render_specs(specs, c.image_size, c.seed, c.domain, c.min_intensity, c.max_intensity)
     for i in range(len(specs)):
-      yield i, {'image': images[i], 'label': int(meta['label'][i]), 'subject': meta['subject'][i],
-                'aus': meta['aus'][i], 'intensity': meta['intensity'][i]}
+      yield (
+        i,
+        {
+          'image': images[i],
+          'label': int(meta['label'][i]),
+          'subject': meta['subject'][i],
+          'aus': meta['aus'][i],
+          'intensity': meta['intensity'][i],
+        },
+      )

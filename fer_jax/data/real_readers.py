@@ -37,6 +37,7 @@ later, one by one, by `load_grey`. Layouts read (PATH is what follows `KIND:` in
               splits. Files named S<number>_... (CK+ style, e.g. S005_001_00000011.png) carry their subject
               id and are split by subject; other names are split image by image (with a warning).
 """
+
 import csv
 import dataclasses
 import os
@@ -58,25 +59,59 @@ DROPPED = None  # a label the study does not use (contempt): the item is skipped
 
 # Emotion words as the datasets spell them -> EMOTIONS index (DROPPED for contempt).
 _WORDS = {
-    'anger': 'anger', 'angry': 'anger',
-    'disgust': 'disgust', 'disgusted': 'disgust',
-    'fear': 'fear', 'fearful': 'fear', 'afraid': 'fear', 'scared': 'fear',
-    'happiness': 'happiness', 'happy': 'happiness', 'joy': 'happiness',
-    'sadness': 'sadness', 'sad': 'sadness',
-    'surprise': 'surprise', 'surprised': 'surprise',
-    'neutral': 'neutral',
-    'contempt': DROPPED, 'contemptuous': DROPPED,
+  'anger': 'anger',
+  'angry': 'anger',
+  'disgust': 'disgust',
+  'disgusted': 'disgust',
+  'fear': 'fear',
+  'fearful': 'fear',
+  'afraid': 'fear',
+  'scared': 'fear',
+  'happiness': 'happiness',
+  'happy': 'happiness',
+  'joy': 'happiness',
+  'sadness': 'sadness',
+  'sad': 'sadness',
+  'surprise': 'surprise',
+  'surprised': 'surprise',
+  'neutral': 'neutral',
+  'contempt': DROPPED,
+  'contemptuous': DROPPED,
 }
 _FER2013 = dict(enumerate(emotions.EMOTIONS))  # FER2013's codes are our label order
-_CKPLUS = {0: 'neutral', 1: 'anger', 2: DROPPED, 3: 'disgust', 4: 'fear', 5: 'happiness', 6: 'sadness',
-           7: 'surprise'}
+_CKPLUS = {0: 'neutral', 1: 'anger', 2: DROPPED, 3: 'disgust', 4: 'fear', 5: 'happiness', 6: 'sadness', 7: 'surprise'}
 _MMI = {1: 'anger', 2: 'disgust', 3: 'fear', 4: 'happiness', 5: 'sadness', 6: 'surprise'}
-_JAFFE = {'AN': 'anger', 'DI': 'disgust', 'FE': 'fear', 'HA': 'happiness', 'SA': 'sadness',
-          'SU': 'surprise', 'NE': 'neutral'}
-_AFFECTNET = {0: 'neutral', 1: 'happiness', 2: 'sadness', 3: 'surprise', 4: 'fear', 5: 'disgust',
-              6: 'anger', 7: DROPPED, 8: DROPPED, 9: DROPPED, 10: DROPPED}
-_SPLIT_DIRS = {'train': 'train', 'training': 'train', 'validation': 'validation', 'val': 'validation',
-               'valid': 'validation', 'test': 'test', 'testing': 'test'}
+_JAFFE = {
+  'AN': 'anger',
+  'DI': 'disgust',
+  'FE': 'fear',
+  'HA': 'happiness',
+  'SA': 'sadness',
+  'SU': 'surprise',
+  'NE': 'neutral',
+}
+_AFFECTNET = {
+  0: 'neutral',
+  1: 'happiness',
+  2: 'sadness',
+  3: 'surprise',
+  4: 'fear',
+  5: 'disgust',
+  6: 'anger',
+  7: DROPPED,
+  8: DROPPED,
+  9: DROPPED,
+  10: DROPPED,
+}
+_SPLIT_DIRS = {
+  'train': 'train',
+  'training': 'train',
+  'validation': 'validation',
+  'val': 'validation',
+  'valid': 'validation',
+  'test': 'test',
+  'testing': 'test',
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +129,7 @@ class Item:
 
 def _label(table, code, where):
   if code not in table:
-    raise UserError(f'{where}: unknown emotion code {code!r}; expected one of '
-                    f'{", ".join(str(k) for k in table)}')
+    raise UserError(f'{where}: unknown emotion code {code!r}; expected one of {", ".join(str(k) for k in table)}')
   name = table[code]
   return None if name is DROPPED else emotions.EMOTIONS.index(name)
 
@@ -110,8 +144,14 @@ def _visible(p):
 
 def _images(folder, recursive=False):
   it = folder.rglob('*') if recursive else folder.iterdir()
-  return sorted(p for p in it if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTS
-                and not any(part.startswith('.') for part in p.relative_to(folder).parts))
+  return sorted(
+    p
+    for p in it
+    if p.is_file()
+    and _visible(p)
+    and p.suffix.lower() in IMAGE_EXTS
+    and not any(part.startswith('.') for part in p.relative_to(folder).parts)
+  )
 
 
 def _subdirs(folder):
@@ -136,12 +176,15 @@ def _sequence(frames, label, subject, root, cfg, middle=False):
   out = [(i, label) for i in peak]
   if cfg.onset_neutral and 0 not in peak:
     out.append((0, emotions.NEUTRAL))
+
   def key(frame):
     return _rel(frame, root) if isinstance(frame, pathlib.Path) else str(frame)
+
   first = frames[0]
   sequence = _rel(first.parent, root) if isinstance(first, pathlib.Path) else str(first).rsplit('#', 1)[0]
-  return [Item(key=key(frames[i]), label=lab, subject=subject, file=str(frames[i]), sequence=sequence)
-          for i, lab in out]
+  return [
+    Item(key=key(frames[i]), label=lab, subject=subject, file=str(frames[i]), sequence=sequence) for i, lab in out
+  ]
 
 
 # ----------------------------------------------------------------------------------------------- FER2013
@@ -163,8 +206,9 @@ class _CsvLines:
     try:
       text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
-      raise UserError(f'{self.path} line {self.line}: not UTF-8 text ({e.reason} at byte {e.start}); '
-                      'expected a UTF-8 CSV') from None
+      raise UserError(
+        f'{self.path} line {self.line}: not UTF-8 text ({e.reason} at byte {e.start}); expected a UTF-8 CSV'
+      ) from None
     return text[1:] if self.line == 1 and text.startswith('\ufeff') else text
 
 
@@ -190,8 +234,10 @@ def read_fer2013(path, cfg):
   if path.is_dir():
     found = [path / n for n in ('fer2013.csv', 'icml_face_data.csv') if (path / n).is_file()]
     if not found:
-      raise UserError(f'{path}: no fer2013.csv in this folder; expected the FER2013 CSV '
-                      '(columns emotion,pixels,Usage) or a folder holding it')
+      raise UserError(
+        f'{path}: no fer2013.csv in this folder; expected the FER2013 CSV '
+        '(columns emotion,pixels,Usage) or a folder holding it'
+      )
     path = found[0]
   items = []
   with _open_csv(path) as f:
@@ -231,8 +277,11 @@ def read_fer2013(path, cfg):
         if split is None:
           raise UserError(f'{where}: unknown Usage {row[iu]!r}; expected Training, PublicTest or PrivateTest')
       if label is not None:
-        items.append(Item(key=f'row{line}', label=label, file=str(path), split=split,
-                          pixels=pixels.astype(np.uint8).reshape(48, 48)))
+        items.append(
+          Item(
+            key=f'row{line}', label=label, file=str(path), split=split, pixels=pixels.astype(np.uint8).reshape(48, 48)
+          )
+        )
   return _nonempty(items, path, 'rows emotion,pixels,Usage')
 
 
@@ -246,14 +295,17 @@ def read_rafd(root, cfg):
   for p in _images(root, recursive=True):
     m = _RAFD.match(p.stem)
     if not m:
-      raise UserError(f'{p}: not a RaFD file name; expected Rafd{{pose}}_{{subject}}_{{ethnicity}}_{{gender}}_'
-                      '{emotion}_{gaze}.jpg, e.g. Rafd090_01_Caucasian_female_angry_frontal.jpg')
+      raise UserError(
+        f'{p}: not a RaFD file name; expected Rafd{{pose}}_{{subject}}_{{ethnicity}}_{{gender}}_'
+        '{emotion}_{gaze}.jpg, e.g. Rafd090_01_Caucasian_female_angry_frontal.jpg'
+      )
     pose, subject, _, _, word, _ = m.groups()
     label = _word_label(word, p)
     if label is not None and ('all' in poses or pose in poses):
       items.append(Item(key=_rel(p, root), label=label, subject=int(subject), file=str(p)))
-  return _nonempty(items, root, f'Rafd{{pose}}_{{subject}}_..._{{emotion}}_{{gaze}}.jpg files with pose in '
-                   f'{sorted(poses)}')
+  return _nonempty(
+    items, root, f'Rafd{{pose}}_{{subject}}_..._{{emotion}}_{{gaze}}.jpg files with pose in {sorted(poses)}'
+  )
 
 
 # --------------------------------------------------------------------------------------------------- CK+
@@ -269,8 +321,9 @@ def read_ckplus(root, cfg):
   images = _find_dir(root, ('cohn-kanade-images', 'extended-cohn-kanade-images'))
   labels = _find_dir(root, ('Emotion', 'Emotion_labels'))
   if images is None or labels is None:
-    raise UserError(f'{root}: expected CK+ folders cohn-kanade-images/S005/001/*.png and '
-                    'Emotion/S005/001/*_emotion.txt')
+    raise UserError(
+      f'{root}: expected CK+ folders cohn-kanade-images/S005/001/*.png and Emotion/S005/001/*_emotion.txt'
+    )
   if (labels / 'Emotion').is_dir():
     labels = labels / 'Emotion'
   items = []
@@ -304,8 +357,10 @@ def read_oulu_casia(root, cfg):
       base = cand
       break
   if base is None:
-    raise UserError(f'{root}: expected Oulu-CASIA OriginalImg/{cfg.oulu_subset}/P001/Anger/*.jpeg '
-                    '(or the P001/... subject folders directly)')
+    raise UserError(
+      f'{root}: expected Oulu-CASIA OriginalImg/{cfg.oulu_subset}/P001/Anger/*.jpeg '
+      '(or the P001/... subject folders directly)'
+    )
   items = []
   for sdir in _subdirs(base):
     m = subject_dir.match(sdir.name)
@@ -352,6 +407,7 @@ def _mmi_session(xml_files):
 
 def _video_frames(path):
   import cv2  # pylint: disable=import-outside-toplevel
+
   cap = cv2.VideoCapture(str(path))
   n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
   cap.release()
@@ -369,8 +425,9 @@ def read_mmi(root, cfg):
     if subdirs and any(list(d.glob('*.xml')) for d in subdirs):
       sessions = root
     else:
-      raise UserError(f'{root}: expected MMI Sessions/<id>/ folders (session XML + frames or video), or one '
-                      'folder per emotion')
+      raise UserError(
+        f'{root}: expected MMI Sessions/<id>/ folders (session XML + frames or video), or one folder per emotion'
+      )
   items = []
   for sdir in _subdirs(sessions):
     xmls = [x for x in sorted(sdir.glob('*.xml')) if 'aucs' not in x.name.lower()]
@@ -388,10 +445,8 @@ def read_mmi(root, cfg):
       items += _sequence(frames, label, subject, root, cfg, middle=True)
     elif videos:
       n = _video_frames(videos[0])
-      seq = _sequence([f'{_rel(videos[0], root)}#{i}' for i in range(n)], label, subject, root, cfg,
-                      middle=True)
-      items += [dataclasses.replace(it, file=str(videos[0]), frame=int(it.key.rpartition('#')[2]))
-                for it in seq]
+      seq = _sequence([f'{_rel(videos[0], root)}#{i}' for i in range(n)], label, subject, root, cfg, middle=True)
+      items += [dataclasses.replace(it, file=str(videos[0]), frame=int(it.key.rpartition('#')[2])) for it in seq]
     else:
       raise UserError(f'{sdir}: empty session folder; expected its frames or video next to {where.name}')
   return _nonempty(items, root, 'Sessions/<id>/ with a session XML holding <Metatag Name="Emotion" .../>')
@@ -412,21 +467,31 @@ def read_jaffe(root, cfg):
       raise UserError(f'{p}: not a JAFFE file name; expected e.g. KA.AN1.39.tiff (subject.EXPRESSION#.id)')
     found.append((p, m.group(1).upper(), _label(_JAFFE, m.group(2).upper(), p)))
   ids = {s: i for i, s in enumerate(sorted({s for _, s, _ in found}))}
-  items = [Item(key=_rel(p, root), label=lab, subject=ids[s], file=str(p)) for p, s, lab in found
-           if lab is not None]
+  items = [Item(key=_rel(p, root), label=lab, subject=ids[s], file=str(p)) for p, s, lab in found if lab is not None]
   return _nonempty(items, root, 'JAFFE files like KA.AN1.39.tiff')
 
 
 # --------------------------------------------------------------------------------------------- AffectNet
 def read_affectnet(root, cfg):
   del cfg
-  lists = next((d for d in (root / 'Manually_Annotated_file_lists', root) if (d / 'training.csv').is_file()
-                or (d / 'validation.csv').is_file()), None)
+  lists = next(
+    (
+      d
+      for d in (root / 'Manually_Annotated_file_lists', root)
+      if (d / 'training.csv').is_file() or (d / 'validation.csv').is_file()
+    ),
+    None,
+  )
   if lists is None:
-    raise UserError(f'{root}: expected AffectNet Manually_Annotated_file_lists/training.csv and '
-                    'validation.csv')
-  images = next((d for d in (root / 'Manually_Annotated_Images',
-                             root / 'Manually_Annotated' / 'Manually_Annotated_Images') if d.is_dir()), root)
+    raise UserError(f'{root}: expected AffectNet Manually_Annotated_file_lists/training.csv and validation.csv')
+  images = next(
+    (
+      d
+      for d in (root / 'Manually_Annotated_Images', root / 'Manually_Annotated' / 'Manually_Annotated_Images')
+      if d.is_dir()
+    ),
+    root,
+  )
   items = []
   for name, split in (('training.csv', 'train'), ('validation.csv', 'test')):
     path = lists / name
@@ -455,8 +520,15 @@ def read_affectnet(root, cfg):
           pass
         if box is not None and (box[2] <= 0 or box[3] <= 0):
           box = None
-        items.append(Item(key=row['subDirectory_filePath'], label=label, file=str(images /
-                          row['subDirectory_filePath']), split=split, box=box))
+        items.append(
+          Item(
+            key=row['subDirectory_filePath'],
+            label=label,
+            file=str(images / row['subDirectory_filePath']),
+            split=split,
+            box=box,
+          )
+        )
   return _nonempty(items, root, 'rows subDirectory_filePath,...,expression in training.csv/validation.csv')
 
 
@@ -483,13 +555,22 @@ def read_folder(root, cfg, subject_pattern=r'^S(\d+)_'):
           m = re.match(subject_pattern, p.name)
           subject = int(m.group(1)) if m else NO_SUBJECT
         items.append(Item(key=_rel(p, root), label=label, subject=subject, file=str(p), split=split))
-  return _nonempty(items, root, 'one subfolder per emotion (anger, disgust, fear, happiness, sadness, '
-                   'surprise, neutral) holding images')
+  return _nonempty(
+    items,
+    root,
+    'one subfolder per emotion (anger, disgust, fear, happiness, sadness, surprise, neutral) holding images',
+  )
 
 
 READERS = {
-    'fer2013': read_fer2013, 'rafd': read_rafd, 'ckplus': read_ckplus, 'oulu_casia': read_oulu_casia,
-    'mmi': read_mmi, 'jaffe': read_jaffe, 'affectnet': read_affectnet, 'folder': read_folder,
+  'fer2013': read_fer2013,
+  'rafd': read_rafd,
+  'ckplus': read_ckplus,
+  'oulu_casia': read_oulu_casia,
+  'mmi': read_mmi,
+  'jaffe': read_jaffe,
+  'affectnet': read_affectnet,
+  'folder': read_folder,
 }
 
 
@@ -501,8 +582,10 @@ def load_grey(item):
   smaller than MIN_SIDE on a side."""
   grey = _load_grey(item)
   if min(grey.shape[:2]) < MIN_SIDE:
-    raise UserError(f'{item.file}: the image is {grey.shape[1]}x{grey.shape[0]} pixels; expected at least '
-                    f'{MIN_SIDE}x{MIN_SIDE} (a face)')
+    raise UserError(
+      f'{item.file}: the image is {grey.shape[1]}x{grey.shape[0]} pixels; expected at least '
+      f'{MIN_SIDE}x{MIN_SIDE} (a face)'
+    )
   return grey
 
 
@@ -511,6 +594,7 @@ def _load_grey(item):
     return item.pixels
   if item.frame is not None:
     import cv2  # pylint: disable=import-outside-toplevel
+
     cap = cv2.VideoCapture(item.file)
     cap.set(cv2.CAP_PROP_POS_FRAMES, item.frame)
     ok, frame = cap.read()
@@ -519,6 +603,7 @@ def _load_grey(item):
       raise UserError(f'{item.file}: unreadable video frame {item.frame}')
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
   from PIL import Image  # pylint: disable=import-outside-toplevel
+
   if not os.path.isfile(item.file):
     raise UserError(f'{item.file}: image file does not exist')
   try:

@@ -22,6 +22,7 @@ setting nor an edited dataset ever reads a stale prepared copy. A malformed data
 the file, and leaves nothing behind in the data dir (TFDS writes into `incomplete.*` and renames at the end;
 we remove what a failure leaves).
 """
+
 import concurrent.futures
 import dataclasses
 import functools
@@ -32,9 +33,9 @@ import pathlib
 import shutil
 import threading
 
+from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import logging
 
 from fer_jax.data import emotions, real_readers, sources
 from fer_jax.errors import UserError
@@ -76,18 +77,24 @@ class _RealFaces(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _info(self):
     c = self.builder_config
     return tfds.core.DatasetInfo(
-        builder=self, features=_features(c.image_size),
-        description=f'{self.KIND} read from {c.path}',
-        metadata=tfds.core.MetadataDict(settings=settings(type(self), c)))
+      builder=self,
+      features=_features(c.image_size),
+      description=f'{self.KIND} read from {c.path}',
+      metadata=tfds.core.MetadataDict(settings=settings(type(self), c)),
+    )
 
   def _split_generators(self, dl_manager):
     c = self.builder_config
     root = pathlib.Path(os.fspath(dl_manager.manual_dir))
     items = real_readers.READERS[self.KIND](root / c.file if c.file else root, c)
     if not any(it.subject >= 0 or it.sequence for it in items) and not any(it.split for it in items):
-      logging.warning('%s:%s has no subject ids: its images are split one by one, so near-identical frames of '
-                      'one person or recording can land in train and test (folder: name files S<subject>_..., '
-                      'CK+ style, to split by subject)', self.KIND, c.path)
+      logging.warning(
+        '%s:%s has no subject ids: its images are split one by one, so near-identical frames of '
+        'one person or recording can land in train and test (folder: name files S<subject>_..., '
+        'CK+ style, to split by subject)',
+        self.KIND,
+        c.path,
+      )
     assigned = assign_splits(items, c.val_fraction, c.test_fraction, c.split_seed)
     per_split = {s: [] for s in SPLITS}
     for item, split in zip(items, assigned):
@@ -117,18 +124,19 @@ class _RealFaces(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     workers = min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       for start in range(0, len(items), 256):
-        chunk = items[start:start + 256]
+        chunk = items[start : start + 256]
         for item, img in zip(chunk, pool.map(process, chunk)):
-          yield item.key, {'image': img[..., None], 'label': int(item.label),
-                           'subject': np.int32(item.subject)}
+          yield item.key, {'image': img[..., None], 'label': int(item.label), 'subject': np.int32(item.subject)}
 
 
 def _features(image_size):
-  return tfds.features.FeaturesDict({
+  return tfds.features.FeaturesDict(
+    {
       'image': tfds.features.Tensor(shape=(image_size, image_size, 1), dtype=np.uint8),
       'label': tfds.features.ClassLabel(names=emotions.EMOTIONS),
       'subject': tfds.features.Tensor(shape=(), dtype=np.int32),
-  })
+    }
+  )
 
 
 class RealFer2013(_RealFaces):
@@ -171,14 +179,21 @@ class RealFolder(_RealFaces):
   MANUAL_DOWNLOAD_INSTRUCTIONS = 'A folder with one subfolder per emotion (anger, happiness, ...).'
 
 
-BUILDERS = {cls.KIND: cls for cls in (RealFer2013, RealRafd, RealCkplus, RealOuluCasia, RealMmi, RealJaffe,
-                                      RealAffectnet, RealFolder)}
+BUILDERS = {
+  cls.KIND: cls
+  for cls in (RealFer2013, RealRafd, RealCkplus, RealOuluCasia, RealMmi, RealJaffe, RealAffectnet, RealFolder)
+}
 
 
 def settings(builder_cls, c):
   """What the prepared data depends on: the name hash and the dataset's metadata."""
-  out = {'kind': builder_cls.KIND, 'path': c.path, 'image_size': int(c.image_size), 'split_rule': SPLIT_RULE,
-         'face_crop': bool(c.face_crop and builder_cls.CROPS)}
+  out = {
+    'kind': builder_cls.KIND,
+    'path': c.path,
+    'image_size': int(c.image_size),
+    'split_rule': SPLIT_RULE,
+    'face_crop': bool(c.face_crop and builder_cls.CROPS),
+  }
   if out['face_crop']:
     out['face_margin'] = FACE_MARGIN
   out.update({k: getattr(c, k) for k in _COMMON + builder_cls.OPTIONS})
@@ -193,9 +208,16 @@ def fingerprint(path):
   takes seconds)."""
   h = hashlib.sha1()
   root = pathlib.Path(path)
-  files = [root] if root.is_file() else sorted(
-      p for p in root.rglob('*') if p.is_file() and not any(
-          part.startswith('.') or part in real_readers.IGNORED_DIRS for part in p.relative_to(root).parts))
+  files = (
+    [root]
+    if root.is_file()
+    else sorted(
+      p
+      for p in root.rglob('*')
+      if p.is_file()
+      and not any(part.startswith('.') or part in real_readers.IGNORED_DIRS for part in p.relative_to(root).parts)
+    )
+  )
   for p in files:
     st = p.stat()
     h.update(f'{p.relative_to(root) if p != root else p.name}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
@@ -219,13 +241,17 @@ class FaceCropper:
       try:
         import cv2  # pylint: disable=import-outside-toplevel
       except ImportError:
-        raise UserError('data.real.face_crop needs OpenCV: pip install "opencv-python-headless<5" '
-                        '(or set --config.data.real.face_crop=False)') from None
+        raise UserError(
+          'data.real.face_crop needs OpenCV: pip install "opencv-python-headless<5" '
+          '(or set --config.data.real.face_crop=False)'
+        ) from None
       path = os.path.join(cv2.data.haarcascades, 'haarcascade_frontalface_default.xml')
       c = cv2.CascadeClassifier(path) if hasattr(cv2, 'CascadeClassifier') else None
       if c is None or c.empty():
-        raise UserError(f'OpenCV {cv2.__version__} has no usable frontal-face Haar cascade at {path}; install '
-                        '"opencv-python-headless<5" or set --config.data.real.face_crop=False')
+        raise UserError(
+          f'OpenCV {cv2.__version__} has no usable frontal-face Haar cascade at {path}; install '
+          '"opencv-python-headless<5" or set --config.data.real.face_crop=False'
+        )
       self._local.cascade = c
     return c
 
@@ -236,14 +262,15 @@ class FaceCropper:
     small = grey
     if scale < 1.0:
       from PIL import Image  # pylint: disable=import-outside-toplevel
-      small = np.asarray(Image.fromarray(grey).resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                                                      Image.Resampling.BILINEAR))
+
+      small = np.asarray(
+        Image.fromarray(grey).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+      )
     side = min(small.shape)
     min_size = max(12, side // 5)
     if side < min_size + 2:
       return None
-    faces = self._cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5,
-                                             minSize=(min_size, min_size))
+    faces = self._cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
     if len(faces) == 0:
       return None
     x, y, fw, fh = max(faces, key=lambda f: f[2] * f[3])
@@ -262,9 +289,10 @@ class FaceCropper:
     side = max(1, min(side, h, w))
     x0 = int(np.clip(round(cx - side / 2), 0, w - side))
     y0 = int(np.clip(round(cy - side / 2), 0, h - side))
-    face = grey[y0:y0 + side, x0:x0 + side]
+    face = grey[y0 : y0 + side, x0 : x0 + side]
     if face.shape != (self.size, self.size):
       from PIL import Image  # pylint: disable=import-outside-toplevel
+
       face = np.asarray(Image.fromarray(face).resize((self.size, self.size), Image.Resampling.BILINEAR))
     return np.ascontiguousarray(face, np.uint8)
 
@@ -303,8 +331,8 @@ def _partition(groups, val_fraction, test_fraction, rng):
     else:
       n_test -= 1
   out = {g: 'test' for g in groups[:n_test]}
-  out.update({g: 'validation' for g in groups[n_test:n_test + n_val]})
-  out.update({g: 'train' for g in groups[n_test + n_val:]})
+  out.update({g: 'validation' for g in groups[n_test : n_test + n_val]})
+  out.update({g: 'train' for g in groups[n_test + n_val :]})
   return out
 
 
@@ -314,8 +342,10 @@ def assign_splits(items, val_fraction, test_fraction, seed):
   Subject-disjoint when the items have subjects, else per item; a split fixed by the distribution is
   kept, and a fixed train split without a fixed validation split gives up val_fraction of it."""
   if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-    raise UserError(f'data.real.val_fraction={val_fraction} and test_fraction={test_fraction}: expected '
-                    'fractions in [0, 1) summing to less than 1')
+    raise UserError(
+      f'data.real.val_fraction={val_fraction} and test_fraction={test_fraction}: expected '
+      'fractions in [0, 1) summing to less than 1'
+    )
   rng = np.random.default_rng(int(seed))
 
   def group(item):
@@ -374,12 +404,21 @@ def _user_error(e):
 
 def config_from(kind, path, config, file=''):
   r = config.data.real
-  c = RealFacesConfig(name='pending', path=str(path), file=file, image_size=int(config.data.image_size),
-                      face_crop=bool(r.face_crop), val_fraction=float(r.val_fraction),
-                      test_fraction=float(r.test_fraction), split_seed=int(r.split_seed),
-                      peak_frames=int(r.peak_frames), onset_neutral=bool(r.onset_neutral),
-                      rafd_poses=str(r.rafd_poses), oulu_subset=str(r.oulu_subset),
-                      fingerprint=fingerprint(str(path)))  # the folder, or the file itself
+  c = RealFacesConfig(
+    name='pending',
+    path=str(path),
+    file=file,
+    image_size=int(config.data.image_size),
+    face_crop=bool(r.face_crop),
+    val_fraction=float(r.val_fraction),
+    test_fraction=float(r.test_fraction),
+    split_seed=int(r.split_seed),
+    peak_frames=int(r.peak_frames),
+    onset_neutral=bool(r.onset_neutral),
+    rafd_poses=str(r.rafd_poses),
+    oulu_subset=str(r.oulu_subset),
+    fingerprint=fingerprint(str(path)),
+  )  # the folder, or the file itself
   c.name = f'{int(config.data.image_size)}px_{_digest(kind, c, fingerprint="")}_{c.fingerprint[:8]}'
   return c
 
@@ -395,11 +434,18 @@ def _note_changed(kind, b):
   if (version_dir / 'dataset_info.json').exists():
     return
   name = version_dir.parent.name
-  stale = [p for p in version_dir.parent.parent.glob(name.rsplit('_', 1)[0] + '_*')
-           if p.name != name and any(p.glob('*/dataset_info.json'))]
+  stale = [
+    p
+    for p in version_dir.parent.parent.glob(name.rsplit('_', 1)[0] + '_*')
+    if p.name != name and any(p.glob('*/dataset_info.json'))
+  ]
   if stale:
-    logging.warning('%s:%s changed since it was prepared into %s (files added, removed or modified): '
-                    'preparing it again', kind, b.builder_config.path, stale[0])
+    logging.warning(
+      '%s:%s changed since it was prepared into %s (files added, removed or modified): preparing it again',
+      kind,
+      b.builder_config.path,
+      stale[0],
+    )
 
 
 def make(kind, arg, config, data_dir):
@@ -408,19 +454,23 @@ def make(kind, arg, config, data_dir):
     raise UserError(f'{kind}: no path; expected {kind}:/path/to/the/dataset')
   path = pathlib.Path(os.path.expanduser(arg)).absolute()
   if not path.exists():
-    raise UserError(f'{kind}:{arg}: path does not exist: {path} (point the source at your copy, e.g. '
-                    f'--config.data.train_sources={kind}:/path/to/{kind})')
+    raise UserError(
+      f'{kind}:{arg}: path does not exist: {path} (point the source at your copy, e.g. '
+      f'--config.data.train_sources={kind}:/path/to/{kind})'
+    )
   if path.is_dir() and not any(p for p in path.iterdir() if not p.name.startswith('.')):
     raise UserError(f'{kind}:{arg}: empty folder: {path}')
   if path.is_file() and kind != 'fer2013':
     raise UserError(f'{kind}:{arg}: {path} is a file; expected the dataset folder')
   manual, file = (path, '') if path.is_dir() else (path.parent, path.name)
-  b = BUILDERS[kind](config=config_from(kind, path, config, file), data_dir=data_dir,
-                     file_format='array_record')
+  b = BUILDERS[kind](config=config_from(kind, path, config, file), data_dir=data_dir, file_format='array_record')
   _note_changed(kind, b)
   try:
-    sources.prepare(b, on_failure=lambda: _remove_partial(b, data_dir),
-                    download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    sources.prepare(
+      b,
+      on_failure=lambda: _remove_partial(b, data_dir),
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)),
+    )
   except BaseException as e:
     ue = _user_error(e)
     if ue is not None and ue is not e:
@@ -433,6 +483,7 @@ def _register(kind):
   @sources.register(kind)
   def _make(arg, config, data_dir):
     return make(kind, arg, config, data_dir)
+
   return _make
 
 

@@ -5,6 +5,7 @@
 `(arg, config, data_dir)` and returns a TFDS builder that it has prepared; we read it with
 `builder.as_data_source(split)`, which needs no TensorFlow.
 """
+
 import dataclasses
 import os
 import shutil
@@ -19,6 +20,7 @@ def register(kind):
   def deco(fn):
     _MAKERS[kind] = fn
     return fn
+
   return deco
 
 
@@ -43,8 +45,9 @@ def parse_sources(spec, what='data.train_sources'):
     if not sep or not rest:
       raise UserError(f'{what}: {item!r} is not KIND:ARG[@SPLIT] (e.g. procedural:a)')
     if kind not in _known_kinds():
-      raise UserError(f'{what}: unknown source kind {kind!r} in {item!r}; expected one of '
-                      f'{", ".join(sorted(_known_kinds()))}')
+      raise UserError(
+        f'{what}: unknown source kind {kind!r} in {item!r}; expected one of {", ".join(sorted(_known_kinds()))}'
+      )
     arg, _, split = rest.rpartition('@') if '@' in rest else (rest, '', '')
     out.append(Source(kind, arg, split or None))
   return out
@@ -57,9 +60,8 @@ def _known_kinds():
 
 def _load_builtin_kinds():
   # Importing registers them; done lazily so that `sources` stays cheap to import.
-  from fer_jax.data import procedural_source  # pylint: disable=import-outside-toplevel,unused-import
-  from fer_jax.data import real_sources  # pylint: disable=import-outside-toplevel,unused-import
-  from fer_jax.data import synthetic_source  # pylint: disable=import-outside-toplevel,unused-import
+  # pylint: disable=import-outside-toplevel,unused-import
+  from fer_jax.data import procedural_source, real_sources, synthetic_source  # noqa: F401
 
 
 def prepare(b, on_failure=None, **kwargs):
@@ -92,8 +94,13 @@ def prepare(b, on_failure=None, **kwargs):
 
 # Which images each split of a licensed dataset holds ('pool' is the train split with neutral faces; 'full'
 # is everything). The procedural splits are disjoint sets of subjects.
-_REAL_MEMBERS = {'train': {'train'}, 'pool': {'train'}, 'validation': {'validation'}, 'test': {'test'},
-                 'full': {'train', 'validation', 'test'}}
+_REAL_MEMBERS = {
+  'train': {'train'},
+  'pool': {'train'},
+  'validation': {'validation'},
+  'test': {'test'},
+  'full': {'train', 'validation', 'test'},
+}
 
 
 def _dataset(src):
@@ -110,9 +117,11 @@ def check_pool_disjoint(config):
       ps, ts = p.split or 'pool', t.split or 'test'
       members = _REAL_MEMBERS if p.kind not in ('procedural', 'synthetic') else {s: {s} for s in (ps, ts)}
       if members.get(ps, {ps}) & members.get(ts, {ts}):
-        raise UserError(f'data.pool_sources {p} and data.test_sources {t} share images: the GANs would learn '
-                        'from test faces. Use another dataset for the pool or a test split without its '
-                        'train images.')
+        raise UserError(
+          f'data.pool_sources {p} and data.test_sources {t} share images: the GANs would learn '
+          'from test faces. Use another dataset for the pool or a test split without its '
+          'train images.'
+        )
 
 
 def data_dir(config, workdir):

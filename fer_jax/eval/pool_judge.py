@@ -9,6 +9,7 @@ The same network and trainer also serve the identity net (`fer_jax.eval.identity
 trained to tell subjects apart. Training runs on in-memory numpy arrays (a few thousand small faces); it is
 an evaluation instrument, not a data-parallel training job.
 """
+
 import functools
 import os
 
@@ -24,6 +25,7 @@ from fer_jax.train.checkpointing import Checkpointer
 
 class SmallCNN(nn.Module):
   """conv-conv-pool x2, conv-pool, dense `embed_dim` (the features), dense `num_classes`."""
+
   num_classes: int
   width: int = 16
   embed_dim: int = 256
@@ -95,8 +97,9 @@ def _programs(num_classes, width, embed_dim, lr):
   return model, tx, step, predict, init
 
 
-def train_cnn(images, labels, num_classes, *, steps, batch_size=64, lr=1e-3, seed=0, width=16,
-              embed_dim=256, desc='judge'):
+def train_cnn(
+  images, labels, num_classes, *, steps, batch_size=64, lr=1e-3, seed=0, width=16, embed_dim=256, desc='judge'
+):
   """Trains SmallCNN on in-memory (uint8 [N,H,W,C], int [N]) data; returns its params."""
   del desc
   images = np.asarray(images)
@@ -111,7 +114,7 @@ def train_cnn(images, labels, num_classes, *, steps, batch_size=64, lr=1e-3, see
   for s in range(int(steps)):
     if pos + bs > n:
       order, pos = rng.permutation(n), 0
-    idx = order[pos:pos + bs]
+    idx = order[pos : pos + bs]
     pos += bs
     params, opt_state, _ = step(params, opt_state, images[idx], labels[idx], seed, s)
   return params
@@ -125,7 +128,7 @@ def predict(params, images, num_classes, *, width=16, embed_dim=256, lr=1e-3, ba
   bs = batch_size  # every call, however few images, pads to this: one compile for all callers
   logits, feats = [], []
   for i in range(0, n, bs):
-    chunk = images[i:i + bs]
+    chunk = images[i : i + bs]
     m = len(chunk)
     if m < bs:
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, 0)])

@@ -13,6 +13,7 @@ given each Ekman emotion by the expression GAN), and two instruments score that 
   exists because faces that show the right emotion can still carry generator artefacts that the classifier
   may learn instead of the expression (a domain gap between the synthetic and the real test faces).
 """
+
 import time
 
 import numpy as np
@@ -33,8 +34,11 @@ def load_synthetic(config, workdir, synthetic_dir, max_images=None):
   ds = sources.load(sources.Source('synthetic', str(synthetic_dir)), 'train', config, workdir)
   n = len(ds) if max_images is None else min(len(ds), int(max_images))
   recs = [ds[i] for i in range(n)]
-  return (np.stack([np.asarray(r['image'], np.uint8) for r in recs]),
-          np.array([int(r['label']) for r in recs], np.int32), np.array([int(r['subject']) for r in recs]))
+  return (
+    np.stack([np.asarray(r['image'], np.uint8) for r in recs]),
+    np.array([int(r['label']) for r in recs], np.int32),
+    np.array([int(r['subject']) for r in recs]),
+  )
 
 
 def _predict(params, images, num_classes):
@@ -49,8 +53,10 @@ def judge_agreement(judge, images, labels):
   label, so it counts as a disagreement. A class with no image gets None.
   """
   pred = _predict(judge, images, C)
-  per = {name: (float(np.mean(pred[labels == k] == k)) if np.any(labels == k) else None)
-         for k, name in enumerate(emotions.EKMAN)}
+  per = {
+    name: (float(np.mean(pred[labels == k] == k)) if np.any(labels == k) else None)
+    for k, name in enumerate(emotions.EKMAN)
+  }
   return float(np.mean(pred == labels)), per
 
 
@@ -84,9 +90,13 @@ def realism(real_images, real_subjects, fake_images, fake_subjects, steps, seed,
   params = pool_judge.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH)
   hit = _predict(params, x_ho, 2) == y_ho
   clusters = np.concatenate([np.asarray(real_subjects)[ho_r], np.asarray(fake_subjects)[ho_f]])
-  return {'accuracy': float(hit.mean()), 'ci95': clustered_wilson(hit, clusters * 2 + y_ho),
-          'n_train': int(len(y_tr)), 'n_heldout': int(len(y_ho)),
-          'index': {'real_train': tr_r, 'real_heldout': ho_r, 'fake_train': tr_f, 'fake_heldout': ho_f}}
+  return {
+    'accuracy': float(hit.mean()),
+    'ci95': clustered_wilson(hit, clusters * 2 + y_ho),
+    'n_train': int(len(y_tr)),
+    'n_heldout': int(len(y_ho)),
+    'index': {'real_train': tr_r, 'real_heldout': ho_r, 'fake_train': tr_f, 'fake_heldout': ho_f},
+  }
 
 
 def clustered_wilson(hit, clusters, level=0.95):
@@ -100,11 +110,11 @@ def clustered_wilson(hit, clusters, level=0.95):
   _, inv = np.unique(clusters, return_inverse=True)
   k, m = np.bincount(inv, hit), np.bincount(inv)
   s = len(m)
-  var = s / max(s - 1, 1) * np.sum((k - p * m) ** 2) / n ** 2
+  var = s / max(s - 1, 1) * np.sum((k - p * m) ** 2) / n**2
   n_eff = min(n, p * (1 - p) / var) if var > 0 else n
   z = stats.norm.ppf(0.5 + level / 2)
   centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
-  half = z / (1 + z * z / n_eff) * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff ** 2))
+  half = z / (1 + z * z / n_eff) * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2))
   return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
@@ -119,16 +129,29 @@ def evaluate(config, workdir, synthetic_dir, *, max_images=2000, realism_steps=3
   images, labels, subjects = load_synthetic(config, workdir, synthetic_dir, max_images)
   tr, ho = pool.train_idx, pool.holdout_idx[pool.labels[pool.holdout_idx] < emotions.NUM_EKMAN]
   saved = pool_judge.load(judge_dir, C, pool.images.shape[1:], width=WIDTH) if judge_dir else None
-  judge = saved[0] if saved else pool_judge.train_cnn(
-      pool.images[tr], pool.labels[tr], C, steps=config.expression_gan.judge_steps, seed=config.seed,
-      width=WIDTH)  # as expression_gan.evaluate trains it
-  (agreement, per_class), (reference, _) = (judge_agreement(judge, images, labels),
-                                            judge_agreement(judge, pool.images[ho], pool.labels[ho]))
+  judge = (
+    saved[0]
+    if saved
+    else pool_judge.train_cnn(
+      pool.images[tr], pool.labels[tr], C, steps=config.expression_gan.judge_steps, seed=config.seed, width=WIDTH
+    )
+  )  # as expression_gan.evaluate trains it
+  (agreement, per_class), (reference, _) = (
+    judge_agreement(judge, images, labels),
+    judge_agreement(judge, pool.images[ho], pool.labels[ho]),
+  )
   ekman = np.nonzero(pool.labels < emotions.NUM_EKMAN)[0]  # as in the synthetic set: neutral would mean "real"
   n = min(len(ekman), len(images))
   real = np.sort(np.random.default_rng(config.seed).permutation(ekman)[:n])
   r = realism(pool.images[real], pool.subjects[real], images[:n], subjects[:n], realism_steps, config.seed)
-  return {'judge_agreement': agreement, 'judge_agreement_per_class': per_class,
-          'judge_real_holdout_accuracy': reference, 'n_judged': int(len(images)),
-          'realism_accuracy': r['accuracy'], 'realism_ci95': r['ci95'], 'realism_n_train': r['n_train'],
-          'realism_n_heldout': r['n_heldout'], 'seconds': time.time() - t0}
+  return {
+    'judge_agreement': agreement,
+    'judge_agreement_per_class': per_class,
+    'judge_real_holdout_accuracy': reference,
+    'n_judged': int(len(images)),
+    'realism_accuracy': r['accuracy'],
+    'realism_ci95': r['ci95'],
+    'realism_n_train': r['n_train'],
+    'realism_n_heldout': r['n_heldout'],
+    'seconds': time.time() - t0,
+  }

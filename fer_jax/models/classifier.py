@@ -4,6 +4,7 @@ conv32 3x3 relu -> conv64 3x3 relu -> maxpool2 -> dropout .25 -> conv128 3x3 rel
 relu -> maxpool2 -> dropout .25 -> dense1024 relu -> dropout .5 -> num_classes logits. Valid padding, no batch
 norm: 4,966,022 parameters at 64x64x1 and 6 classes, like the PyTorch peer.
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 

@@ -22,10 +22,11 @@ The rewrites:
 XLA:CPU's stride-1 conv is fast only with its Eigen kernel, which `parallel.compiler_options` selects for
 every program (see there).
 """
+
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('xla', 'stride1', 'im2col')
@@ -63,7 +64,7 @@ def conv_im2col(x, kernel, padding='VALID'):
   h, w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
   if kh == kw == 1:
     return jnp.einsum('bhwc,co->bhwo', x, kernel[0, 0])
-  patches = jnp.concatenate([x[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
+  patches = jnp.concatenate([x[:, i : i + h, j : j + w, :] for i in range(kh) for j in range(kw)], axis=-1)
   return jnp.einsum('bhwk,ko->bhwo', patches, kernel.reshape(kh * kw * cin, cout))
 
 
@@ -99,9 +100,10 @@ def conv_transpose_x2_phases(x, kernel, stride1=conv_xla):
   for s in range(2):
     cols = []
     for t in range(2):
-      k = jnp.stack([jnp.stack([kernel[_PHASE_TAP[s][s + u], _PHASE_TAP[t][t + v]] for v in range(2)])
-                     for u in range(2)])
-      cols.append(stride1(xp[:, s:s + h + 1, t:t + w + 1], k, 'VALID'))
+      k = jnp.stack(
+        [jnp.stack([kernel[_PHASE_TAP[s][s + u], _PHASE_TAP[t][t + v]] for v in range(2)]) for u in range(2)]
+      )
+      cols.append(stride1(xp[:, s : s + h + 1, t : t + w + 1], k, 'VALID'))
     rows.append(jnp.stack(cols, 3))  # [n, h, w, t, c]
   return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, kernel.shape[-1])  # [n, h, s, w, t, c]
 
@@ -116,7 +118,7 @@ def max_pool_2x2(x):
   is at 0, where both give 0).
   """
   n, h, w, c = x.shape
-  x = x[:, :h // 2 * 2, :w // 2 * 2]
+  x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
@@ -136,6 +138,7 @@ def _stride1(impl):
 
 class Conv(nn.Module):
   """2-D convolution, stride 1 or 2; parameters named and shaped like `nn.Conv` (HWIO kernel, bias)."""
+
   features: int
   kernel_size: tuple = (3, 3)
   strides: int = 1
@@ -164,6 +167,7 @@ class Conv(nn.Module):
 
 class ConvTranspose(nn.Module):
   """x2 transposed conv, 4x4 kernel, padding 2 (PyTorch's ConvTranspose2d(4, 2, 1)); params like nn.ConvTranspose."""
+
   features: int
   use_bias: bool = True
   impl: str = 'xla'
@@ -188,6 +192,7 @@ class Dropout(nn.Module):
   (the paper's 0.25 and 0.5). Bits come from `jax.random.bits` (threefry), so the mask does not depend on
   how the batch is sharded.
   """
+
   rate: float
   deterministic: bool = False
 

@@ -20,6 +20,7 @@ parameters either way. PyTorch's ConvTranspose2d(k=4, s=2, p=1) is `layers.ConvT
 `lax.conv_transpose` with padding k - 1 - p = 2 on each side, output exactly twice the input, kernel
 (4, 4, in, out), so the same parameter count.
 """
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -47,6 +48,7 @@ class ResidualBlock(nn.Module):
 
 class Generator(nn.Module):
   """(images [N,H,W,C], one-hot or soft target labels [N,c_dim]) -> images (and the mask with attention)."""
+
   channels: int = 1
   conv_dim: int = 64
   c_dim: int = 7
@@ -86,6 +88,7 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
   """images [N,H,W,C] -> (real/fake patch scores [N,H/2^r,W/2^r,1], class logits [N,c_dim])."""
+
   image_size: int = 64
   conv_dim: int = 64
   c_dim: int = 7
@@ -95,14 +98,14 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    k = self.image_size // 2 ** self.repeat_num
+    k = self.image_size // 2**self.repeat_num
     if k < 1:
       raise ValueError(f'd_repeat_num={self.repeat_num} halves a {self.image_size}px image below 1 pixel')
     d = self.conv_dim
     h = x.astype(self.dtype)
     impl = layer_impl(self.conv_impl, differentiated_twice=True)  # the gradient penalty
     for i in range(self.repeat_num):
-      h = nn.leaky_relu(Conv(d * 2 ** i, (4, 4), strides=2, padding=1, impl=impl, dtype=self.dtype)(h), 0.01)
+      h = nn.leaky_relu(Conv(d * 2**i, (4, 4), strides=2, padding=1, impl=impl, dtype=self.dtype)(h), 0.01)
     head = lambda *a, **kw: Conv(*a, use_bias=False, impl=impl, dtype=self.dtype, **kw)
     src = head(1, (3, 3), padding=1, name='src')(h)
     cls = head(self.c_dim, (k, k), padding='VALID', name='cls')(h)
@@ -111,4 +114,5 @@ class Discriminator(nn.Module):
 
 def count_params(tree):
   import jax  # pylint: disable=import-outside-toplevel
+
   return int(sum(x.size for x in jax.tree.leaves(tree)))

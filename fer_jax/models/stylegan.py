@@ -20,6 +20,7 @@ at run time), which is what makes Adam with one lr work across layers.
 Resampling is a fixed [1, 3, 3, 1] binomial filter (upsample: zero-stuff + filter; downsample: filter +
 stride 2), as in StyleGAN2, written as shifted adds (XLA CPU's depthwise convolutions are very slow).
 """
+
 import math
 
 import flax.linen as nn
@@ -50,7 +51,7 @@ def _up1d(x, axis):
   even = 0.25 * prev + 0.75 * x
   odd = 0.75 * x + 0.25 * nxt
   y = jnp.stack([even, odd], axis=axis + 1)
-  return y.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
+  return y.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1 :])
 
 
 def _down1d(x, axis):
@@ -75,6 +76,7 @@ def downsample2x(x):
 
 class EqualDense(nn.Module):
   """Dense layer with equalized learning rate and a learning-rate multiplier (mapping network)."""
+
   features: int
   lr_mul: float = 1.0
   bias_init: float = 0.0
@@ -93,16 +95,18 @@ class EqualDense(nn.Module):
 
 class EqualConv(nn.Module):
   """Conv with equalized learning rate ('SAME' padding)."""
+
   features: int
   kernel_size: int = 3
   use_bias: bool = True
 
   @nn.compact
   def __call__(self, x):
-    k, fan_in = self.kernel_size, self.kernel_size ** 2 * x.shape[-1]
+    k, fan_in = self.kernel_size, self.kernel_size**2 * x.shape[-1]
     w = self.param('kernel', nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
-    y = jax.lax.conv_general_dilated(x, w * (1.0 / math.sqrt(fan_in)), (1, 1), 'SAME',
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = jax.lax.conv_general_dilated(
+      x, w * (1.0 / math.sqrt(fan_in)), (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,))
     return y
@@ -123,6 +127,7 @@ class MappingNetwork(nn.Module):
 
 class ModulatedConv(nn.Module):
   """Modulated (and optionally demodulated) conv, fused: modulate activations, convolve, demodulate."""
+
   features: int
   kernel_size: int = 3
   demodulate: bool = True
@@ -136,8 +141,9 @@ class ModulatedConv(nn.Module):
     weight = weight * (1.0 / math.sqrt(k * k * in_ch))
     if self.upsample:
       x = upsample2x(x)
-    y = jax.lax.conv_general_dilated(x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), 'SAME',
-                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = jax.lax.conv_general_dilated(
+      x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
     if self.demodulate:
       wsq = jnp.sum(jnp.square(weight), axis=(0, 1))  # [in, out]
       demod = jax.lax.rsqrt(jnp.square(styles) @ wsq + 1e-8)  # [B, out]
@@ -147,6 +153,7 @@ class ModulatedConv(nn.Module):
 
 class StyledLayer(nn.Module):
   """ModulatedConv + noise (learned strength, starts at 0) + bias + lrelu."""
+
   features: int
   upsample: bool = False
 
@@ -202,6 +209,7 @@ class SynthesisNetwork(nn.Module):
 
 class Generator(nn.Module):
   """z [B, z_dim] -> image [B, H, W, 1] in about [-1, 1]. Call `mapping` / `synthesis` for control."""
+
   image_size: int
   z_dim: int = 64
   w_dim: int = 64
@@ -265,6 +273,7 @@ class DBlock(nn.Module):
 
 class Discriminator(nn.Module):
   """image [B, H, W, 1] in [-1, 1] -> logit [B]."""
+
   image_size: int
   channels: int = 32
   max_channels: int = 128
@@ -288,7 +297,14 @@ def from_config(config):
   """(Generator, Discriminator) for `config.identity_gan` at `config.data.image_size`."""
   g = config.identity_gan
   size = int(config.data.image_size)
-  gen = Generator(image_size=size, z_dim=g.z_dim, w_dim=g.w_dim, mapping_layers=g.mapping_layers,
-                  mapping_lr_mul=g.mapping_lr_mul, channels=g.channels, max_channels=g.max_channels)
+  gen = Generator(
+    image_size=size,
+    z_dim=g.z_dim,
+    w_dim=g.w_dim,
+    mapping_layers=g.mapping_layers,
+    mapping_lr_mul=g.mapping_lr_mul,
+    channels=g.channels,
+    max_channels=g.max_channels,
+  )
   disc = Discriminator(image_size=size, channels=g.channels, max_channels=g.max_channels)
   return gen, disc

@@ -5,22 +5,21 @@ dict (epoch counters, best metric, provenance). Saves are synchronous and orbax 
 directory by a rename, so a process killed at any moment leaves either the previous checkpoint or the new
 one, never half of one; leftover temp folders are removed when the manager opens.
 """
+
+import logging
 import os
 import shutil
 
-import logging
-
+from absl import logging as absl_logging
+from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging as absl_logging
-from etils import epath
 
 from fer_jax.errors import UserError
 
 # Orbax narrates every save at INFO; keep its warnings and errors, drop the rest from our logs.
-absl_logging.get_absl_logger().addFilter(
-    lambda r: r.levelno >= logging.WARNING or "/orbax/" not in r.pathname)
+absl_logging.get_absl_logger().addFilter(lambda r: r.levelno >= logging.WARNING or '/orbax/' not in r.pathname)
 
 
 class Checkpointer:
@@ -30,10 +29,11 @@ class Checkpointer:
   def __init__(self, directory, max_to_keep=2):
     self.directory = epath.Path(os.path.abspath(os.fspath(directory)))
     self._mngr = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True
+      ),
+    )
 
   def latest_step(self):
     return self._mngr.latest_step()
@@ -44,10 +44,12 @@ class Checkpointer:
   def save(self, step, state, meta=None):
     if jax.process_count() > 1:  # orbax refuses arrays on one process's devices only (e.g. an eval net's)
       state = jax.tree.map(
-          lambda x: np.asarray(x) if isinstance(x, jax.Array) and len(x.sharding.device_set) < jax.device_count()
-          else x, state)
-    self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                  meta=ocp.args.JsonSave(meta or {})), force=True)
+        lambda x: np.asarray(x) if isinstance(x, jax.Array) and len(x.sharding.device_set) < jax.device_count() else x,
+        state,
+      )
+    self._mngr.save(
+      step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta or {})), force=True
+    )
     self._mngr.wait_until_finished()
 
   def restore(self, template, step=None, fallback=False):
@@ -69,8 +71,14 @@ class Checkpointer:
         errors.append(f'step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
         continue
       for bad, why in zip(steps, errors):
-        absl_logging.warning('checkpoint step %d in %s cannot be restored (%s); moved it to %d.unreadable '
-                             'and resumed from step %d', bad, self.directory, why, bad, s)
+        absl_logging.warning(
+          'checkpoint step %d in %s cannot be restored (%s); moved it to %d.unreadable and resumed from step %d',
+          bad,
+          self.directory,
+          why,
+          bad,
+          s,
+        )
         aside = self.directory / f'{bad}.unreadable'
         if aside.exists():  # from an earlier fall-back: keep the newest unreadable copy only
           shutil.rmtree(aside)
@@ -78,12 +86,15 @@ class Checkpointer:
       if errors:
         self._mngr.reload()
       return out
-    raise UserError(f'no checkpoint in {self.directory} can be restored ({"; ".join(errors)}); delete that '
-                    'folder to start this stage over')
+    raise UserError(
+      f'no checkpoint in {self.directory} can be restored ({"; ".join(errors)}); delete that '
+      'folder to start this stage over'
+    )
 
   def _restore(self, template, step):
-    out = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template),
-                                                           meta=ocp.args.JsonRestore()))
+    out = self._mngr.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore())
+    )
     return out.state, dict(out.meta)
 
   def restore_meta(self, step=None):

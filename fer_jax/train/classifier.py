@@ -7,18 +7,19 @@ same workdir resumes after the last finished epoch, or only rewrites the results
 
 Sections: data -> model and steps -> training loop -> testing and outputs.
 """
+
 import dataclasses
 import functools
 import os
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 from absl import logging
 from flax.training import train_state
+import jax
+import jax.numpy as jnp
 from matplotlib.figure import Figure
+import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from fer_jax import io_utils, workdirs
@@ -56,7 +57,7 @@ def _check_multiple(regime, multiple):
   if not np.isfinite(multiple) or multiple < 0:
     raise UserError(f'classifier.multiple={multiple} must be a finite number >= 0')
   if regime == 'real' and multiple != 0:
-    raise UserError(f'regime \'real\' uses no synthetic data; got classifier.multiple={multiple:g} (use 0)')
+    raise UserError(f"regime 'real' uses no synthetic data; got classifier.multiple={multiple:g} (use 0)")
   if regime != 'real' and multiple == 0:
     raise UserError(f'regime {regime!r} needs classifier.multiple > 0 (k x the real set size)')
   return multiple
@@ -66,13 +67,17 @@ def _check_labels(ds, name, num_classes, require_all):
   labels = pipeline.labels_of(ds)
   bad = labels[(labels < 0) | (labels >= num_classes)]
   if bad.size:
-    raise UserError(f'{name}: label {emotions.EMOTIONS[bad[0]] if bad[0] < len(emotions.EMOTIONS) else bad[0]!r}'
-                    f' is outside the classifier\'s {num_classes} classes ({", ".join(emotions.EKMAN[:num_classes])})')
+    raise UserError(
+      f'{name}: label {emotions.EMOTIONS[bad[0]] if bad[0] < len(emotions.EMOTIONS) else bad[0]!r}'
+      f" is outside the classifier's {num_classes} classes ({', '.join(emotions.EKMAN[:num_classes])})"
+    )
   if require_all:
     missing = sorted(set(range(num_classes)) - set(labels.tolist()))
     if missing:
-      raise UserError(f'{name}: class {", ".join(emotions.EMOTIONS[m] for m in missing)} has no examples; '
-                      f'every one of the {num_classes} classes must be present')
+      raise UserError(
+        f'{name}: class {", ".join(emotions.EMOTIONS[m] for m in missing)} has no examples; '
+        f'every one of the {num_classes} classes must be present'
+      )
   return labels
 
 
@@ -90,8 +95,7 @@ def build_datasets(config, workdir):
     split = sources.load(src, 'train', config, workdir)
     count = int(round(len(split) * c.real_fraction))
     real_parts.append(pipeline.examples(split, count, name=f'{src} train'))
-    val_parts.append(pipeline.examples(sources.load(src, 'validation', config, workdir),
-                                       name=f'{src} validation'))
+    val_parts.append(pipeline.examples(sources.load(src, 'validation', config, workdir), name=f'{src} validation'))
   n_real = sum(len(p) for p in real_parts)  # the base of k x; a synthetic-only run trains on none of it
   if n_real == 0:
     raise UserError(f'data.train_sources={config.data.train_sources!r}: the real training split is empty')
@@ -99,8 +103,10 @@ def build_datasets(config, workdir):
   n_synthetic, parts = 0, list(real_parts) if c.regime != 'synthetic' else []
   if c.regime != 'real':
     if not c.synthetic_source:
-      raise UserError(f'regime {c.regime!r} needs classifier.synthetic_source (a synthetic set, '
-                      'e.g. synthetic:WORKDIR/synthetic) to draw k x the real set size from')
+      raise UserError(
+        f'regime {c.regime!r} needs classifier.synthetic_source (a synthetic set, '
+        'e.g. synthetic:WORKDIR/synthetic) to draw k x the real set size from'
+      )
     n_synthetic = int(round(multiple * n_real))  # k x the real set size, whatever the regime
     for src in sources.parse_sources(c.synthetic_source, 'classifier.synthetic_source'):
       parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
@@ -159,23 +165,29 @@ def _model_and_steps(num_classes, image_size, lr, dtype='float32', conv_impl='xl
     logits = logits_fn(params, batch)
     mask = batch['mask']
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
-    return {'loss_sum': jnp.where(mask, loss, 0.0).sum(),
-            'correct': jnp.where(mask, logits.argmax(-1) == batch['label'], False).sum(),
-            'count': mask.sum()}
+    return {
+      'loss_sum': jnp.where(mask, loss, 0.0).sum(),
+      'correct': jnp.where(mask, logits.argmax(-1) == batch['label'], False).sum(),
+      'count': mask.sum(),
+    }
 
   def init(key):
     params = model.init(key, jnp.zeros((1, image_size, image_size, 1), jnp.float32))['params']
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
-  return model, tx, {
+  return (
+    model,
+    tx,
+    {
       'init': parallel.jit(init, out_shardings=parallel.replicated()),
       'train': parallel.data_parallel(train_step, batch_argnums=(1,), donate_argnums=(0,)),
       'eval': parallel.data_parallel(eval_step, batch_argnums=(1,)),
       # Replicated outputs: in a multi-host job every process sees every prediction with its label.
       'predict': parallel.data_parallel(
-          lambda p, b: {'pred': logits_fn(p, b).argmax(-1), 'label': b['label'], 'mask': b['mask']},
-          batch_argnums=(1,)),
-  }
+        lambda p, b: {'pred': logits_fn(p, b).argmax(-1), 'label': b['label'], 'mask': b['mask']}, batch_argnums=(1,)
+      ),
+    },
+  )
 
 
 def count_params(tree):
@@ -214,15 +226,17 @@ def _number(c, key, low, integer=False, strict=True):
   kind = int if integer else (int, float)
   ok = not isinstance(v, bool) and isinstance(v, kind) and np.isfinite(v) and (v > low if strict else v >= low)
   if not ok:
-    raise UserError(f'classifier.{key}={v!r}; expected a{" whole" if integer else ""} number '
-                    f'{">" if strict else ">="} {low:g}')
+    raise UserError(
+      f'classifier.{key}={v!r}; expected a{" whole" if integer else ""} number {">" if strict else ">="} {low:g}'
+    )
 
 
 def check_config(c):
   """Every setting of the `classifier` section a run uses, before anything is read or written."""
   if c.conv_impl not in layers.CONV_IMPLS:
-    raise UserError(f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
-                    '(xla for GPU/TPU)')
+    raise UserError(
+      f'classifier.conv_impl={c.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} (xla for GPU/TPU)'
+    )
   if c.dtype not in ('float32', 'bfloat16'):
     raise UserError(f'classifier.dtype={c.dtype!r}; expected float32 or bfloat16')
   _number(c, 'lr', 0)
@@ -236,8 +250,10 @@ def check_config(c):
   for key in ('batch_size', 'eval_batch_size'):
     _number(c, key, 0, integer=True)
     if c[key] % devices:
-      raise UserError(f'classifier.{key}={c[key]} is not a multiple of the {devices} devices; use e.g. '
-                      f'{max(devices, c[key] - c[key] % devices)}')
+      raise UserError(
+        f'classifier.{key}={c[key]} is not a multiple of the {devices} devices; use e.g. '
+        f'{max(devices, c[key] - c[key] % devices)}'
+      )
 
 
 def protocol(c):
@@ -275,8 +291,15 @@ def train_and_evaluate(config, workdir, stop=None):
   # The best epoch's parameters live outside the donated train state, as their own copy.
   best_params = jax.tree.map(jnp.copy, state.params)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  meta = {'epoch': 0, 'best_val_loss': float('inf'), 'best_epoch': 0, 'bad_epochs': 0, 'done': False,
-          'train_seconds': 0.0, 'history': []}
+  meta = {
+    'epoch': 0,
+    'best_val_loss': float('inf'),
+    'best_epoch': 0,
+    'bad_epochs': 0,
+    'done': False,
+    'train_seconds': 0.0,
+    'history': [],
+  }
   if ckpt.latest_step() is not None:
     restored, meta = ckpt.restore({'state': state, 'best_params': best_params}, fallback=True)
     state, best_params = restored['state'], restored['best_params']
@@ -285,8 +308,14 @@ def train_and_evaluate(config, workdir, stop=None):
   last_save = time.perf_counter()
   val_batches = device_batches(data.validation, eval_batch_size)
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
-  bar = tqdm(total=c.num_epochs, initial=meta['epoch'], desc=f'classifier {c.regime} k={c.multiple:g}',
-             unit='epoch', leave=False, disable=jax.process_index() > 0)
+  bar = tqdm(
+    total=c.num_epochs,
+    initial=meta['epoch'],
+    desc=f'classifier {c.regime} k={c.multiple:g}',
+    unit='epoch',
+    leave=False,
+    disable=jax.process_index() > 0,
+  )
   try:
     while not meta['done']:
       epoch = meta['epoch']
@@ -300,14 +329,23 @@ def train_and_evaluate(config, workdir, stop=None):
       if not np.isfinite(train_loss):
         kept = ckpt.latest_step()
         raise TrainingDiverged(
-            f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, '
-            + (f'the last good checkpoint (epoch {kept}) is kept in {ckpt.directory}' if kept is not None else
-               'before any checkpoint') + '. Try a lower classifier.lr.')
+          f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, '
+          + (
+            f'the last good checkpoint (epoch {kept}) is kept in {ckpt.directory}'
+            if kept is not None
+            else 'before any checkpoint'
+          )
+          + '. Try a lower classifier.lr.'
+        )
       val = evaluate(steps['eval'], state.params, val_batches)
       epoch += 1
-      record = {'epoch': epoch, 'train_loss': train_loss,
-                'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
-                'val_loss': val['loss'], 'val_accuracy': val['accuracy']}
+      record = {
+        'epoch': epoch,
+        'train_loss': train_loss,
+        'train_accuracy': float(totals['correct']) / max(int(totals['count']), 1),
+        'val_loss': val['loss'],
+        'val_accuracy': val['accuracy'],
+      }
       if val['loss'] < meta['best_val_loss']:
         best_params = jax.tree.map(jnp.copy, state.params)
         meta.update(best_val_loss=val['loss'], best_val_accuracy=val['accuracy'], best_epoch=epoch, bad_epochs=0)
@@ -342,7 +380,7 @@ def train_and_evaluate(config, workdir, stop=None):
   writer.flush()
 
   # --------------------------------------------------------------------------------- testing, outputs
-  names = list(emotions.EMOTIONS[:c.num_classes])
+  names = list(emotions.EMOTIONS[: c.num_classes])
   tests = {}
   for name, ds in data.tests.items():
     labels, preds = predict(steps['predict'], best_params, ds, eval_batch_size)
@@ -350,14 +388,29 @@ def train_and_evaluate(config, workdir, stop=None):
   first = tests[next(iter(tests))]
   predicted = np.asarray(first['confusion']).sum(0)
   result = {
-      'protocol': protocol(c), 'stop_reason': meta['stop_reason'], 'test_max_pred_share': float(predicted.max() / max(predicted.sum(), 1)),
-      'test_accuracy': first['accuracy'], 'test_macro_f1': first['macro_f1'],
-      'val_accuracy': meta.get('best_val_accuracy', 0.0), 'val_loss': meta['best_val_loss'],
-      'epochs': meta['epoch'], 'best_epoch': meta['best_epoch'], 'steps': int(jax.device_get(state.step)), 'train_seconds': meta['train_seconds'],
-      'regime': c.regime, 'multiple': float(c.multiple), 'seed': int(config.seed),
-      'n_real': data.n_real, 'n_synthetic': data.n_synthetic, 'n_train': len(data.train),
-      'batch_size': batch_size, 'lr': float(c.lr), 'devices': devices,
-      'params': count_params(state.params), 'tests': tests, 'history': meta['history'],
+    'protocol': protocol(c),
+    'stop_reason': meta['stop_reason'],
+    'test_max_pred_share': float(predicted.max() / max(predicted.sum(), 1)),
+    'test_accuracy': first['accuracy'],
+    'test_macro_f1': first['macro_f1'],
+    'val_accuracy': meta.get('best_val_accuracy', 0.0),
+    'val_loss': meta['best_val_loss'],
+    'epochs': meta['epoch'],
+    'best_epoch': meta['best_epoch'],
+    'steps': int(jax.device_get(state.step)),
+    'train_seconds': meta['train_seconds'],
+    'regime': c.regime,
+    'multiple': float(c.multiple),
+    'seed': int(config.seed),
+    'n_real': data.n_real,
+    'n_synthetic': data.n_synthetic,
+    'n_train': len(data.train),
+    'batch_size': batch_size,
+    'lr': float(c.lr),
+    'devices': devices,
+    'params': count_params(state.params),
+    'tests': tests,
+    'history': meta['history'],
   }
   if jax.process_index() == 0:
     _plot_confusions(tests, names, os.path.join(workdir, 'confusion.png'))

@@ -19,18 +19,19 @@ Translation API (used by the synthetic-set generator):
     translate = make_translate_fn(config)               # jitted, deterministic
     faces = translate(params, images, target_labels)    # uint8 in -> uint8 out; float [-1,1] -> float
 """
+
 import functools
 import math
 import os
 import time
 from typing import Any, NamedTuple
 
+from absl import logging
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
 from fer_jax import workdirs
 from fer_jax.data import emotions, pipeline, sources
@@ -46,6 +47,7 @@ CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'expression_gan
 
 class Hparams(NamedTuple):
   """The config fields that shape the compiled programs (hashable: the jit cache key)."""
+
   image_size: int
   channels: int
   c_dim: int
@@ -74,11 +76,14 @@ class Hparams(NamedTuple):
 def hparams(config):
   e = config.expression_gan
   if e.num_classes != len(emotions.EMOTIONS):
-    raise UserError(f'expression_gan.num_classes={e.num_classes}; the GAN pool has '
-                    f'{len(emotions.EMOTIONS)} classes ({", ".join(emotions.EMOTIONS)})')
+    raise UserError(
+      f'expression_gan.num_classes={e.num_classes}; the GAN pool has '
+      f'{len(emotions.EMOTIONS)} classes ({", ".join(emotions.EMOTIONS)})'
+    )
   if e.conv_impl not in layers.CONV_IMPLS:
-    raise UserError(f'expression_gan.conv_impl={e.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} '
-                    '(xla for GPU/TPU)')
+    raise UserError(
+      f'expression_gan.conv_impl={e.conv_impl!r}; expected one of {", ".join(layers.CONV_IMPLS)} (xla for GPU/TPU)'
+    )
   if e.dtype not in ('float32', 'bfloat16'):
     raise UserError(f'expression_gan.dtype={e.dtype!r}; expected float32 or bfloat16')
   if e.n_critic < 1:
@@ -86,14 +91,37 @@ def hparams(config):
   if e.steps < 1:
     raise UserError(f'expression_gan.steps={e.steps}; expected a positive integer')
   size = int(config.data.image_size)
-  if size % 4 or size // 2 ** e.d_repeat_num < 1:
-    raise UserError(f'data.image_size={size} does not fit the GAN: it must be a multiple of 4 and at least '
-                    f'2**expression_gan.d_repeat_num={2 ** e.d_repeat_num}')
+  if size % 4 or size // 2**e.d_repeat_num < 1:
+    raise UserError(
+      f'data.image_size={size} does not fit the GAN: it must be a multiple of 4 and at least '
+      f'2**expression_gan.d_repeat_num={2**e.d_repeat_num}'
+    )
   b1, b2 = e.betas
-  return Hparams(size, 1, int(e.num_classes), int(e.conv_dim), int(e.repeat_num), int(e.d_repeat_num),
-                 bool(e.attention), float(e.lambda_cls), float(e.lambda_rec), float(e.lambda_gp),
-                 float(e.lambda_mask), float(e.lambda_tv), float(e.lambda_id), float(e.g_lr), float(e.d_lr), float(b1), float(b2),
-                 int(e.steps), int(e.n_critic), float(e.ema_decay), bool(e.ema_warmup), str(e.conv_impl), str(e.dtype))
+  return Hparams(
+    size,
+    1,
+    int(e.num_classes),
+    int(e.conv_dim),
+    int(e.repeat_num),
+    int(e.d_repeat_num),
+    bool(e.attention),
+    float(e.lambda_cls),
+    float(e.lambda_rec),
+    float(e.lambda_gp),
+    float(e.lambda_mask),
+    float(e.lambda_tv),
+    float(e.lambda_id),
+    float(e.g_lr),
+    float(e.d_lr),
+    float(b1),
+    float(b2),
+    int(e.steps),
+    int(e.n_critic),
+    float(e.ema_decay),
+    bool(e.ema_warmup),
+    str(e.conv_impl),
+    str(e.dtype),
+  )
 
 
 def models(hp):
@@ -107,7 +135,8 @@ def _schedule(lr, total):
   """Constant, then linear decay to 0 over the second half of `total` updates (StarGAN)."""
   half = total // 2
   return optax.join_schedules(
-      [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, max(total - half, 1))], [half])
+    [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, max(total - half, 1))], [half]
+  )
 
 
 def _optimizers(hp):
@@ -142,7 +171,7 @@ def _one_hot(labels, c_dim):
 
 
 def _tv(mask):
-  return (jnp.abs(mask[:, 1:] - mask[:, :-1]).mean() + jnp.abs(mask[:, :, 1:] - mask[:, :, :-1]).mean())
+  return jnp.abs(mask[:, 1:] - mask[:, :-1]).mean() + jnp.abs(mask[:, :, 1:] - mask[:, :, :-1]).mean()
 
 
 class Programs(NamedTuple):
@@ -169,9 +198,16 @@ def programs(hp):
     g_params = g_model.init(jax.random.fold_in(init_key, 1), x, jnp.zeros((1, c_dim)))
     d_params = d_model.init(jax.random.fold_in(init_key, 2), x)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 3)
-    return TrainState(step=jnp.zeros((), jnp.int32), g_count=jnp.zeros((), jnp.int32),
-                      key=key, g_params=g_params, d_params=d_params,
-                      g_ema=g_params, g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params))
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      g_count=jnp.zeros((), jnp.int32),
+      key=key,
+      g_params=g_params,
+      d_params=d_params,
+      g_ema=g_params,
+      g_opt=g_tx.init(g_params),
+      d_opt=d_tx.init(d_params),
+    )
 
   def iteration_inputs(state, batch, critic_step):
     x = to_unit(batch['image'])
@@ -194,8 +230,9 @@ def programs(hp):
       adv = src_fake.mean() - src_real.mean()
       loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
       acc = jnp.mean(jnp.argmax(cls_real, -1) == org)
-      return loss, dict(d_loss=loss, d_adv=adv, d_cls=cls, gp=gp, d_real_acc=acc,
-                        wasserstein=src_real.mean() - src_fake.mean())
+      return loss, dict(
+        d_loss=loss, d_adv=adv, d_cls=cls, gp=gp, d_real_acc=acc, wasserstein=src_real.mean() - src_fake.mean()
+      )
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
     updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
@@ -215,8 +252,7 @@ def programs(hp):
     cls_loss = optax.softmax_cross_entropy_with_integer_labels(cls, trg).mean()
     rec_loss = jnp.abs(x - rec).mean()
     loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
-    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss,
-                   g_trg_acc=jnp.mean(jnp.argmax(cls, -1) == trg))
+    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss, g_trg_acc=jnp.mean(jnp.argmax(cls, -1) == trg))
     if hp.lambda_id:
       # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
       # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
@@ -242,11 +278,12 @@ def programs(hp):
     """
     x, org, trg, alpha = iteration_inputs(state, batch, state.step)
     (fake, mask), first_vjp = jax.vjp(
-        lambda gp_: g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True), state.g_params)
+      lambda gp_: g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True), state.g_params
+    )
     state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha)
-    (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(
-        generator_losses, argnums=(0, 5, 6), has_aux=True)(state.g_params, state.d_params, x, org, trg,
-                                                            fake, mask)
+    (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(generator_losses, argnums=(0, 5, 6), has_aux=True)(
+      state.g_params, state.d_params, x, org, trg, fake, mask
+    )
     (g_first,) = first_vjp((d_fake, d_mask))
     return generator_update(state, jax.tree.map(jnp.add, g_direct, g_first)), (d_metrics, g_metrics)
 
@@ -275,11 +312,12 @@ def programs(hp):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
   return Programs(
-      init=parallel.data_parallel(init, batch_argnums=(), static_argnums=(0,)),
-      d_step=parallel.data_parallel(d_step, batch_argnums=(1,), donate_argnums=(0,)),
-      dg_step=parallel.data_parallel(dg_step, batch_argnums=(1,), donate_argnums=(0,)),
-      g_step=parallel.data_parallel(g_step, batch_argnums=(1,), donate_argnums=(0,)),
-      all_finite=parallel.data_parallel(all_finite, batch_argnums=()))
+    init=parallel.data_parallel(init, batch_argnums=(), static_argnums=(0,)),
+    d_step=parallel.data_parallel(d_step, batch_argnums=(1,), donate_argnums=(0,)),
+    dg_step=parallel.data_parallel(dg_step, batch_argnums=(1,), donate_argnums=(0,)),
+    g_step=parallel.data_parallel(g_step, batch_argnums=(1,), donate_argnums=(0,)),
+    all_finite=parallel.data_parallel(all_finite, batch_argnums=()),
+  )
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -299,8 +337,12 @@ def load_pool(config, workdir):
   srcs = sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
   parts = [sources.load(s, 'pool', config, workdir) for s in srcs]
   import grain  # pylint: disable=import-outside-toplevel
-  ds = grain.MapDataset.source(parts[0]) if len(parts) == 1 else grain.MapDataset.concatenate(
-      [grain.MapDataset.source(p) for p in parts])
+
+  ds = (
+    grain.MapDataset.source(parts[0])
+    if len(parts) == 1
+    else grain.MapDataset.concatenate([grain.MapDataset.source(p) for p in parts])
+  )
   n = len(ds)
   if n == 0:
     raise UserError(f'the GAN pool {config.data.pool_sources} is empty')
@@ -311,16 +353,19 @@ def load_pool(config, workdir):
   subjects, off = np.empty(n, np.int64), 0
   for p, start in zip(parts, np.cumsum([0] + [len(p) for p in parts[:-1]])):
     s = np.array([int(recs[start + i]['subject']) for i in range(len(p))], np.int64)
-    subjects[start:start + len(p)] = s + off
+    subjects[start : start + len(p)] = s + off
     off += int(s.max()) + 1
   if images.shape[1] != config.data.image_size or images.shape[-1] != 1:
-    raise UserError(f'GAN pool images are {images.shape[1:]}; expected ({config.data.image_size}, '
-                    f'{config.data.image_size}, 1) (data.image_size, greyscale)')
+    raise UserError(
+      f'GAN pool images are {images.shape[1:]}; expected ({config.data.image_size}, '
+      f'{config.data.image_size}, 1) (data.image_size, greyscale)'
+    )
   uniq = np.unique(subjects)
   h = int(config.expression_gan.holdout_subjects)
   if not 1 <= h < len(uniq):
-    raise UserError(f'expression_gan.holdout_subjects={h}; the pool has {len(uniq)} subjects, so expected '
-                    f'1..{len(uniq) - 1}')
+    raise UserError(
+      f'expression_gan.holdout_subjects={h}; the pool has {len(uniq)} subjects, so expected 1..{len(uniq) - 1}'
+    )
   held = np.sort(np.random.default_rng(config.seed).choice(uniq, h, replace=False))
   is_held = np.isin(subjects, held)
   return Pool(ds, np.nonzero(~is_held)[0], np.nonzero(is_held)[0], images, labels, subjects)
@@ -333,6 +378,7 @@ def _record(r):
 def train_dataset(pool):
   """grain MapDataset of the training subjects' records ({'image', 'label'})."""
   import grain  # pylint: disable=import-outside-toplevel
+
   idx = pool.train_idx
   src = pool.source
   return grain.MapDataset.range(len(idx)).map(lambda j: _record(src[int(idx[j])]))
@@ -341,18 +387,19 @@ def train_dataset(pool):
 def epoch_batches(ds, global_batch_size, seed, epoch, start=0):
   """Batches `start`, `start+1`, ... of one epoch; the order is a function of (seed, epoch) only."""
   import grain  # pylint: disable=import-outside-toplevel
+
   local = pipeline.process_rows(pipeline.shuffled(ds, seed, epoch), global_batch_size)
   batched = local.batch(global_batch_size // jax.process_count(), drop_remainder=True)
-  return batched.slice(slice(start, None)).to_iter_dataset(
-      grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
+  return batched.slice(slice(start, None)).to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
 
 
 def batches(ds, global_batch_size, seed, start_step):
   """Endless stream of batches from global step `start_step` on (epoch after epoch)."""
   spe = len(ds) // global_batch_size
   if spe < 1:
-    raise UserError(f'expression_gan.batch_size={global_batch_size} exceeds the {len(ds)} training faces '
-                    'of the GAN pool')
+    raise UserError(
+      f'expression_gan.batch_size={global_batch_size} exceeds the {len(ds)} training faces of the GAN pool'
+    )
   step = start_step
   while True:
     epoch, i = divmod(step, spe)
@@ -366,6 +413,7 @@ def batches(ds, global_batch_size, seed, start_step):
 
 def _checkpointer(workdir):
   from fer_jax.train.checkpointing import Checkpointer  # pylint: disable=import-outside-toplevel
+
   return Checkpointer(os.path.join(workdir, 'checkpoints'))
 
 
@@ -390,8 +438,7 @@ def check_config(config):
       raise UserError(f'expression_gan.{name}={e[name]!r}; expected a number > 0')
   devices = parallel.make_mesh().size
   if e.batch_size < 1 or e.batch_size % devices:
-    raise UserError(f'expression_gan.batch_size={e.batch_size}; expected a positive multiple of the {devices} '
-                    'devices')
+    raise UserError(f'expression_gan.batch_size={e.batch_size}; expected a positive multiple of the {devices} devices')
   sources.check_pool_disjoint(config)
   return hp
 
@@ -399,7 +446,9 @@ def check_config(config):
 def train(config, workdir, pool=None):
   """Trains (or resumes) the GAN; returns (state, last logged scalars)."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
   from fer_jax.train import writers  # pylint: disable=import-outside-toplevel
+
   hp = check_config(config)
   e = config.expression_gan
   bs = int(e.batch_size)
@@ -424,8 +473,7 @@ def train(config, workdir, pool=None):
   last_good = latest
   d_metrics = g_metrics = None
   t0, timed_from = time.time(), start
-  bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True,
-             disable=None)
+  bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True, disable=None)
   try:
     for step in range(start, hp.steps):
       batch = next(stream)
@@ -445,16 +493,16 @@ def train(config, workdir, pool=None):
         if not finite:
           bad = sorted(k for k, v in scalars.items() if not np.isfinite(v))
           raise TrainingDiverged(
-              f'expression GAN diverged by step {done}: non-finite '
-              f'{", ".join(bad) if bad else "parameters"}; stopped, the last good checkpoint '
-              f'(step {last_good}) is kept in {ckpt.directory}. Try a lower expression_gan.g_lr/d_lr.')
+            f'expression GAN diverged by step {done}: non-finite '
+            f'{", ".join(bad) if bad else "parameters"}; stopped, the last good checkpoint '
+            f'(step {last_good}) is kept in {ckpt.directory}. Try a lower expression_gan.g_lr/d_lr.'
+          )
         dt = time.time() - t0
         scalars['steps_per_s'] = (done - timed_from) / max(dt, 1e-9)
         t0, timed_from = time.time(), done
         writer.write_scalars(done, scalars)
         last_scalars = scalars
-        bar.set_postfix({k: f'{scalars[k]:.3g}' for k in ('d_loss', 'g_rec', 'g_trg_acc', 'mask_mean')
-                         if k in scalars})
+        bar.set_postfix({k: f'{scalars[k]:.3g}' for k in ('d_loss', 'g_rec', 'g_trg_acc', 'mask_mean') if k in scalars})
         if done % e.checkpoint_every == 0 or is_last:
           ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
           last_good = done
@@ -502,8 +550,9 @@ def load_generator(workdir, config):
   ckpt = _checkpointer(workdir)
   try:
     if ckpt.latest_step() is None:
-      raise FileNotFoundError(f'no expression GAN checkpoint in {ckpt.directory}; train it first '
-                              '(python -m experiments.train_expression_gan)')
+      raise FileNotFoundError(
+        f'no expression GAN checkpoint in {ckpt.directory}; train it first (python -m experiments.train_expression_gan)'
+      )
     state, _ = ckpt.restore(state_template(config))
   finally:
     ckpt.close()
@@ -516,7 +565,7 @@ def translate_all(config, g_params, images, targets, batch_size=None):
   bs = int(batch_size or config.expression_gan.eval_batch_size)
   outs, masks = [], []
   for i in range(0, len(images), bs):
-    x, t = images[i:i + bs], targets[i:i + bs]
+    x, t = images[i : i + bs], targets[i : i + bs]
     m = len(x)
     if m < bs:
       x = np.concatenate([x, np.repeat(x[-1:], bs - m, 0)])
@@ -551,9 +600,12 @@ def sample_faces(config, pool):
 def write_samples(config, workdir, g_params, faces, writer=None, step=None):
   """WORKDIR/samples/expressions.png: rows = held-out faces; input, then the 7 targets."""
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
   from fer_jax import io_utils  # pylint: disable=import-outside-toplevel
+
   n, c = len(faces), len(emotions.EMOTIONS)
   imgs = np.repeat(faces, c, 0)
   targets = np.tile(np.arange(c), n)
@@ -588,18 +640,27 @@ EVAL_WIDTH = 16
 def evaluate(config, workdir, g_params, pool):
   """Judged target accuracy, identity kept and cycle L1 on the held-out subjects' faces."""
   from fer_jax.eval import identity_net, pool_judge  # pylint: disable=import-outside-toplevel
+
   e = config.expression_gan
   c = len(emotions.EMOTIONS)
   tr, ho = pool.train_idx, pool.holdout_idx
   t0 = time.time()
-  judge = pool_judge.train_cnn(pool.images[tr], pool.labels[tr], c, steps=e.judge_steps,
-                               seed=config.seed, width=EVAL_WIDTH)
+  judge = pool_judge.train_cnn(
+    pool.images[tr], pool.labels[tr], c, steps=e.judge_steps, seed=config.seed, width=EVAL_WIDTH
+  )
   t_judge = time.time() - t0
-  pool_judge.save(judge, os.path.join(workdir, 'judge'), steps=int(e.judge_steps), seed=int(config.seed),
-                  width=EVAL_WIDTH, subjects='the GAN\'s training subjects of the pool')
+  pool_judge.save(
+    judge,
+    os.path.join(workdir, 'judge'),
+    steps=int(e.judge_steps),
+    seed=int(config.seed),
+    width=EVAL_WIDTH,
+    subjects="the GAN's training subjects of the pool",
+  )
   t0 = time.time()
-  ident, n_ident = identity_net.train(pool.images[tr], pool.subjects[tr], steps=e.identity_steps,
-                                      seed=config.seed + 1, width=EVAL_WIDTH)
+  ident, n_ident = identity_net.train(
+    pool.images[tr], pool.subjects[tr], steps=e.identity_steps, seed=config.seed + 1, width=EVAL_WIDTH
+  )
   t_ident = time.time() - t0
 
   faces, org, subj = pool.images[ho], pool.labels[ho], pool.subjects[ho]
@@ -623,26 +684,26 @@ def evaluate(config, workdir, g_params, pool):
   real_loo = identity_net.nearest_subject(gallery, gallery, subj, exclude=np.arange(n))
   # Identity of the unchanged input under the same instrument: how well held-out identities separate.
   metrics = {
-      'judged_target_accuracy': float(np.mean(pred == trg)),
-      'judged_target_accuracy_changed': float(np.mean(pred[changed] == trg[changed])),
-      'judged_target_accuracy_per_target': per_target,
-      'judge_real_holdout_accuracy': float(np.mean(real_logits.argmax(1) == org)),
-      'identity_kept': float(np.mean(nn_subj == subj[src])),
-      'identity_kept_excluding_source_image': float(np.mean(nn_subj_strict == subj[src])),
-      'identity_real_leave_one_out': float(np.mean(real_loo == subj)),
-      'cycle_l1': cycle_l1,
-      'cycle_l1_unit': cycle_l1 / 2.0,
-      'num_holdout_subjects': int(len(np.unique(subj))),
-      'num_holdout_faces': int(n),
-      'num_translated': int(len(fake)),
-      'num_train_subjects': int(n_ident),
-      'num_train_faces': int(len(tr)),
-      'judge': 'SmallCNN (fer_jax.eval.pool_judge) trained on real pool faces of the training subjects',
-      'identity_space': 'L2-normalised penultimate features of SmallCNN trained to classify the training '
-                        'subjects (fer_jax.eval.identity_net); gallery = all real faces of the held-out '
-                        'subjects; cosine nearest neighbour',
-      'judge_seconds': t_judge,
-      'identity_net_seconds': t_ident,
+    'judged_target_accuracy': float(np.mean(pred == trg)),
+    'judged_target_accuracy_changed': float(np.mean(pred[changed] == trg[changed])),
+    'judged_target_accuracy_per_target': per_target,
+    'judge_real_holdout_accuracy': float(np.mean(real_logits.argmax(1) == org)),
+    'identity_kept': float(np.mean(nn_subj == subj[src])),
+    'identity_kept_excluding_source_image': float(np.mean(nn_subj_strict == subj[src])),
+    'identity_real_leave_one_out': float(np.mean(real_loo == subj)),
+    'cycle_l1': cycle_l1,
+    'cycle_l1_unit': cycle_l1 / 2.0,
+    'num_holdout_subjects': int(len(np.unique(subj))),
+    'num_holdout_faces': int(n),
+    'num_translated': int(len(fake)),
+    'num_train_subjects': int(n_ident),
+    'num_train_faces': int(len(tr)),
+    'judge': 'SmallCNN (fer_jax.eval.pool_judge) trained on real pool faces of the training subjects',
+    'identity_space': 'L2-normalised penultimate features of SmallCNN trained to classify the training '
+    'subjects (fer_jax.eval.identity_net); gallery = all real faces of the held-out '
+    'subjects; cosine nearest neighbour',
+    'judge_seconds': t_judge,
+    'identity_net_seconds': t_ident,
   }
   if masks is not None:
     metrics['mask_mean'] = float(masks.mean())
@@ -657,6 +718,7 @@ def to_unit_np(images):
 def train_and_evaluate(config, workdir):
   """Trains (resuming if checkpoints exist), writes samples/expressions.png and metrics.json."""
   from fer_jax import io_utils  # pylint: disable=import-outside-toplevel
+
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'metrics.json')
   if os.path.exists(path):
@@ -673,22 +735,40 @@ def train_and_evaluate(config, workdir):
   step = int(parallel.to_host(state.step))
   write_samples(config, workdir, g_ema, faces, step=step)
   metrics = evaluate(config, workdir, g_ema, pool)
-  metrics.update(step=step, train_seconds_this_run=train_seconds,
-                 params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
-                 final_train_scalars=scalars)
+  metrics.update(
+    step=step,
+    train_seconds_this_run=train_seconds,
+    params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
+    final_train_scalars=scalars,
+  )
   io_utils.write_json(os.path.join(workdir, 'metrics.json'), metrics)
-  logging.info('expression GAN metrics: judged target accuracy %.3f, identity kept %.3f, cycle L1 %.4f',
-               metrics['judged_target_accuracy'], metrics['identity_kept'], metrics['cycle_l1'])
+  logging.info(
+    'expression GAN metrics: judged target accuracy %.3f, identity kept %.3f, cycle L1 %.4f',
+    metrics['judged_target_accuracy'],
+    metrics['identity_kept'],
+    metrics['cycle_l1'],
+  )
   return metrics
 
 
 # ----------------------------------------------------------------------------------------- benchmark
 
 
-def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat_num=5, attention=False,
-              warmup=2, conv_impl='cpu', dtype='float32'):
+def benchmark(
+  batch_size,
+  image_size,
+  steps,
+  conv_dim=64,
+  repeat_num=6,
+  d_repeat_num=5,
+  attention=False,
+  warmup=2,
+  conv_impl='cpu',
+  dtype='float32',
+):
   """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
+
   config = get_config('quick')
   with config.unlocked():
     config.data.image_size = int(image_size)
@@ -702,9 +782,12 @@ def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat
   progs = programs(hp)
   state = progs.init(0)
   rng = np.random.default_rng(0)
-  batch = parallel.shard_batch({
+  batch = parallel.shard_batch(
+    {
       'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
-      'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32)})
+      'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32),
+    }
+  )
   for _ in range(warmup):
     state, m = progs.dg_step(state, batch)
   jax.block_until_ready(m)
@@ -713,8 +796,16 @@ def benchmark(batch_size, image_size, steps, conv_dim=64, repeat_num=6, d_repeat
     state, m = progs.dg_step(state, batch)
   jax.block_until_ready((state, m))
   dt = time.perf_counter() - t
-  return dict(what='expression_gan', batch_size=int(batch_size), image_size=int(image_size),
-              conv_dim=int(conv_dim), repeat_num=int(repeat_num), d_repeat_num=int(d_repeat_num),
-              params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
-              steps_per_s=steps / dt, img_per_s=steps * batch_size / dt, device=str(jax.devices()[0].platform),
-              num_devices=jax.device_count())
+  return dict(
+    what='expression_gan',
+    batch_size=int(batch_size),
+    image_size=int(image_size),
+    conv_dim=int(conv_dim),
+    repeat_num=int(repeat_num),
+    d_repeat_num=int(d_repeat_num),
+    params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
+    steps_per_s=steps / dt,
+    img_per_s=steps * batch_size / dt,
+    device=str(jax.devices()[0].platform),
+    num_devices=jax.device_count(),
+  )

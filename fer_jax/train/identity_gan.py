@@ -22,18 +22,19 @@ real training-pool faces).
 Used by the synthetic-set generator: `load_generator(workdir, config)` and `sample_identities(gen, key, n,
 psi)`.
 """
+
 import dataclasses
 import functools
 import math
 import os
 import time
 
+from absl import logging
 import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import logging
 
 from fer_jax import io_utils, workdirs
 from fer_jax.data import pipeline, sources
@@ -54,6 +55,7 @@ GRID = 8  # the sample grid is GRID x GRID faces
 @dataclasses.dataclass
 class Pool:
   """The GAN pool split by subject: `train` (the GAN and the identity net learn from it) and `holdout`."""
+
   dataset: grain.MapDataset  # the training subjects' records {'image'} for the GAN's input pipeline
   train_images: np.ndarray
   train_subjects: np.ndarray
@@ -81,8 +83,10 @@ def _image_only(x):
 
 def load_pool(config, workdir):
   g = config.identity_gan
-  parts = [sources.load(s, 'pool', config, workdir)
-           for s in sources.parse_sources(config.data.pool_sources, 'data.pool_sources')]
+  parts = [
+    sources.load(s, 'pool', config, workdir)
+    for s in sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
+  ]
   rows, subj, imgs = [], [], []
   for si, ds in enumerate(parts):
     recs = [ds[i] for i in range(len(ds))]
@@ -94,16 +98,19 @@ def load_pool(config, workdir):
   size = int(config.data.image_size)
   images = np.stack(imgs)
   if images.shape[1:] != (size, size, 1):
-    raise UserError(f'GAN pool images are {images.shape[1:]}; expected ({size}, {size}, 1) '
-                    '(data.image_size, greyscale)')
+    raise UserError(
+      f'GAN pool images are {images.shape[1:]}; expected ({size}, {size}, 1) (data.image_size, greyscale)'
+    )
   # Subjects of different sources are different people: id = source * 2^20 + subject.
   sid = np.array([s * (1 << 20) + t for s, t in subj], np.int64)
   uniq = np.unique(sid)
   n_hold = int(round(len(uniq) * float(g.holdout_fraction)))
   if not 0 <= g.holdout_fraction < 1 or (g.holdout_fraction > 0 and not 2 <= n_hold < len(uniq)):
-    raise UserError(f'identity_gan.holdout_fraction={g.holdout_fraction} of {len(uniq)} pool subjects '
-                    'leaves no subjects for training or fewer than 2 held out; expected a fraction in [0, 1) '
-                    'that keeps at least 2 subjects on each side')
+    raise UserError(
+      f'identity_gan.holdout_fraction={g.holdout_fraction} of {len(uniq)} pool subjects '
+      'leaves no subjects for training or fewer than 2 held out; expected a fraction in [0, 1) '
+      'that keeps at least 2 subjects on each side'
+    )
   held = np.random.default_rng(config.seed).permutation(uniq)[:n_hold]
   is_hold = np.isin(sid, held)
   train_rows = [r for r, h in zip(rows, is_hold) if not h]
@@ -119,8 +126,7 @@ def _optimizers(config):
   g = config.identity_gan
   b1, b2 = g.betas
   c = int(g.r1_every) / (int(g.r1_every) + 1)  # D takes r1_every + 1 optimiser steps per r1_every steps
-  return (optax.adam(g.lr, b1=b1, b2=b2, eps=1e-8),
-          optax.adam(g.lr * c, b1=b1 ** c, b2=b2 ** c, eps=1e-8))
+  return (optax.adam(g.lr, b1=b1, b2=b2, eps=1e-8), optax.adam(g.lr * c, b1=b1**c, b2=b2**c, eps=1e-8))
 
 
 def _config_key(config):
@@ -156,9 +162,16 @@ def _init_fn(config):
     g_params = gen.init(kg, jnp.zeros((1, zd)), jax.random.split(kn, 1))['params']
     d_params = disc.init(kd, jnp.zeros((1, size, size, 1)))['params']
     # g_ema is a copy: donating the state must not see one buffer twice.
-    return dict(step=jnp.zeros((), jnp.int32), g=g_params, d=d_params,
-                g_ema=jax.tree.map(lambda x: x + 0, g_params), g_opt=g_tx.init(g_params),
-                d_opt=d_tx.init(d_params), w_avg=jnp.zeros((int(config.identity_gan.w_dim),), jnp.float32))
+    return dict(
+      step=jnp.zeros((), jnp.int32),
+      g=g_params,
+      d=d_params,
+      g_ema=jax.tree.map(lambda x: x + 0, g_params),
+      g_opt=g_tx.init(g_params),
+      d_opt=d_tx.init(d_params),
+      w_avg=jnp.zeros((int(config.identity_gan.w_dim),), jnp.float32),
+    )
+
   return init
 
 
@@ -240,10 +253,10 @@ def _train_steps(config):
     g_ema = jax.tree.map(lambda e, p: e * ema_beta + p * (1 - ema_beta), state['g_ema'], g_params)
     w_mean = jnp.mean(w, axis=0)
     w_avg = w_mean + (state['w_avg'] - w_mean) * W_AVG_BETA
-    new = dict(step=state['step'] + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt,
-               w_avg=w_avg)
-    return new, dict(g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads),
-                     d_grad_norm=optax.global_norm(d_grads), **d_metrics)
+    new = dict(step=state['step'] + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, w_avg=w_avg)
+    return new, dict(
+      g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads), d_grad_norm=optax.global_norm(d_grads), **d_metrics
+    )
 
   def r1_step(state, batch, nan_step):
     poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
@@ -258,7 +271,8 @@ def _train_steps(config):
     (_, r1), grads = jax.value_and_grad(r1_fn, has_aux=True)(state['d'])
     updates, d_opt = d_tx.update(grads, state['d_opt'], state['d'])
     return dict(state, d=optax.apply_updates(state['d'], updates), d_opt=d_opt), dict(
-        r1=r1, r1_grad_norm=optax.global_norm(grads))
+      r1=r1, r1_grad_norm=optax.global_norm(grads)
+    )
 
   jit = functools.partial(parallel.data_parallel, batch_argnums=(1,), donate_argnums=(0,))
   return jit(main_step), jit(r1_step)
@@ -270,6 +284,7 @@ def _train_steps(config):
 @dataclasses.dataclass
 class IdentityGenerator:
   """A trained generator ready to sample: the module, its EMA params and the average w."""
+
   module: stylegan.Generator
   params: dict
   w_avg: jax.Array
@@ -293,6 +308,7 @@ def _sampler(module, batch_size):
     ws = stylegan.truncate(jnp.broadcast_to(w[:, None], (batch_size, module.num_ws, w.shape[-1])), w_avg, psi)
     img = module.apply({'params': params}, ws, noise_keys, method=module.synthesis)
     return jnp.clip(jnp.round((img + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
   return parallel.jit(sample)
 
 
@@ -306,16 +322,17 @@ def sample_identities(generator, key, n, psi=None, batch_size=256):
   n = int(n)
   bs = int(batch_size)  # fixed, so that every n uses one compiled program
   fn = _sampler(generator.module, bs)
-  out = [np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi)))
-         for s in range(0, n, bs)]
-  return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1),
-                                                      np.uint8)
+  out = [
+    np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi))) for s in range(0, n, bs)
+  ]
+  return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1), np.uint8)
 
 
 def generator_from_state(config, state, ema=True):
   gen, _ = stylegan.from_config(config)
-  return IdentityGenerator(gen, state['g_ema' if ema else 'g'], state['w_avg'],
-                           float(config.identity_gan.psi), int(np.asarray(state['step'])))
+  return IdentityGenerator(
+    gen, state['g_ema' if ema else 'g'], state['w_avg'], float(config.identity_gan.psi), int(np.asarray(state['step']))
+  )
 
 
 def restore_state(workdir, config, step=None):
@@ -324,16 +341,18 @@ def restore_state(workdir, config, step=None):
   ckpt = checkpointing.Checkpointer(directory)
   try:
     if ckpt.latest_step() is None:
-      raise UserError(f'no identity GAN checkpoint in {directory}; train it first '
-                      '(python -m experiments.train_identity_gan)')
+      raise UserError(
+        f'no identity GAN checkpoint in {directory}; train it first (python -m experiments.train_identity_gan)'
+      )
     shapes = _cached(_init_fn, config).eval_shape(jax.random.PRNGKey(0))
-    template = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated()), shapes)
+    template = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=parallel.replicated()), shapes)
     try:
       return ckpt.restore(template, step)
     except (ValueError, KeyError) as e:
-      raise UserError(f'identity GAN checkpoint in {directory} does not match the config '
-                      f'(identity_gan / data.image_size changed?): {e}') from None
+      raise UserError(
+        f'identity GAN checkpoint in {directory} does not match the config '
+        f'(identity_gan / data.image_size changed?): {e}'
+      ) from None
   finally:
     ckpt.close()
 
@@ -347,12 +366,13 @@ def load_generator(workdir, config):
 def save_grid(images, path, scale=None):
   """uint8 [GRID*GRID, H, W, 1] -> PNG grid (1-pixel gaps), upscaled so small faces are visible."""
   from PIL import Image  # pylint: disable=import-outside-toplevel
+
   n, h, w, _ = images.shape
   rows = int(math.ceil(n / GRID))
   canvas = np.full((rows * (h + 1) + 1, GRID * (w + 1) + 1), 255, np.uint8)
   for i in range(n):
     r, c = divmod(i, GRID)
-    canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = images[i, ..., 0]
+    canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = images[i, ..., 0]
   scale = scale or max(1, 64 // h)
   img = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
   with io_utils.atomic_path(path) as tmp:
@@ -367,8 +387,20 @@ def check_config(config):
   size = int(config.data.image_size)
   if size < 8 or size & (size - 1):
     raise UserError(f'data.image_size={size}: the identity GAN needs a power of two >= 8')
-  for name in ('batch_size', 'steps', 'r1_every', 'sample_every', 'checkpoint_every', 'log_every',
-               'eval_samples', 'channels', 'max_channels', 'z_dim', 'w_dim', 'mapping_layers'):
+  for name in (
+    'batch_size',
+    'steps',
+    'r1_every',
+    'sample_every',
+    'checkpoint_every',
+    'log_every',
+    'eval_samples',
+    'channels',
+    'max_channels',
+    'z_dim',
+    'w_dim',
+    'mapping_layers',
+  ):
     if int(g[name]) <= 0:
       raise UserError(f'identity_gan.{name}={g[name]}: expected a positive integer')
   try:
@@ -387,8 +419,7 @@ def _batches(pool, config, start_step):
   bs = int(config.identity_gan.batch_size)
   per_epoch = pipeline.steps_per_epoch(pool.dataset, bs)
   if per_epoch == 0:
-    raise UserError(f'the GAN pool has {len(pool.dataset)} training images, fewer than '
-                    f'identity_gan.batch_size={bs}')
+    raise UserError(f'the GAN pool has {len(pool.dataset)} training images, fewer than identity_gan.batch_size={bs}')
   epoch, skip = divmod(start_step, per_epoch)
   while True:
     it = iter(pipeline.train_batches(pool.dataset, bs, config.seed, epoch))
@@ -403,17 +434,19 @@ def _finite_or_raise(metrics, first_step, last_step, ckpt):
   if bad:
     kept = ckpt.latest_step()
     raise TrainingDiverged(
-        f'identity GAN diverged: non-finite {", ".join(sorted(bad))} between steps {first_step} and '
-        f'{last_step}; stopped without saving. Last good checkpoint: '
-        + (f'step {kept} in {ckpt.directory}' if kept is not None else 'none'))
+      f'identity GAN diverged: non-finite {", ".join(sorted(bad))} between steps {first_step} and '
+      f'{last_step}; stopped without saving. Last good checkpoint: '
+      + (f'step {kept} in {ckpt.directory}' if kept is not None else 'none')
+    )
 
 
 def _evaluate(evaluator, generator, config, key):
   g = config.identity_gan
   n = int(g.eval_samples)
   out = evaluator.score(sample_identities(generator, key, n, psi=1.0, batch_size=GRID * GRID))
-  out['fd_truncated'] = evaluator.score(
-      sample_identities(generator, key, n, psi=float(g.psi), batch_size=GRID * GRID))['fd']
+  out['fd_truncated'] = evaluator.score(sample_identities(generator, key, n, psi=float(g.psi), batch_size=GRID * GRID))[
+    'fd'
+  ]
   out['psi_truncated'] = float(g.psi)
   return out
 
@@ -422,14 +455,20 @@ def _evaluate(evaluator, generator, config, key):
 def train_and_evaluate(config, workdir):
   """Trains the identity GAN in `workdir` (resuming if it holds a checkpoint); returns the final metrics."""
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
   from fer_jax.eval import gan_metrics  # pylint: disable=import-outside-toplevel
+
   check_config(config)
   g = config.identity_gan
   os.makedirs(workdir, exist_ok=True)
   pool = load_pool(config, workdir)
-  logging.info('identity GAN: %d training images of %d subjects; %d held-out images of %d subjects',
-               len(pool.train_images), len(np.unique(pool.train_subjects)), len(pool.holdout_images),
-               len(np.unique(pool.holdout_subjects)))
+  logging.info(
+    'identity GAN: %d training images of %d subjects; %d held-out images of %d subjects',
+    len(pool.train_images),
+    len(np.unique(pool.train_subjects)),
+    len(pool.holdout_images),
+    len(np.unique(pool.holdout_subjects)),
+  )
 
   key = jax.random.PRNGKey(config.seed)
   state = parallel.replicate(init_state(config, key))
@@ -442,12 +481,21 @@ def train_and_evaluate(config, workdir):
   try:
     t0 = time.time()
     evaluator = gan_metrics.Evaluator(
-        pool.train_images, pool.train_subjects, pool.holdout_images, workdir, steps=int(g.identity_net_steps),
-        width=int(g.identity_net_width), embed_dim=int(g.identity_net_embed_dim), seed=config.seed,
-        log=logging.info)
+      pool.train_images,
+      pool.train_subjects,
+      pool.holdout_images,
+      workdir,
+      steps=int(g.identity_net_steps),
+      width=int(g.identity_net_width),
+      embed_dim=int(g.identity_net_embed_dim),
+      seed=config.seed,
+      log=logging.info,
+    )
+
     def baselines():
-      untrained = _evaluate(evaluator, generator_from_state(config, parallel.replicate(
-          init_state(config, key))), config, eval_key)
+      untrained = _evaluate(
+        evaluator, generator_from_state(config, parallel.replicate(init_state(config, key))), config, eval_key
+      )
       return dict(untrained_generator=untrained, **evaluator.baselines(int(g.eval_samples), config.seed))
 
     fp = evaluator.net_info['fingerprint']
@@ -467,16 +515,17 @@ def train_and_evaluate(config, workdir):
     setup_seconds = time.time() - t0
     step = int(meta['step'])
     if int(np.asarray(state['step'])) != step:
-      raise UserError(f'checkpoint in {ckpt.directory} is inconsistent (state step {int(state["step"])}, '
-                      f'meta step {step}); delete it to restart')
+      raise UserError(
+        f'checkpoint in {ckpt.directory} is inconsistent (state step {int(state["step"])}, '
+        f'meta step {step}); delete it to restart'
+      )
 
     main_step, r1_step = make_train_steps(config)
     nan_step = parallel.replicate(jnp.int32(g.debug_nan_step))
     batches = _batches(pool, config, step)
     pending, pending_r1, first = [], [], step
     t_train = time.time()
-    bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True,
-               disable=None)
+    bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True, disable=None)
     while step < total:
       batch = parallel.shard_batch(next(batches))
       if step % int(g.r1_every) == 0:
@@ -515,36 +564,58 @@ def train_and_evaluate(config, workdir):
 
     if not meta['history'] or meta['history'][-1]['step'] != total:  # resumed after the last eval
       gen = generator_from_state(config, state)
-      save_grid(sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID),
-                os.path.join(workdir, 'samples', 'identities.png'))
+      save_grid(
+        sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID),
+        os.path.join(workdir, 'samples', 'identities.png'),
+      )
       meta['history'].append(dict(step=total, **_evaluate(evaluator, gen, config, eval_key)))
     final = meta['history'][-1]
     gen_nets = stylegan.from_config(config)
     result = dict(
-        step=total, **{k: final[k] for k in ('fd', 'precision', 'recall', 'fd_truncated', 'psi_truncated')},
-        n_generated=final['n_generated'], n_reference=final['n_reference'],
-        # Real faces of the GAN-training subjects score what real data scores, but they are no floor: they
-        # come many per person from people the feature net was trained to tell apart, while generated
-        # faces are independent new identities (the trained quick generator scores below them).
-        fd_minus_real_faces={name: fd - meta['baselines']['real_train_pool']['fd'] for name, fd in (
-            ('trained', final['fd']), ('untrained_generator', meta['baselines']['untrained_generator']['fd']),
-            ('pixel_gaussian', meta['baselines']['pixel_gaussian']['fd']))},
-        baselines=meta['baselines'], history=meta['history'],
-        feature_net=dict(evaluator.net_info,
-                         why='penultimate layer of a CNN trained to classify pool subject ids across '
-                         'all expressions: it sees identity (face shape, tones, hair, geometry), not only '
-                         'expression'),
-        reference='held-out pool subjects (never seen by the GAN nor the identity net)',
-        pool=dict(train_images=int(len(pool.train_images)),
-                  train_subjects=int(len(np.unique(pool.train_subjects))),
-                  holdout_images=int(len(pool.holdout_images)),
-                  holdout_subjects=int(len(np.unique(pool.holdout_subjects)))),
-        params=dict(generator=num_params(state['g']), discriminator=num_params(state['d'])),
-        num_ws=gen_nets[0].num_ws, setup_seconds=setup_seconds, devices=jax.device_count())
+      step=total,
+      **{k: final[k] for k in ('fd', 'precision', 'recall', 'fd_truncated', 'psi_truncated')},
+      n_generated=final['n_generated'],
+      n_reference=final['n_reference'],
+      # Real faces of the GAN-training subjects score what real data scores, but they are no floor: they
+      # come many per person from people the feature net was trained to tell apart, while generated
+      # faces are independent new identities (the trained quick generator scores below them).
+      fd_minus_real_faces={
+        name: fd - meta['baselines']['real_train_pool']['fd']
+        for name, fd in (
+          ('trained', final['fd']),
+          ('untrained_generator', meta['baselines']['untrained_generator']['fd']),
+          ('pixel_gaussian', meta['baselines']['pixel_gaussian']['fd']),
+        )
+      },
+      baselines=meta['baselines'],
+      history=meta['history'],
+      feature_net=dict(
+        evaluator.net_info,
+        why='penultimate layer of a CNN trained to classify pool subject ids across '
+        'all expressions: it sees identity (face shape, tones, hair, geometry), not only '
+        'expression',
+      ),
+      reference='held-out pool subjects (never seen by the GAN nor the identity net)',
+      pool=dict(
+        train_images=int(len(pool.train_images)),
+        train_subjects=int(len(np.unique(pool.train_subjects))),
+        holdout_images=int(len(pool.holdout_images)),
+        holdout_subjects=int(len(np.unique(pool.holdout_subjects))),
+      ),
+      params=dict(generator=num_params(state['g']), discriminator=num_params(state['d'])),
+      num_ws=gen_nets[0].num_ws,
+      setup_seconds=setup_seconds,
+      devices=jax.device_count(),
+    )
     io_utils.write_json(metrics_path, result)
-    logging.info('identity GAN: FD %.2f (untrained %.2f, pixel Gaussian %.2f), precision %.3f, recall %.3f',
-                 result['fd'], result['baselines']['untrained_generator']['fd'],
-                 result['baselines']['pixel_gaussian']['fd'], result['precision'], result['recall'])
+    logging.info(
+      'identity GAN: FD %.2f (untrained %.2f, pixel Gaussian %.2f), precision %.3f, recall %.3f',
+      result['fd'],
+      result['baselines']['untrained_generator']['fd'],
+      result['baselines']['pixel_gaussian']['fd'],
+      result['precision'],
+      result['recall'],
+    )
     return result
   finally:
     writer.close()
@@ -557,6 +628,7 @@ def train_and_evaluate(config, workdir):
 def benchmark(batch_size, image_size, steps, **model_kwargs):
   """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
   from configs import default  # pylint: disable=import-outside-toplevel
+
   preset = model_kwargs.pop('preset', 'paper' if image_size >= 64 else 'quick')
   config = default.get_config(preset)
   with config.unlocked():
@@ -572,8 +644,7 @@ def benchmark(batch_size, image_size, steps, **model_kwargs):
   main_step, r1_step = make_train_steps(config)
   nan_step = parallel.replicate(jnp.int32(-1))
   rng = np.random.default_rng(0)
-  batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1),
-                                                      dtype=np.uint8)})
+  batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8)})
   r1_every = int(config.identity_gan.r1_every)
   state, m = r1_step(state, batch, nan_step)  # compile both
   state, m = main_step(state, batch, nan_step)
@@ -585,6 +656,11 @@ def benchmark(batch_size, image_size, steps, **model_kwargs):
     state, m = main_step(state, batch, nan_step)
   jax.block_until_ready((state, m))
   dt = time.time() - t
-  return dict(params=n_params, params_generator=num_params(state['g']),
-              params_discriminator=num_params(state['d']), img_per_s=steps * batch_size / dt,
-              preset=preset, r1_every=r1_every)
+  return dict(
+    params=n_params,
+    params_generator=num_params(state['g']),
+    params_discriminator=num_params(state['d']),
+    img_per_s=steps * batch_size / dt,
+    preset=preset,
+    r1_every=r1_every,
+  )

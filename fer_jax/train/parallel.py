@@ -5,13 +5,15 @@ XLA inserts the gradient all-reduce, so a step computes exactly the global-batch
 N devices agree up to float summation order. Multi-host jobs call `initialize_distributed()` first; each
 process then feeds its own slice of the global batch through `shard_batch`.
 """
+
 import functools
 import os
 
-import jax
 from absl import logging
+import jax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = 'data'
 
@@ -24,14 +26,23 @@ def initialize_distributed():
   0's), JAX_NUM_PROCESSES=N and JAX_PROCESS_ID=i. CPU processes talk through gloo.
   """
   env = os.environ
-  if not any(k in env for k in ('JAX_COORDINATOR_ADDRESS', 'COORDINATOR_ADDRESS', 'SLURM_NTASKS',
-                                'TPU_WORKER_HOSTNAMES', 'MEGASCALE_COORDINATOR_ADDRESS')):
+  if not any(
+    k in env
+    for k in (
+      'JAX_COORDINATOR_ADDRESS',
+      'COORDINATOR_ADDRESS',
+      'SLURM_NTASKS',
+      'TPU_WORKER_HOSTNAMES',
+      'MEGASCALE_COORDINATOR_ADDRESS',
+    )
+  ):
     return
   if jax.distributed.is_initialized():
     return
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # the CPU backend's; others ignore it
-  kwargs = {k: int(env[v]) for k, v in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID'))
-            if v in env}
+  kwargs = {
+    k: int(env[v]) for k, v in (('num_processes', 'JAX_NUM_PROCESSES'), ('process_id', 'JAX_PROCESS_ID')) if v in env
+  }
   jax.distributed.initialize(**kwargs)
 
 
@@ -70,8 +81,9 @@ def shard_batch(batch, mesh=None):
 # GFLOP/s on a 2-core AVX-512 machine where XLA's Eigen convolution ran them at 134-141 (the classifier's step:
 # 47 vs 115 img/s). The list keeps YNNPACK's other default fusions (dots, reductions). XLA_FLAGS can only say
 # this for the whole process and before jax starts; a compiler option says it per program.
-_CPU_COMPILER_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,'
-                                                                 'LIBRARY_FUSION_TYPE_REDUCE'}
+_CPU_COMPILER_OPTIONS = {
+  'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,8 +92,11 @@ def _cpu_options_accepted():
     jax.jit(lambda x: x + 1, compiler_options=_CPU_COMPILER_OPTIONS).lower(np.float32(0)).compile()
     return True
   except jax.errors.JaxRuntimeError as e:  # a later jaxlib that renamed the option or its values
-    logging.warning('XLA:CPU rejected %s (%s); compiling with its defaults, whose convolutions may be slower',
-                    _CPU_COMPILER_OPTIONS, e)
+    logging.warning(
+      'XLA:CPU rejected %s (%s); compiling with its defaults, whose convolutions may be slower',
+      _CPU_COMPILER_OPTIONS,
+      e,
+    )
     return False
 
 
@@ -97,8 +112,9 @@ def jit(fn, **kwargs):
   return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
 
 
-def data_parallel(fn, *, batch_argnums=(1,), donate_argnums=(), static_argnums=(), num_args=None,
-                  mesh=None, out_sharding=None):
+def data_parallel(
+  fn, *, batch_argnums=(1,), donate_argnums=(), static_argnums=(), num_args=None, mesh=None, out_sharding=None
+):
   """jit `fn` with the arguments in `batch_argnums` sharded on the batch axis and the rest replicated.
 
   Outputs are replicated unless `out_sharding` says otherwise (e.g. per-example predictions).
@@ -106,10 +122,17 @@ def data_parallel(fn, *, batch_argnums=(1,), donate_argnums=(), static_argnums=(
   mesh = mesh or make_mesh()
   if num_args is None:
     num_args = fn.__code__.co_argcount
-  in_shardings = tuple(batch_sharded(mesh) if i in batch_argnums else replicated(mesh)
-                       for i in range(num_args) if i not in static_argnums)
-  return jax.jit(fn, in_shardings=in_shardings, out_shardings=out_sharding or replicated(mesh),
-                 donate_argnums=donate_argnums, static_argnums=static_argnums, compiler_options=compiler_options(mesh))
+  in_shardings = tuple(
+    batch_sharded(mesh) if i in batch_argnums else replicated(mesh) for i in range(num_args) if i not in static_argnums
+  )
+  return jax.jit(
+    fn,
+    in_shardings=in_shardings,
+    out_shardings=out_sharding or replicated(mesh),
+    donate_argnums=donate_argnums,
+    static_argnums=static_argnums,
+    compiler_options=compiler_options(mesh),
+  )
 
 
 def to_host(tree):

@@ -5,6 +5,7 @@ not a dependency of ours, so when it is missing we register a tensorboardX-backe
 module name clu expects before clu loads; everything else (LoggingWriter, MultiWriter, create_default_writer)
 is clu's own.
 """
+
 import importlib.util
 import sys
 import types
@@ -68,11 +69,11 @@ def _install_tensorboardx_summary_writer():
 
 _install_tensorboardx_summary_writer()
 
-from clu import metric_writers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from clu import metric_writers  # noqa: E402  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def create_writer(logdir):
   """Logging + TensorBoard writer; only process 0 writes event files."""
   import jax  # pylint: disable=import-outside-toplevel
-  return metric_writers.create_default_writer(
-      logdir, just_logging=jax.process_index() > 0, asynchronous=False)
+
+  return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0, asynchronous=False)
