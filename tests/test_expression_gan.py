@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,10 +11,11 @@ import numpy as np
 import pytest
 
 from configs.default import get_config
+from fer_jax.checkpointing import Checkpointer
 from fer_jax.errors import UserError
-from fer_jax.models import stargan
+from fer_jax.models import layers, stargan
 from fer_jax.train import expression_gan as eg
-from fer_jax.train.checkpointing import Checkpointer
+from tests.conftest import run_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,7 +52,8 @@ def _run_train(workdir, data_dir, devices=1, kill_after_first_checkpoint=False):
   code = f"""
 import os, signal
 from configs.default import get_config
-from fer_jax.train import checkpointing, expression_gan as eg
+from fer_jax import checkpointing
+from fer_jax.train import expression_gan as eg
 if {kill_after_first_checkpoint!r}:
   save = checkpointing.Checkpointer.save
   def save_then_die(self, *a, **k):
@@ -84,9 +85,9 @@ def test_param_count_equals_torch_peer_at_paper_settings():
   x = jnp.zeros((2, 64, 64, 1))
   pg = jax.eval_shape(g.init, jax.random.key(0), x, jnp.zeros((2, 7)))
   pd = jax.eval_shape(d.init, jax.random.key(0), x)
-  assert stargan.count_params(pg) == 8_424_256
-  assert stargan.count_params(pd) == 11_182_016
-  assert stargan.count_params(pg) + stargan.count_params(pd) == PEER_PARAMS_PAPER
+  assert layers.count_params(pg) == 8_424_256
+  assert layers.count_params(pd) == 11_182_016
+  assert layers.count_params(pg) + layers.count_params(pd) == PEER_PARAMS_PAPER
   # Same output shapes as the peer: image out, 2x2 patch scores, 7 class logits.
   assert jax.eval_shape(g.apply, pg, x, jnp.zeros((2, 7))).shape == (2, 64, 64, 1)
   src, cls = jax.eval_shape(d.apply, pd, x)
@@ -139,41 +140,20 @@ def test_two_processes_of_two_devices_train_and_evaluate_as_one_device(reference
   each process reading its rows of every global batch, train as the one-device reference does, and the held-out
   evaluation (judge, identity net and translations, fed from both processes) scores the same images."""
   config, ref_dir, _ = reference
-  with socket.socket() as sock:
-    sock.bind(('localhost', 0))
-    address = f'localhost:{sock.getsockname()[1]}'
   work = tmp_path / 'two'
   code = f"""
 from configs.default import get_config
-from fer_jax.train import expression_gan as eg, parallel
+from fer_jax import parallel
+from fer_jax.train import expression_gan as eg
 parallel.initialize_distributed()
 import jax
+from fer_jax.models import layers
 assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
 c = get_config('tiny')
 c.data.data_dir = {str(data_dir)!r}
 eg.train_and_evaluate(c, {str(work)!r})
 """
-  procs = [
-    subprocess.Popen(
-      [sys.executable, '-c', code],
-      cwd=ROOT,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT,
-      text=True,
-      env=dict(
-        os.environ,
-        XLA_FLAGS='--xla_force_host_platform_device_count=2',
-        JAX_PLATFORMS='cpu',
-        PYTHONPATH=ROOT,
-        JAX_COORDINATOR_ADDRESS=address,
-        JAX_NUM_PROCESSES='2',
-        JAX_PROCESS_ID=str(i),
-      ),
-    )
-    for i in range(2)
-  ]
-  outs = [p.communicate(timeout=400)[0] for p in procs]
-  assert all(p.returncode == 0 for p in procs), '\n'.join(o[-3000:] for o in outs)
+  run_processes(['-c', code], devices=2, timeout=400)
   ref, ref_meta = _restore(config, ref_dir)
   two, two_meta = _restore(config, work)
   assert int(two.step) == int(ref.step) == config.expression_gan.steps

@@ -8,7 +8,6 @@ dominates these runs, and the programs are identical across them.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from fer_jax import io_utils
 from fer_jax.data import sources
 from fer_jax.eval import gan_metrics
 from fer_jax.train import identity_gan
+from tests.conftest import run_processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 8
@@ -138,23 +138,8 @@ def test_four_devices_match_one_device(runs):
 def test_two_processes_match_one_process(env, runs):
   """Multi-host on one machine: two jax.distributed processes (one CPU device each) train the GAN as one
   process does, each reading its rows of every global batch."""
-  with socket.socket() as sock:
-    sock.bind(('localhost', 0))
-    address = f'localhost:{sock.getsockname()[1]}'
   work = env['root'] / 'two_processes'
-  procs = [
-    subprocess.Popen(
-      _cmd(env, work),
-      cwd=REPO,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT,
-      text=True,
-      env=dict(env['env'], JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i)),
-    )
-    for i in range(2)
-  ]
-  results = [_finish(p) for p in procs]
-  assert all(rc == 0 for rc, _ in results), '\n'.join(out[-3000:] for _, out in results)
+  run_processes(_cmd(env, work)[1:], env=env['env'], timeout=240)
   s1, m1 = _state(runs['ref'])
   s2, m2 = _state(work)
   assert int(s2['step']) == STEPS

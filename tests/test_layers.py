@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fer_jax import parallel
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
-from fer_jax.train import parallel
 
 
 @pytest.mark.parametrize(

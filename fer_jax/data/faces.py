@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fer_jax import parallel
 from fer_jax.data import emotions
 
 VIEW = 1.1
@@ -285,23 +286,22 @@ def render_specs(specs, size, seed, domain, min_intensity, max_intensity, batch_
   Batches are padded to `batch_size` so that `render` compiles once per image size and domain.
   """
   specs = np.asarray(specs, np.int32).reshape(-1, 3)
-  n = len(specs)
-  images = np.zeros((n, size, size, 1), np.uint8)
-  aus = np.zeros((n, emotions.NUM_AUS), np.float32)
-  intensity = np.zeros((n,), np.float32)
-  for i in range(0, n, batch_size):
-    chunk = specs[i : i + batch_size]
-    m = len(chunk)
-    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - m, 0)])
-    out = render(
-      chunk[:, 0],
-      chunk[:, 1],
-      chunk[:, 2],
-      np.uint32(seed),
-      np.float32(min_intensity),
-      np.float32(max_intensity),
-      size=size,
-      domain=domain,
+  if len(specs):
+    images, aus, intensity = parallel.map_batches(
+      lambda chunk: render(
+        chunk[:, 0],
+        chunk[:, 1],
+        chunk[:, 2],
+        np.uint32(seed),
+        np.float32(min_intensity),
+        np.float32(max_intensity),
+        size=size,
+        domain=domain,
+      ),
+      (specs,),
+      batch_size,
     )
-    images[i : i + m], aus[i : i + m], intensity[i : i + m] = (np.asarray(o)[:m] for o in out)
+  else:
+    images = np.zeros((0, size, size, 1), np.uint8)
+    aus, intensity = np.zeros((0, emotions.NUM_AUS), np.float32), np.zeros((0,), np.float32)
   return images, {'subject': specs[:, 0].copy(), 'label': specs[:, 1].copy(), 'aus': aus, 'intensity': intensity}

@@ -25,8 +25,8 @@ import os
 
 import numpy as np
 
+from fer_jax import checkpointing
 from fer_jax.eval import pool_judge
-from fer_jax.train import checkpointing
 
 WIDTH = 32
 EMBED_DIM = 256

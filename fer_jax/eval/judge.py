@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fer_jax import parallel
 from fer_jax.data import emotions
 from fer_jax.errors import UserError
-from fer_jax.train import parallel
 
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 INPUT_SIZE = 64

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fer_jax.train import parallel
-from fer_jax.train.checkpointing import Checkpointer
+from fer_jax import parallel, pixels
+from fer_jax.checkpointing import Checkpointer
 
 
 class SmallCNN(nn.Module):
@@ -46,13 +46,6 @@ class SmallCNN(nn.Module):
     return (logits, feats) if return_features else logits
 
 
-def to_unit(images):
-  """uint8 [0, 255] -> float [-1, 1]; floats are taken as already in [-1, 1] (the GAN's output space)."""
-  if jnp.issubdtype(images.dtype, jnp.integer):
-    return images.astype(jnp.float32) / 127.5 - 1.0
-  return images.astype(jnp.float32)
-
-
 def _augment(key, x):
   # Small shifts and pixel noise: the judge should key on expression, not on exact pixel alignment or the
   # grain of the renderer, so that it transfers to generator output.
@@ -74,7 +67,7 @@ def _programs(num_classes, width, embed_dim, lr):
   @parallel.jit
   def step(params, opt_state, images, labels, seed, i):
     key = jax.random.fold_in(jax.random.key(seed, impl='rbg'), i)  # rbg: see `init`
-    x = _augment(jax.random.fold_in(key, 0), to_unit(images))
+    x = _augment(jax.random.fold_in(key, 0), pixels.to_unit(images))
 
     def loss_fn(p):
       logits = model.apply(p, x, train=True, rngs={'dropout': jax.random.fold_in(key, 1)})
@@ -91,7 +84,7 @@ def _programs(num_classes, width, embed_dim, lr):
 
   @parallel.jit
   def predict(params, images):
-    logits, feats = model.apply(params, to_unit(images), return_features=True)
+    logits, feats = model.apply(params, pixels.to_unit(images), return_features=True)
     return logits, feats
 
   return model, tx, step, predict, init
@@ -123,19 +116,9 @@ def train_cnn(
 def predict(params, images, num_classes, *, width=16, embed_dim=256, lr=1e-3, batch_size=256):
   """(logits [N, classes], features [N, embed_dim]) as numpy, in fixed-size batches (one compile)."""
   _, _, _, fn, _ = _programs(int(num_classes), int(width), int(embed_dim), float(lr))
-  images = np.asarray(images)
-  n = len(images)
-  bs = batch_size  # every call, however few images, pads to this: one compile for all callers
-  logits, feats = [], []
-  for i in range(0, n, bs):
-    chunk = images[i : i + bs]
-    m = len(chunk)
-    if m < bs:
-      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], bs - m, 0)])
-    lo, fe = fn(params, chunk)
-    logits.append(np.asarray(lo)[:m])
-    feats.append(np.asarray(fe)[:m])
-  return np.concatenate(logits), np.concatenate(feats)
+  # Every call, however few images, pads to batch_size: one compile for all callers.
+  logits, feats = parallel.map_batches(lambda chunk: fn(params, chunk), (np.asarray(images),), batch_size)
+  return logits, feats
 
 
 def save(params, directory, **meta):

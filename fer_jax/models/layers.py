@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
+import numpy as np
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('xla', 'stride1', 'im2col')
@@ -207,3 +208,8 @@ class Dropout(nn.Module):
     words = jax.random.bits(self.make_rng('dropout'), (*x.shape[:-1], -(-c // 4)), jnp.uint32)
     u8 = lax.bitcast_convert_type(words, jnp.uint8).reshape(*x.shape[:-1], -1)[..., :c]
     return jnp.where(u8 >= int(threshold), x / (1.0 - self.rate), jnp.zeros_like(x))
+
+
+def count_params(tree):
+  """How many numbers a parameter tree holds (the parameter counts compared with the PyTorch peers)."""
+  return int(sum(np.prod(np.shape(x), dtype=np.int64) for x in jax.tree.leaves(tree)))

@@ -110,9 +110,3 @@ class Discriminator(nn.Module):
     src = head(1, (3, 3), padding=1, name='src')(h)
     cls = head(self.c_dim, (k, k), padding='VALID', name='cls')(h)
     return src.astype(jnp.float32), cls.reshape(x.shape[0], -1).astype(jnp.float32)
-
-
-def count_params(tree):
-  import jax  # pylint: disable=import-outside-toplevel
-
-  return int(sum(x.size for x in jax.tree.leaves(tree)))

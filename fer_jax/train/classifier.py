@@ -13,7 +13,6 @@ import functools
 import os
 import time
 
-from absl import logging
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -22,14 +21,14 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from fer_jax import io_utils, workdirs
+from fer_jax import io_utils, parallel, workdirs, writers
+from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, pipeline, sources
-from fer_jax.errors import TrainingDiverged, UserError
+from fer_jax.errors import UserError
 from fer_jax.eval import metrics as metrics_lib
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
-from fer_jax.train import parallel, writers
-from fer_jax.train.checkpointing import Checkpointer
+from fer_jax.train import lib
 
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
 CONFIG_KEYS = ('seed', 'data.train_sources', 'data.test_sources', *workdirs.DATA_KEYS, 'classifier')
@@ -190,10 +189,6 @@ def _model_and_steps(num_classes, image_size, lr, dtype='float32', conv_impl='xl
   )
 
 
-def count_params(tree):
-  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
-
-
 def device_batches(ds, batch_size):
   """A whole (small) evaluation set as padded batches on the devices: read once per run, not every epoch."""
   return [parallel.shard_batch(b) for b in pipeline.eval_batches(ds, batch_size)]
@@ -274,7 +269,7 @@ def train_and_evaluate(config, workdir, stop=None):
   """
   c = config.classifier
   check_config(c)
-  metrics_path = os.path.join(workdir, 'metrics.json')
+  metrics_path = os.path.join(workdir, workdirs.METRICS)
   data = build_datasets(config, workdir)
   devices = parallel.make_mesh().size
   # A training set smaller than a batch trains on what it has (the largest multiple of the device count);
@@ -300,10 +295,10 @@ def train_and_evaluate(config, workdir, stop=None):
     'train_seconds': 0.0,
     'history': [],
   }
-  if ckpt.latest_step() is not None:
-    restored, meta = ckpt.restore({'state': state, 'best_params': best_params}, fallback=True)
-    state, best_params = restored['state'], restored['best_params']
-    logging.info('resuming %s after epoch %d', workdir, meta['epoch'])
+  template = {'state': state, 'best_params': best_params}
+  restored, saved_meta = lib.resume(ckpt, template, f'classifier {workdir}', 'epoch')
+  if restored is not None:
+    state, best_params, meta = restored['state'], restored['best_params'], saved_meta
 
   last_save = time.perf_counter()
   val_batches = device_batches(data.validation, eval_batch_size)
@@ -326,17 +321,13 @@ def train_and_evaluate(config, workdir, stop=None):
         totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
       totals = parallel.to_host(totals)  # the epoch's one host sync
       train_loss = float(totals['loss_sum']) / max(int(totals['count']), 1)
-      if not np.isfinite(train_loss):
-        kept = ckpt.latest_step()
-        raise TrainingDiverged(
-          f'classifier training loss is {train_loss} at epoch {epoch + 1}; stopped, '
-          + (
-            f'the last good checkpoint (epoch {kept}) is kept in {ckpt.directory}'
-            if kept is not None
-            else 'before any checkpoint'
-          )
-          + '. Try a lower classifier.lr.'
-        )
+      lib.check_finite(
+        {'train_loss': train_loss},
+        ckpt,
+        lambda bad, loss=train_loss, epoch=epoch: f'classifier training loss is {loss} at epoch {epoch + 1}',
+        unit='epoch',
+        hint='Try a lower classifier.lr.',
+      )
       val = evaluate(steps['eval'], state.params, val_batches)
       epoch += 1
       record = {
@@ -408,7 +399,7 @@ def train_and_evaluate(config, workdir, stop=None):
     'batch_size': batch_size,
     'lr': float(c.lr),
     'devices': devices,
-    'params': count_params(state.params),
+    'params': layers.count_params(state.params),
     'tests': tests,
     'history': meta['history'],
   }

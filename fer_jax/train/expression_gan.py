@@ -28,16 +28,20 @@ from typing import Any, NamedTuple
 
 from absl import logging
 import flax
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm import tqdm
 
-from fer_jax import workdirs
+from fer_jax import io_utils, parallel, pixels, workdirs, writers
+from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, pipeline, sources
-from fer_jax.errors import TrainingDiverged, UserError
+from fer_jax.errors import UserError
+from fer_jax.eval import identity_net, pool_judge
 from fer_jax.models import layers, stargan
-from fer_jax.train import parallel
+from fer_jax.train import lib
 
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
 CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'expression_gan')
@@ -158,13 +162,6 @@ class TrainState:
   d_opt: Any
 
 
-def to_unit(images):
-  """uint8 [0, 255] -> float32 [-1, 1]; float input is taken as already in [-1, 1]."""
-  if jnp.issubdtype(images.dtype, jnp.integer):
-    return images.astype(jnp.float32) / 127.5 - 1.0
-  return images.astype(jnp.float32)
-
-
 def _one_hot(labels, c_dim):
   labels = jnp.asarray(labels)
   return labels.astype(jnp.float32) if labels.ndim == 2 else jax.nn.one_hot(labels, c_dim)
@@ -210,7 +207,7 @@ def programs(hp):
     )
 
   def iteration_inputs(state, batch, critic_step):
-    x = to_unit(batch['image'])
+    x = pixels.to_unit(batch['image'])
     org = batch['label']
     # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
     k = jax.random.fold_in(state.key, critic_step)
@@ -292,7 +289,7 @@ def programs(hp):
     g_params = optax.apply_updates(state.g_params, updates)
     n = state.g_count.astype(jnp.float32)
     decay = jnp.minimum(hp.ema_decay, (1.0 + n) / (10.0 + n)) if hp.ema_warmup else hp.ema_decay
-    g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema, g_params)
+    g_ema = lib.ema(state.g_ema, g_params, decay)
     return state.replace(g_count=state.g_count + 1, g_params=g_params, g_opt=g_opt, g_ema=g_ema)
 
   def g_step(state, batch):
@@ -336,7 +333,6 @@ def load_pool(config, workdir):
   """The GAN pool (all pool sources concatenated) split into training and held-out subjects."""
   srcs = sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
   parts = [sources.load(s, 'pool', config, workdir) for s in srcs]
-  import grain  # pylint: disable=import-outside-toplevel
 
   ds = (
     grain.MapDataset.source(parts[0])
@@ -377,7 +373,6 @@ def _record(r):
 
 def train_dataset(pool):
   """grain MapDataset of the training subjects' records ({'image', 'label'})."""
-  import grain  # pylint: disable=import-outside-toplevel
 
   idx = pool.train_idx
   src = pool.source
@@ -386,7 +381,6 @@ def train_dataset(pool):
 
 def epoch_batches(ds, global_batch_size, seed, epoch, start=0):
   """Batches `start`, `start+1`, ... of one epoch; the order is a function of (seed, epoch) only."""
-  import grain  # pylint: disable=import-outside-toplevel
 
   local = pipeline.process_rows(pipeline.shuffled(ds, seed, epoch), global_batch_size)
   batched = local.batch(global_batch_size // jax.process_count(), drop_remainder=True)
@@ -412,7 +406,6 @@ def batches(ds, global_batch_size, seed, start_step):
 
 
 def _checkpointer(workdir):
-  from fer_jax.train.checkpointing import Checkpointer  # pylint: disable=import-outside-toplevel
 
   return Checkpointer(os.path.join(workdir, 'checkpoints'))
 
@@ -423,10 +416,6 @@ def state_template(config):
   abstract = progs.init.eval_shape(int(config.seed))
   sharding = parallel.replicated()
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
-
-
-def _finite_scalars(d):
-  return all(np.isfinite(v) for v in d.values())
 
 
 def check_config(config):
@@ -445,9 +434,6 @@ def check_config(config):
 
 def train(config, workdir, pool=None):
   """Trains (or resumes) the GAN; returns (state, last logged scalars)."""
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-
-  from fer_jax.train import writers  # pylint: disable=import-outside-toplevel
 
   hp = check_config(config)
   e = config.expression_gan
@@ -456,13 +442,10 @@ def train(config, workdir, pool=None):
   ds = train_dataset(pool)
   progs = programs(hp)
   ckpt = _checkpointer(workdir)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, meta = ckpt.restore(state_template(config), fallback=True)
-    logging.info('expression GAN: resuming from step %d', ckpt.latest_step())
-    last_scalars = meta.get('scalars', {})
-  else:
-    state, last_scalars = progs.init(int(config.seed)), {}
+  state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
+  if state is None:
+    state, meta = progs.init(int(config.seed)), {}
+  last_scalars = meta.get('scalars', {})
   start = int(parallel.to_host(state.step))
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
   if start >= hp.steps:
@@ -470,7 +453,6 @@ def train(config, workdir, pool=None):
     return state, last_scalars
   stream = batches(ds, bs, config.seed, start)
   faces, _ = sample_faces(config, pool)
-  last_good = latest
   d_metrics = g_metrics = None
   t0, timed_from = time.time(), start
   bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True, disable=None)
@@ -489,14 +471,13 @@ def train(config, workdir, pool=None):
         scalars = {k: float(v) for k, v in parallel.to_host(d_metrics).items()}
         if g_metrics is not None:
           scalars.update({k: float(v) for k, v in parallel.to_host(g_metrics).items()})
-        finite = bool(parallel.to_host(progs.all_finite(state))) and _finite_scalars(scalars)
-        if not finite:
-          bad = sorted(k for k, v in scalars.items() if not np.isfinite(v))
-          raise TrainingDiverged(
-            f'expression GAN diverged by step {done}: non-finite '
-            f'{", ".join(bad) if bad else "parameters"}; stopped, the last good checkpoint '
-            f'(step {last_good}) is kept in {ckpt.directory}. Try a lower expression_gan.g_lr/d_lr.'
-          )
+        params_finite = bool(parallel.to_host(progs.all_finite(state)))
+        lib.check_finite(
+          dict(scalars, parameters=0.0 if params_finite else np.nan),
+          ckpt,
+          lambda bad, done=done: f'expression GAN diverged by step {done}: non-finite {", ".join(bad)}',
+          hint='Try a lower expression_gan.g_lr/d_lr.',
+        )
         dt = time.time() - t0
         scalars['steps_per_s'] = (done - timed_from) / max(dt, 1e-9)
         t0, timed_from = time.time(), done
@@ -505,7 +486,6 @@ def train(config, workdir, pool=None):
         bar.set_postfix({k: f'{scalars[k]:.3g}' for k in ('d_loss', 'g_rec', 'g_trg_acc', 'mask_mean') if k in scalars})
         if done % e.checkpoint_every == 0 or is_last:
           ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
-          last_good = done
       if done % e.sample_every == 0 and not is_last:  # the final grid is train_and_evaluate's
         write_samples(config, workdir, state.g_ema, faces, writer, done)
   finally:
@@ -524,14 +504,14 @@ def _translate_program(hp):
 
   @parallel.jit
   def translate(g_params, images, target_labels):
-    out = g_model.apply(g_params, to_unit(images), _one_hot(target_labels, hp.c_dim))
+    out = g_model.apply(g_params, pixels.to_unit(images), _one_hot(target_labels, hp.c_dim))
     if jnp.issubdtype(images.dtype, jnp.integer):
-      return jnp.clip(jnp.round((out + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+      return pixels.to_uint8(out)
     return out
 
   @parallel.jit
   def translate_with_mask(g_params, images, target_labels):
-    return g_model.apply(g_params, to_unit(images), _one_hot(target_labels, hp.c_dim), return_mask=True)
+    return g_model.apply(g_params, pixels.to_unit(images), _one_hot(target_labels, hp.c_dim), return_mask=True)
 
   return translate, translate_with_mask
 
@@ -563,20 +543,8 @@ def translate_all(config, g_params, images, targets, batch_size=None):
   """Translates numpy arrays in fixed-size batches (one compile); -> (uint8 images, masks or None)."""
   _, fn = _translate_program(hparams(config))
   bs = int(batch_size or config.expression_gan.eval_batch_size)
-  outs, masks = [], []
-  for i in range(0, len(images), bs):
-    x, t = images[i : i + bs], targets[i : i + bs]
-    m = len(x)
-    if m < bs:
-      x = np.concatenate([x, np.repeat(x[-1:], bs - m, 0)])
-      t = np.concatenate([t, np.repeat(t[-1:], bs - m, 0)])
-    out, mask = fn(g_params, x, t)
-    outs.append(np.asarray(out)[:m])
-    if mask is not None:
-      masks.append(np.asarray(mask)[:m])
-  out = np.concatenate(outs)
-  out_u8 = np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
-  return out_u8, (np.concatenate(masks) if masks else None)
+  out, mask = parallel.map_batches(lambda x, t: fn(g_params, x, t), (images, targets), bs)
+  return pixels.to_uint8(out), mask
 
 
 # ------------------------------------------------------------------------------------------- samples
@@ -603,8 +571,6 @@ def write_samples(config, workdir, g_params, faces, writer=None, step=None):
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-  from fer_jax import io_utils  # pylint: disable=import-outside-toplevel
 
   n, c = len(faces), len(emotions.EMOTIONS)
   imgs = np.repeat(faces, c, 0)
@@ -639,7 +605,6 @@ EVAL_WIDTH = 16
 
 def evaluate(config, workdir, g_params, pool):
   """Judged target accuracy, identity kept and cycle L1 on the held-out subjects' faces."""
-  from fer_jax.eval import identity_net, pool_judge  # pylint: disable=import-outside-toplevel
 
   e = config.expression_gan
   c = len(emotions.EMOTIONS)
@@ -669,7 +634,7 @@ def evaluate(config, workdir, g_params, pool):
   trg = np.tile(np.arange(c), n)
   fake, masks = translate_all(config, g_params, faces[src], trg)
   rec, _ = translate_all(config, g_params, fake, org[src])
-  cycle_l1 = float(np.abs(to_unit_np(rec) - to_unit_np(faces[src])).mean())
+  cycle_l1 = float(np.abs(pixels.to_unit(rec) - pixels.to_unit(faces[src])).mean())
 
   real_logits, _ = pool_judge.predict(judge, faces, c, width=EVAL_WIDTH)
   fake_logits, _ = pool_judge.predict(judge, fake, c, width=EVAL_WIDTH)
@@ -710,22 +675,15 @@ def evaluate(config, workdir, g_params, pool):
   return metrics
 
 
-def to_unit_np(images):
-  return images.astype(np.float32) / 127.5 - 1.0
-
-
 @workdirs.stage(*CONFIG_KEYS)
 def train_and_evaluate(config, workdir):
   """Trains (resuming if checkpoints exist), writes samples/expressions.png and metrics.json."""
-  from fer_jax import io_utils  # pylint: disable=import-outside-toplevel
 
   os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, 'metrics.json')
-  if os.path.exists(path):
-    done = io_utils.read_json(path)
-    if done.get('step') == config.expression_gan.steps:
-      logging.info('expression GAN: %s is complete; not redoing it', path)
-      return done
+  done = workdirs.finished(workdir, {'step': config.expression_gan.steps})
+  if done is not None:
+    logging.info('expression GAN: %s is complete; not redoing it', workdir)
+    return done
   pool = load_pool(config, workdir)
   t0 = time.time()
   state, scalars = train(config, workdir, pool)
@@ -738,10 +696,10 @@ def train_and_evaluate(config, workdir):
   metrics.update(
     step=step,
     train_seconds_this_run=train_seconds,
-    params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
+    params=layers.count_params(state.g_params) + layers.count_params(state.d_params),
     final_train_scalars=scalars,
   )
-  io_utils.write_json(os.path.join(workdir, 'metrics.json'), metrics)
+  io_utils.write_json(os.path.join(workdir, workdirs.METRICS), metrics)
   logging.info(
     'expression GAN metrics: judged target accuracy %.3f, identity kept %.3f, cycle L1 %.4f',
     metrics['judged_target_accuracy'],
@@ -749,63 +707,3 @@ def train_and_evaluate(config, workdir):
     metrics['cycle_l1'],
   )
   return metrics
-
-
-# ----------------------------------------------------------------------------------------- benchmark
-
-
-def benchmark(
-  batch_size,
-  image_size,
-  steps,
-  conv_dim=64,
-  repeat_num=6,
-  d_repeat_num=5,
-  attention=False,
-  warmup=2,
-  conv_impl='cpu',
-  dtype='float32',
-):
-  """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
-  from configs.default import get_config  # pylint: disable=import-outside-toplevel
-
-  config = get_config('quick')
-  with config.unlocked():
-    config.data.image_size = int(image_size)
-    e = config.expression_gan
-    e.conv_dim, e.repeat_num, e.d_repeat_num = int(conv_dim), int(repeat_num), int(d_repeat_num)
-    e.attention, e.batch_size, e.n_critic = bool(attention), int(batch_size), 1
-    e.lambda_id = 0.0  # the peer's step: adversarial + class + cycle only
-    e.conv_impl, e.dtype = conv_impl, dtype
-  hp = hparams(config)
-  parallel.check_batch_size(int(batch_size), 'batch_size')
-  progs = programs(hp)
-  state = progs.init(0)
-  rng = np.random.default_rng(0)
-  batch = parallel.shard_batch(
-    {
-      'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
-      'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32),
-    }
-  )
-  for _ in range(warmup):
-    state, m = progs.dg_step(state, batch)
-  jax.block_until_ready(m)
-  t = time.perf_counter()
-  for _ in range(steps):
-    state, m = progs.dg_step(state, batch)
-  jax.block_until_ready((state, m))
-  dt = time.perf_counter() - t
-  return dict(
-    what='expression_gan',
-    batch_size=int(batch_size),
-    image_size=int(image_size),
-    conv_dim=int(conv_dim),
-    repeat_num=int(repeat_num),
-    d_repeat_num=int(d_repeat_num),
-    params=stargan.count_params(state.g_params) + stargan.count_params(state.d_params),
-    steps_per_s=steps / dt,
-    img_per_s=steps * batch_size / dt,
-    device=str(jax.devices()[0].platform),
-    num_devices=jax.device_count(),
-  )

@@ -35,12 +35,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from PIL import Image
+from tqdm import tqdm
 
-from fer_jax import io_utils, workdirs
+from fer_jax import checkpointing, io_utils, parallel, pixels, workdirs, writers
 from fer_jax.data import pipeline, sources
-from fer_jax.errors import TrainingDiverged, UserError
-from fer_jax.models import stylegan
-from fer_jax.train import checkpointing, parallel, writers
+from fer_jax.errors import UserError
+from fer_jax.eval import gan_metrics
+from fer_jax.models import layers, stylegan
+from fer_jax.train import lib
 
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
 CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'identity_gan')
@@ -175,14 +178,6 @@ def _init_fn(config):
   return init
 
 
-def num_params(tree):
-  return int(sum(x.size for x in jax.tree.leaves(tree)))
-
-
-def _to_unit(images):
-  return images.astype(jnp.float32) * (1.0 / 127.5) - 1.0
-
-
 def _make_ws(gen, params, z, z2, mix_key, mixing_prob):
   """Mapping + per-sample style mixing: after a random cutoff layer, styles come from a second z."""
   w = gen.apply({'params': params}, z, method=gen.mapping)
@@ -227,7 +222,7 @@ def _train_steps(config):
   def main_step(state, batch, nan_step):
     key = jax.random.fold_in(base_key, state['step'])
     poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
-    real = _to_unit(batch['image'])
+    real = pixels.to_unit(batch['image'])
     # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
     # same pass (its VJP) as the updated D scores them. A separate forward for D's fakes would add about a
     # third of G's forward+backward.
@@ -250,7 +245,7 @@ def _train_steps(config):
     (g_grads,) = g_vjp(d_fake_img)
     g_updates, g_opt = g_tx.update(g_grads, state['g_opt'], state['g'])
     g_params = optax.apply_updates(state['g'], g_updates)
-    g_ema = jax.tree.map(lambda e, p: e * ema_beta + p * (1 - ema_beta), state['g_ema'], g_params)
+    g_ema = lib.ema(state['g_ema'], g_params, ema_beta)
     w_mean = jnp.mean(w, axis=0)
     w_avg = w_mean + (state['w_avg'] - w_mean) * W_AVG_BETA
     new = dict(step=state['step'] + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, w_avg=w_avg)
@@ -260,7 +255,7 @@ def _train_steps(config):
 
   def r1_step(state, batch, nan_step):
     poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
-    real = _to_unit(batch['image'])
+    real = pixels.to_unit(batch['image'])
 
     def r1_fn(d_params):
       logits, vjp = jax.vjp(lambda x: disc.apply({'params': d_params}, x), real)
@@ -365,7 +360,6 @@ def load_generator(workdir, config):
 
 def save_grid(images, path, scale=None):
   """uint8 [GRID*GRID, H, W, 1] -> PNG grid (1-pixel gaps), upscaled so small faces are visible."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
 
   n, h, w, _ = images.shape
   rows = int(math.ceil(n / GRID))
@@ -429,17 +423,6 @@ def _batches(pool, config, start_step):
     epoch, skip = epoch + 1, 0
 
 
-def _finite_or_raise(metrics, first_step, last_step, ckpt):
-  bad = [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
-  if bad:
-    kept = ckpt.latest_step()
-    raise TrainingDiverged(
-      f'identity GAN diverged: non-finite {", ".join(sorted(bad))} between steps {first_step} and '
-      f'{last_step}; stopped without saving. Last good checkpoint: '
-      + (f'step {kept} in {ckpt.directory}' if kept is not None else 'none')
-    )
-
-
 def _evaluate(evaluator, generator, config, key):
   g = config.identity_gan
   n = int(g.eval_samples)
@@ -454,9 +437,6 @@ def _evaluate(evaluator, generator, config, key):
 @workdirs.stage(*CONFIG_KEYS)
 def train_and_evaluate(config, workdir):
   """Trains the identity GAN in `workdir` (resuming if it holds a checkpoint); returns the final metrics."""
-  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-
-  from fer_jax.eval import gan_metrics  # pylint: disable=import-outside-toplevel
 
   check_config(config)
   g = config.identity_gan
@@ -474,7 +454,7 @@ def train_and_evaluate(config, workdir):
   state = parallel.replicate(init_state(config, key))
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'))
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
-  metrics_path = os.path.join(workdir, 'metrics.json')
+  metrics_path = os.path.join(workdir, workdirs.METRICS)
   sample_key = jax.random.fold_in(key, 1 << 30)
   eval_key = jax.random.fold_in(key, (1 << 30) + 1)
   total = int(g.steps)
@@ -499,14 +479,13 @@ def train_and_evaluate(config, workdir):
       return dict(untrained_generator=untrained, **evaluator.baselines(int(g.eval_samples), config.seed))
 
     fp = evaluator.net_info['fingerprint']
-    if ckpt.latest_step() == total and os.path.exists(metrics_path):
-      done = io_utils.read_json(metrics_path)
-      if done.get('step') == total and done.get('feature_net', {}).get('fingerprint') == fp:
-        logging.info('identity GAN: already trained and evaluated in %s', workdir)
-        return done
-    if ckpt.latest_step() is not None:
-      state, meta = ckpt.restore(state, fallback=True)
-      logging.info('identity GAN: resumed at step %d', int(meta['step']))
+    done = workdirs.finished(workdir, {'step': total, 'feature_net.fingerprint': fp})
+    if ckpt.latest_step() == total and done is not None:
+      logging.info('identity GAN: already trained and evaluated in %s', workdir)
+      return done
+    restored, meta = lib.resume(ckpt, state, 'identity GAN')
+    if restored is not None:
+      state = restored
       if meta.get('feature_net') != fp:  # the metrics' feature net changed: old scores are not comparable
         logging.info('identity GAN: feature net changed; recomputing baselines, dropping old scores')
         meta.update(feature_net=fp, history=[], baselines=baselines())
@@ -541,7 +520,14 @@ def train_and_evaluate(config, workdir):
         host = parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending))
         if pending_r1:
           host.update(parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending_r1)))
-        _finite_or_raise(host, first, step - 1, ckpt)
+        lib.check_finite(
+          host,
+          ckpt,
+          lambda bad, first=first, last=step - 1: (
+            f'identity GAN diverged: non-finite {", ".join(bad)} between steps {first} and {last}'
+          ),
+          hint='Try a lower identity_gan.lr or a larger identity_gan.r1_gamma.',
+        )
         means = {k: float(np.mean(v)) for k, v in host.items()}
         means['img_per_s'] = len(pending) * int(g.batch_size) / max(time.time() - t_train, 1e-9)
         writer.write_scalars(step, means)
@@ -602,7 +588,7 @@ def train_and_evaluate(config, workdir):
         holdout_images=int(len(pool.holdout_images)),
         holdout_subjects=int(len(np.unique(pool.holdout_subjects))),
       ),
-      params=dict(generator=num_params(state['g']), discriminator=num_params(state['d'])),
+      params=dict(generator=layers.count_params(state['g']), discriminator=layers.count_params(state['d'])),
       num_ws=gen_nets[0].num_ws,
       setup_seconds=setup_seconds,
       devices=jax.device_count(),
@@ -623,44 +609,3 @@ def train_and_evaluate(config, workdir):
 
 
 # ------------------------------------------------------------------------------------------ benchmark
-
-
-def benchmark(batch_size, image_size, steps, **model_kwargs):
-  """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
-  from configs import default  # pylint: disable=import-outside-toplevel
-
-  preset = model_kwargs.pop('preset', 'paper' if image_size >= 64 else 'quick')
-  config = default.get_config(preset)
-  with config.unlocked():
-    config.data.image_size = int(image_size)
-    config.identity_gan.batch_size = int(batch_size)
-    for k, v in model_kwargs.items():
-      if k not in config.identity_gan:
-        raise UserError(f'benchmark: unknown identity_gan field {k!r}')
-      config.identity_gan[k] = type(config.identity_gan[k])(v)
-  check_config(config)
-  state = parallel.replicate(init_state(config, jax.random.PRNGKey(0)))
-  n_params = num_params(state['g']) + num_params(state['d'])
-  main_step, r1_step = make_train_steps(config)
-  nan_step = parallel.replicate(jnp.int32(-1))
-  rng = np.random.default_rng(0)
-  batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8)})
-  r1_every = int(config.identity_gan.r1_every)
-  state, m = r1_step(state, batch, nan_step)  # compile both
-  state, m = main_step(state, batch, nan_step)
-  jax.block_until_ready(m)
-  t = time.time()
-  for i in range(int(steps)):
-    if i % r1_every == 0:
-      state, _ = r1_step(state, batch, nan_step)
-    state, m = main_step(state, batch, nan_step)
-  jax.block_until_ready((state, m))
-  dt = time.time() - t
-  return dict(
-    params=n_params,
-    params_generator=num_params(state['g']),
-    params_discriminator=num_params(state['d']),
-    img_per_s=steps * batch_size / dt,
-    preset=preset,
-    r1_every=r1_every,
-  )

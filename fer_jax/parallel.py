@@ -138,3 +138,20 @@ def data_parallel(
 def to_host(tree):
   """Fetch (replicated or sharded) results to numpy: the only host sync, done at logging intervals."""
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x)), tree)
+
+
+def map_batches(fn, inputs, batch_size):
+  """`fn(*chunk)` over the rows of `inputs` (equal-length numpy arrays) in batches of exactly `batch_size`, the
+  last one padded by repeating its last row, so that `fn` compiles once whatever the number of rows; returns
+  `fn`'s outputs (a pytree of arrays; None leaves stay None) for the real rows, concatenated, as numpy."""
+  n = len(inputs[0])
+  if n == 0:
+    raise ValueError('map_batches needs at least one row')
+  outs = []
+  for i in range(0, n, batch_size):
+    chunk = [x[i : i + batch_size] for x in inputs]
+    m = len(chunk[0])
+    if m < batch_size:
+      chunk = [np.concatenate([c, np.repeat(c[-1:], batch_size - m, 0)]) for c in chunk]
+    outs.append(jax.tree.map(lambda y, m=m: np.asarray(y)[:m], fn(*chunk)))
+  return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)

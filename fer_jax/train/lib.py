@@ -1,0 +1,39 @@
+"""What the three trainers share: resuming from a checkpoint, the EMA of parameters and the one divergence check."""
+
+from absl import logging
+import jax
+import numpy as np
+
+from fer_jax.errors import TrainingDiverged
+
+
+def ema(average, params, decay):
+  """decay * average + (1 - decay) * params, leaf by leaf (both GANs' EMA generator)."""
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, average, params)
+
+
+def check_finite(values, ckpt, describe, unit='step', hint=''):
+  """Raises the one divergence error (`errors.TrainingDiverged`, one line) when any of `values` (name -> host
+  array or number) is NaN or inf. Training stops before saving, so the checkpoint named in the message (`ckpt`'s
+  latest) is the last good one. `describe(bad_names)` says what diverged and when, in the trainer's words."""
+  bad = sorted(k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64))))
+  if not bad:
+    return
+  kept = ckpt.latest_step()
+  kept_text = (
+    f'the last good checkpoint ({unit} {kept}) is kept in {ckpt.directory}'
+    if kept is not None
+    else ('before any checkpoint')
+  )
+  raise TrainingDiverged(f'{describe(bad)}; stopped, {kept_text}.' + (f' {hint}' if hint else ''))
+
+
+def resume(ckpt, template, what, unit='step'):
+  """(state, meta) of `ckpt`'s newest readable checkpoint, shaped like `template` (a newest one that cannot be
+  read is set aside and the one before it used), with one log line saying where `what` resumed; (None, None)
+  when there is no checkpoint, and the caller starts from its initial state."""
+  if ckpt.latest_step() is None:
+    return None, None
+  state, meta = ckpt.restore(template, fallback=True)
+  logging.info('%s: resumed at %s %d', what, unit, ckpt.latest_step())
+  return state, meta
