@@ -406,27 +406,9 @@ def synthetic_quality(config, workdir, synthetic_dirs):
 
 def _row(run, result, overrides, config, run_dir):
   tests = list(result['tests'].items())
-  row = {
-    k: result.get(k)
-    for k in (
-      'regime',
-      'multiple',
-      'seed',
-      'n_real',
-      'n_synthetic',
-      'test_accuracy',
-      'test_macro_f1',
-      'val_accuracy',
-      'epochs',
-      'train_seconds',
-      'protocol',
-      'steps',
-      'best_epoch',
-      'val_loss',
-      'test_max_pred_share',
-      'stop_reason',
-    )
-  }
+  # The report's required columns, then what it reads when present (how each run ended).
+  kept = (*report.REQUIRED, 'protocol', 'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')
+  row = {k: result.get(k) for k in kept}
   row['gan_seed'] = run.gan_seed
   row['generator'] = run.generator
   row['test_source'] = tests[0][0]

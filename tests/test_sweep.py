@@ -40,6 +40,11 @@ REPRODUCIBLE = (
 )
 
 
+def _sweep_cmd(workdir, *flags):
+  """The tiny sweep's command line in `workdir`, with `flags`."""
+  return [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={workdir}', *flags]
+
+
 def _rows(path):
   with open(path) as f:
     return [{k: r[k] for k in REPRODUCIBLE} for r in csv.DictReader(f)]
@@ -164,14 +169,7 @@ def test_killed_in_every_stage_at_random_moments_the_sweep_ends_as_if_never_kill
   sweep's results, and no killed preparation leaves its folder behind."""
   rng = random.Random(0)
   w = tmp_path / 'w'
-  cmd = [
-    sys.executable,
-    '-m',
-    'experiments.sweep',
-    '--config=configs/default.py:tiny',
-    f'--workdir={w}',
-    '--config.sweep.concurrent_runs=2',
-  ]
+  cmd = _sweep_cmd(w, '--config.sweep.concurrent_runs=2')
   killed_in = []
   for i in range(len(_STAGE_FILES)):
     seen = {p for _, pattern in _STAGE_FILES for p in w.glob(pattern)}
@@ -253,15 +251,7 @@ def test_ray_and_slurm_give_the_local_results_after_the_driver_is_killed(finishe
   cluster), the driver SIGKILLed (with what it started) once runs have begun to finish, then rerun: the same
   results.csv as the local sweep, timing aside; the runs that had finished are not redone."""
   w = tmp_path / 'w'
-  cmd = [
-    sys.executable,
-    '-m',
-    'experiments.sweep',
-    '--config=configs/default.py:tiny',
-    f'--workdir={w}',
-    f'--config.sweep.executor={executor}',
-    '--config.sweep.slurm.cluster=local',
-  ]
+  cmd = _sweep_cmd(w, f'--config.sweep.executor={executor}', '--config.sweep.slurm.cluster=local')
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
   deadline = time.time() + 400
   while not list(w.glob('runs/*/metrics.json')):
@@ -409,14 +399,7 @@ def test_both_generators_resume_after_a_kill(finished, oracle_only, tmp_path):
   GAN-only and oracle-only sweeps (same data, seeds and sets)."""
   w = tmp_path / 'w'
   shutil.copytree(finished, w, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
-  cmd = [
-    sys.executable,
-    '-m',
-    'experiments.sweep',
-    '--config=configs/default.py:tiny',
-    f'--workdir={w}',
-    '--config.sweep.generators=gan,oracle',
-  ]
+  cmd = _sweep_cmd(w, '--config.sweep.generators=gan,oracle')
   _kill_when(cmd, w / 'runs' / 'mixed_k0.5_oracle_s0' / 'checkpoints' / '2')
   assert not (w / 'runs' / 'mixed_k0.5_oracle_s0' / 'metrics.json').exists()
   subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
