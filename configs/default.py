@@ -194,12 +194,11 @@ def _quick():
   # through submitit). Ray and Slurm need the workdir on a filesystem every worker sees (README: "Past one
   # machine"); finished work is skipped before anything is submitted, so rerunning the driver resumes.
   c.sweep.executor = 'local'
-  c.sweep.ray = ml_collections.ConfigDict()
-  c.sweep.ray.address = ''  # '' starts a local Ray instance; 'auto' joins this machine's cluster; 'ray://HOST:10001'
-  c.sweep.ray.cpus_per_task = 1  # Ray's logical CPUs per job: 1 runs two jobs at once on a 2-core machine
-  c.sweep.ray.gpus_per_task = 0
-  c.sweep.ray.resources = ''  # custom resources per job, e.g. 'TPU=4' on a TPU VM worker
-  c.sweep.ray.max_retries = 2  # a job whose worker died (node lost, preempted) reruns and resumes its checkpoint
+  c.sweep.ray_address = ''  # '' starts a local Ray instance; 'auto' joins this machine's cluster; 'ray://HOST:10001'
+  c.sweep.ray_cpus_per_task = 1  # Ray's logical CPUs per job: 1 runs two jobs at once on a 2-core machine
+  c.sweep.ray_gpus_per_task = 0
+  c.sweep.ray_resources = ''  # custom resources per job, e.g. 'TPU=4' on a TPU VM worker
+  c.sweep.ray_max_retries = 2  # a job whose worker died (node lost, preempted) reruns and resumes its checkpoint
   c.sweep.slurm = ml_collections.ConfigDict()
   c.sweep.slurm.cluster = 'slurm'  # 'local': the same jobs as local processes (submitit's LocalExecutor)
   c.sweep.slurm.partition = ''  # '' = the cluster's default partition
@@ -262,7 +261,7 @@ def get_config(arg=None):
     c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
     c.sweep.seeds = (0, 1, 2, 3, 4)
     c.sweep.concurrent_runs = 1  # one run at a time fills an accelerator
-    c.sweep.slurm.gpus_per_task = c.sweep.ray.gpus_per_task = 1
+    c.sweep.slurm.gpus_per_task = c.sweep.ray_gpus_per_task = 1
     c.sweep.slurm.array_parallelism = 32
     # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
     # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with

@@ -185,12 +185,12 @@ def _resources(text):
     except ValueError:
       sep = ''
     if not sep or not name.strip():
-      raise UserError(f'sweep.ray.resources: {item!r} is not NAME=AMOUNT (e.g. TPU=4)')
+      raise UserError(f'sweep.ray_resources: {item!r} is not NAME=AMOUNT (e.g. TPU=4)')
   return out
 
 
 class Ray:
-  """Each job a Ray task on the cluster at `sweep.ray.address` ('' starts a local Ray instance; 'auto' joins
+  """Each job a Ray task on the cluster at `sweep.ray_address` ('' starts a local Ray instance; 'auto' joins
   the cluster this machine belongs to; 'ray://head:10001' a remote one)."""
 
   name = 'ray'
@@ -201,14 +201,14 @@ class Ray:
     except ImportError:
       raise UserError("sweep.executor='ray' needs Ray: pip install -e '.[ray]'") from None
     self.ray = ray
-    c = config.sweep.ray
+    s = config.sweep
     if not ray.is_initialized():
-      ray.init(address=c.address or None, include_dashboard=False, log_to_driver=False, logging_level='warning')
+      ray.init(address=s.ray_address or None, include_dashboard=False, log_to_driver=False, logging_level='warning')
     self.options = {
-      'num_cpus': float(c.cpus_per_task),
-      'num_gpus': float(c.gpus_per_task),
-      'resources': _resources(c.resources),
-      'max_retries': int(c.max_retries),
+      'num_cpus': float(s.ray_cpus_per_task),
+      'num_gpus': float(s.ray_gpus_per_task),
+      'resources': _resources(s.ray_resources),
+      'max_retries': int(s.ray_max_retries),
     }
     self.remote = ray.remote(run_job)
 
@@ -316,11 +316,11 @@ def check(config):
   s = config.sweep
   if s.executor not in EXECUTORS:
     raise UserError(f'sweep.executor={s.executor!r}; expected one of {", ".join(EXECUTORS)}')
-  _resources(s.ray.resources)
+  _resources(s.ray_resources)
   for key, value, least in (
-    ('ray.cpus_per_task', s.ray.cpus_per_task, 0),
-    ('ray.gpus_per_task', s.ray.gpus_per_task, 0),
-    ('ray.max_retries', s.ray.max_retries, 0),
+    ('ray_cpus_per_task', s.ray_cpus_per_task, 0),
+    ('ray_gpus_per_task', s.ray_gpus_per_task, 0),
+    ('ray_max_retries', s.ray_max_retries, 0),
     ('slurm.cpus_per_task', s.slurm.cpus_per_task, 1),
     ('slurm.gpus_per_task', s.slurm.gpus_per_task, 0),
     ('slurm.timeout_min', s.slurm.timeout_min, 1),

@@ -431,6 +431,8 @@ def test_oracle_refuses_real_datasets(finished):
     ('--config.sweep.multiples=0,-1', 'not a valid multiple'),
     ("--config.sweep.multiples=('a',)", 'not a valid multiple'),
     ("--config.sweep.regimes=('real','hybrid')", "unknown regime 'hybrid'"),
+    ('--config.sweep.executor=dask', 'expected one of local, ray, slurm'),
+    ('--config.sweep.ray_resources=TPU', 'is not NAME=AMOUNT'),
   ],
 )
 def test_bad_sweep_settings_are_refused(finished, override, match):
