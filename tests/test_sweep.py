@@ -321,8 +321,9 @@ def _numbers(tree, skip):
 
 
 def _synthetic_images(w):
-  folder = next((w / 'gan0' / 'synthetic').rglob('dataset_info.json')).parent
-  ds = tfds.builder_from_directory(str(folder)).as_data_source('train')
+  """The images of the largest synthetic set in W/gan0 (another test adds a smaller, nested one)."""
+  sets = [tfds.builder_from_directory(str(p.parent)) for p in (w / 'gan0' / 'synthetic').rglob('dataset_info.json')]
+  ds = max(sets, key=lambda b: b.info.splits['train'].num_examples).as_data_source('train')
   return np.stack([np.asarray(ds[i]['image']) for i in range(len(ds))]).astype(int)
 
 
