@@ -254,6 +254,17 @@ def _run_sweep(config, workdir):
     failures.append(
       executors.Failure('report', f'not built from the runs that finished ({e})', os.path.join(workdir, 'results.csv'))
     )
+  else:
+    if failures:  # results.csv holds only the finished runs: the report says which ones are missing and why
+      path = os.path.join(workdir, 'report.md')
+      with open(path) as f:
+        text = f.read()
+      missing = '\n'.join(f'- `{f.name}`: {f.message} (log: `{f.log}`)' for f in failures)
+      io_utils.write_text(
+        path,
+        f'{text.rstrip()}\n\n## Runs that did not finish (not in results.csv; rerun the sweep to retry them)\n\n'
+        f'{missing}\n',
+      )
   if failures:  # the finished runs' results are kept (and reused by a rerun, which retries the failed ones)
     raise executors.Failed(failures, f'of {len(run_list)} runs')
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
