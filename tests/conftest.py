@@ -1,6 +1,9 @@
 """Shared fixtures: the tiny preset with one TFDS data dir for the whole session."""
 
+import csv
+import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +23,23 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
   os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 
 from configs import default  # noqa: E402  # pylint: disable=wrong-import-position
+
+# The files that take longest, first: `make test` runs the suite as two pytest-xdist workers, one file at a time
+# each (`--dist loadfile`: a file's module fixtures, e.g. test_sweep's finished sweep, are built once), in
+# this order, so the longest files start at once rather than last (test_sweep_executors third: it waits for
+# test_sweep's finished sweep, `finished`).
+SLOWEST_FIRST = (
+  'test_sweep.py',
+  'test_expression_gan.py',
+  'test_sweep_executors.py',
+  'test_identity_gan.py',
+  'test_classifier.py',
+)
+
+
+def pytest_collection_modifyitems(items):
+  rank = lambda item: SLOWEST_FIRST.index(item.path.name) if item.path.name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+  items.sort(key=rank)  # stable: each file keeps its own order
 
 
 @pytest.fixture(scope='session')
@@ -75,3 +95,64 @@ def run_module(module, *args, env=None, timeout=600, check=True):
   if check and proc.returncode != 0:
     raise AssertionError(f'{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}')
   return proc
+
+
+def shared_dir(tmp_path_factory, name, make):
+  """A folder `make(folder)` fills once per test session: under pytest-xdist, whichever worker asks first makes
+  it while the others wait on a lock, then every worker reads it (tests must not change it)."""
+  if 'PYTEST_XDIST_WORKER' not in os.environ:
+    folder = tmp_path_factory.mktemp(name) / 'w'
+    make(folder)
+    return folder
+  root = tmp_path_factory.getbasetemp().parent  # the session's, shared by its workers
+  folder, done = root / name / 'w', root / name / 'done'
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(root / name, ignore_errors=True)  # a worker that failed making it left a part
+      (root / name).mkdir()
+      make(folder)
+      done.touch()
+  return folder
+
+
+# ----------------------------------------------------------------------------------------- the sweep
+REPRODUCIBLE = (  # results.csv's columns that do not depend on timing
+  'regime',
+  'multiple',
+  'seed',
+  'gan_seed',
+  'generator',
+  'n_real',
+  'n_synthetic',
+  'test_accuracy',
+  'test_macro_f1',
+  'val_accuracy',
+  'epochs',
+  'test2_accuracy',
+  'test2_macro_f1',
+  'run',
+  'test_max_pred_share',
+  'protocol',
+)
+
+
+def sweep_cmd(workdir, *flags):
+  """The tiny sweep's command line in `workdir`, with `flags`."""
+  return [sys.executable, '-m', 'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={workdir}', *flags]
+
+
+def result_rows(path, extra=()):
+  """results.csv's rows, the REPRODUCIBLE columns and `extra` ones."""
+  with open(path) as f:
+    return [{k: r[k] for k in REPRODUCIBLE + tuple(extra)} for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope='session')
+def finished(tmp_path_factory):
+  """One uninterrupted tiny sweep, run as a user would (shared by the sweep's test files)."""
+  return shared_dir(
+    tmp_path_factory,
+    'finished_sweep',
+    lambda w: run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}'),
+  )
