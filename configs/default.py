@@ -187,6 +187,10 @@ def _quick():
   # Saturation: the smallest k whose test accuracy is within this margin (a fraction: 0.01 = 1 point) of the
   # best k's. Changing it re-reads the results; it never reruns anything.
   c.sweep.margin = 0.01
+  # More axes, crossed with regimes x multiples x seeds: 'KEY=V1,V2;KEY2=V1,V2' over keys of the identity_gan,
+  # expression_gan, synthetic and classifier sections (fer_jax.axes), e.g. 'classifier.real_fraction=0.25,0.5,1'.
+  # A value re-runs only what depends on its key (a classifier key: the runs; synthetic: the sets and runs).
+  c.sweep.axes = ''
   # Classifier runs trained at once, as threads of the sweep's process: one small CNN step leaves a CPU's cores
   # partly idle, two runs fill them (8-21% more images/s on 2 cores). Results do not depend on it.
   c.sweep.concurrent_runs = 2

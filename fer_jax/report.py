@@ -4,8 +4,11 @@
 or gathered from many machines) and writes report.md, accuracy_vs_multiple.png and summary.json. The sweep
 calls the same function on the file it just wrote, so `python -m experiments.report` rebuilds its report
 exactly. Extra columns are used when present: gan_seed (GAN replicates), protocol, test2_* (second test
-set), test_max_pred_share (failed-run check), recall_<class> (per-class gains). The synthetic set's quality
-comes from synthetic_quality.json beside the table, when there is one.
+set), test_max_pred_share (failed-run check), recall_<class> (per-class gains), and axis columns: a column
+named by a config key (it has a dot, e.g. `classifier.real_fraction`, as the sweep's `sweep.axes` writes) is an
+axis, and the study is analysed at every crossing of the axes' values (a cell; a run with the column empty
+does not depend on that axis and counts in each of its values), with a table and a plot of the gain per axis.
+The synthetic set's quality comes from synthetic_quality.json beside the table, when there is one.
 
 The rules (fer_jax.stats has the numbers): the best multiple is chosen on validation accuracy only and its
 gain is read on test; gains are paired by seed; "which k beat real only" is Holm-corrected; the saturation
@@ -16,6 +19,7 @@ chance, or nearly one predicted class) are named and left out of every statistic
 import collections
 import csv
 import io
+import itertools
 import math
 import os
 
@@ -76,14 +80,21 @@ HALF_WIDTH_GOAL = 0.03  # the CI half-width at which the gain reads as an answer
 
 
 # ---------------------------------------------------------------------------------------- the table
+def axis_columns(rows):
+  """The axis columns (config keys: names with a dot) that hold a value in some row, in order of appearance."""
+  return list(dict.fromkeys(k for r in rows for k, v in r.items() if k and '.' in k and v is not None))
+
+
 def write_csv(path, rows):
-  """rows (dicts) -> results.csv: the contract columns, the optional ones, then recall_<class> columns."""
+  """rows (dicts) -> results.csv: the contract columns, the optional ones, the axis columns, then
+  recall_<class> columns."""
   recall = sorted({k for r in rows for k in r if k.startswith('recall_')})
+  columns = COLUMNS + tuple(axis_columns(rows)) + tuple(recall)
   buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=COLUMNS + tuple(recall), extrasaction='ignore', lineterminator='\n')
+  w = csv.DictWriter(buf, fieldnames=columns, extrasaction='ignore', lineterminator='\n')
   w.writeheader()
   for r in rows:
-    w.writerow({k: _cell(r.get(k)) for k in COLUMNS + tuple(recall)})
+    w.writerow({k: _cell(r.get(k)) for k in columns})
   io_utils.write_text(path, buf.getvalue())
 
 
@@ -120,6 +131,8 @@ def read_csv(path):
           row[k] = float(v)
         elif k in INTS or k == 'gan_seed':
           row[k] = int(float(v))
+        elif '.' in k:  # an axis: a number when it reads as one, else the word
+          row[k] = _number_or_word(v)
       except ValueError:
         raise UserError(f'{path}, line {line}: column {k} has {v!r}; expected a number') from None
     for k in REQUIRED:
@@ -137,6 +150,13 @@ def read_csv(path):
   if not rows:
     raise UserError(f'{path}: the table has no runs')
   return rows
+
+
+def _number_or_word(v):
+  try:
+    return float(v)
+  except ValueError:
+    return v
 
 
 # ----------------------------------------------------------------------------------------- summary
@@ -183,7 +203,44 @@ def summarize(rows, margin=0.01):
   The main answer is about the GANs' synthetic set (the oracle's when the table has only that). When the
   table also has oracle runs (a perfect generator: new faces rendered with exact labels), `oracle` holds the
   same analysis of those and `gan_vs_oracle` what share of the oracle's gain the GANs reach, per k.
+
+  With axis columns, `axes` holds the analysis of every cell (crossing of the axes' values) and the top-level
+  answer is the first cell's (each axis at its first value in the table), named in `cell`; `failed_runs` and
+  `num_runs` cover the whole table.
   """
+  keys = axis_columns(rows)
+  if not keys:
+    return _summarize_study(rows, margin)
+  values = {k: list(dict.fromkeys(r[k] for r in rows if r.get(k) is not None)) for k in keys}
+  cells = []
+  for combo in itertools.product(*(values[k] for k in keys)):
+    cell = dict(zip(keys, combo))
+    cells.append((cell, _summarize_study(in_cell(rows, cell), margin)))
+  out = dict(cells[0][1], cell=cells[0][0], num_runs=len(rows))
+  out['failed_runs'] = list({f['run']: f for _, c in cells for f in c['failed_runs']}.values())
+  out['axes'] = {
+    'keys': keys,
+    'values': values,
+    'cells': [
+      {
+        'values': cell,
+        'num_runs': c['num_runs'],
+        'real': next((x for x in c['cells'] if x['regime'] == 'real'), None),
+        **{k: c[k] for k in ('best_multiple', 'gain', 'versus_real', 'saturation', 'failed_runs')},
+      }
+      for cell, c in cells
+    ],
+  }
+  return out
+
+
+def in_cell(rows, cell):
+  """The rows of one cell ({axis: value}): those with that value, or none, for every axis."""
+  return [r for r in rows if all(r.get(k) is None or r[k] == v for k, v in cell.items())]
+
+
+def _summarize_study(rows, margin):
+  """summarize() of a table without axes (or of one cell of one)."""
   gens = {r.get('generator') or 'gan' for r in rows if r['regime'] != 'real'}
   primary = 'gan' if 'gan' in gens or not gens else 'oracle'
   main = [r for r in rows if r['regime'] == 'real' or (r.get('generator') or 'gan') == primary]
@@ -350,9 +407,10 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
     f'{regime}: ' + ', '.join(f'{n} {why.replace("_", " ")}' for why, n in sorted(v.items()))
     for regime, v in s['stop_reasons'].items()
   )
-  lines = [
-    f'# {title}',
-    '',
+  lines = [f'# {title}', '']
+  if s.get('axes'):
+    lines += _axes_markdown(s)
+  lines += [
     f'**Protocol**: {PROTOCOLS[s["protocol"]]}. Mean epochs trained: {ep}. How runs ended: {stops}.'
     + (
       f' {capped} run(s) were still improving their validation loss when the epoch cap ended them: '
@@ -492,6 +550,60 @@ def markdown(s, quality=None, title='How far can generated faces help?'):
     lines += ["## The synthetic set's own quality", '', quality_markdown(quality), '']
   lines += ['Plot: `accuracy_vs_multiple.png`. Every run: `results.csv`. Numbers: `summary.json`.', '']
   return '\n'.join(lines)
+
+
+def _value(v):
+  return f'{v:g}' if isinstance(v, float) else str(v)
+
+
+def _cell_name(cell):
+  return ', '.join(f'`{k}` = {_value(v)}' for k, v in cell.items())
+
+
+SATURATION_WORDS = {'saturated': 'saturated at k = {}', 'rising': 'still rising', 'inconclusive': 'inconclusive'}
+
+
+def _axes_markdown(s):
+  """Per axis, a table of every cell sorted by that axis: real only, the best k (validation) and its gain."""
+  keys, cells = s['axes']['keys'], s['axes']['cells']
+  lines = [
+    '## Per axis: the gain of mixed@best over real only at each value',
+    '',
+    'Each row is the study at one value of every axis (a cell): the best multiple is chosen on validation in '
+    'that cell, its gain read on test, paired by seed. A run that does not depend on an axis (a real-only run '
+    "for a synthetic-set key) counts in each of its values; `runs` counts the cell's runs, failed ones "
+    'included (they are left out of the statistics and named below).',
+    '',
+  ]
+  for key in keys:
+    others = [k for k in keys if k != key]
+    order = sorted(
+      cells, key=lambda c: [str(c['values'][k]) for k in others] + [s['axes']['values'][key].index(c['values'][key])]
+    )
+    lines += [
+      f'### `{key}`',
+      '',
+      '| ' + ' | '.join(f'`{k}`' for k in others + [key]) + ' | runs | real only (test) | best k (val) | '
+      'gain of mixed@best (test) | saturation |',
+      '|' + '---|' * (len(keys) + 5),
+    ]
+    for c in order:
+      real = _pct(c['real']['accuracy'], c['real']['accuracy_ci']) if c['real'] else '–'
+      best = '–' if c['best_multiple'] is None else f'{c["best_multiple"]:g}'
+      gain = _diff(c['gain']) if c['gain'] else '– (no usable real-only or mixed run)'
+      sat = c['saturation']
+      verdict = SATURATION_WORDS[sat['verdict']].format(_value(sat['multiple']) if sat['multiple'] is not None else '')
+      lines.append(
+        '| ' + ' | '.join(_value(c['values'][k]) for k in others + [key]) + f' | {c["num_runs"]} | {real} | {best} | '
+        f'{gain} | {verdict} |'
+      )
+    lines += [
+      '',
+      f'Plot: `{axis_plot_name(key)}` (gain of mixed@k over real only against `{key}`, one line per k).',
+      '',
+    ]
+  lines += [f'**The sections below are for one cell**: {_cell_name(s["cell"])} (each axis at its first value).', '']
+  return lines
 
 
 def _oracle_markdown(s):
@@ -675,10 +787,53 @@ def plot(s, rows, path):
   plt.close(fig)
 
 
+def axis_plot_name(key):
+  return f'gain_vs_{key}.png'
+
+
+def plot_axis(s, key, path):
+  """The gain of mixed@k over real only (test, paired by seed, 95% CI bars) against the values of axis `key`,
+  one line per k; one panel per crossing of the other axes."""
+  keys, values, cells = s['axes']['keys'], s['axes']['values'], s['axes']['cells']
+  others = [k for k in keys if k != key]
+  panels = list(itertools.product(*(values[k] for k in others)))
+  xs = values[key]
+  numeric = all(isinstance(v, float) for v in xs)
+  pos = {v: (v if numeric else i) for i, v in enumerate(xs)}
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    mine = [c for c in cells if all(c['values'][k] == v for k, v in zip(others, panel))]
+    ks = sorted({v['multiple'] for c in mine for v in c['versus_real']})
+    for i, k in enumerate(ks):
+      pts = [(pos[c['values'][key]], v) for c in mine for v in c['versus_real'] if v['multiple'] == k]
+      pts.sort(key=lambda p: p[0])
+      x = np.array([p[0] for p in pts], float) + (0 if numeric else (i - (len(ks) - 1) / 2) * 0.06)
+      m = np.array([100 * p[1]['mean'] for p in pts])
+      lo = np.array([100 * p[1]['ci95'][0] if np.isfinite(p[1]['ci95'][0]) else np.nan for p in pts])
+      hi = np.array([100 * p[1]['ci95'][1] if np.isfinite(p[1]['ci95'][1]) else np.nan for p in pts])
+      err = np.nan_to_num(np.stack([m - lo, hi - m]), nan=0.0)
+      ax.errorbar(x, m, yerr=err, marker='o', capsize=3, label=f'k = {k:g}')
+    if not ks:
+      ax.text(0.5, 0.5, 'no usable real-only and mixed runs', ha='center', va='center', transform=ax.transAxes)
+    ax.axhline(0, color='k', lw=1)
+    ax.set_xticks([pos[v] for v in xs], [_value(v) for v in xs])
+    ax.set_xlabel(key)
+    ax.set_ylabel('gain of mixed@k over real only (test, points)')
+    where = ', '.join(f'{k} = {_value(v)}' for k, v in zip(others, panel))
+    ax.set_title('mean and 95% CI over paired seeds' + (f'\n{where}' if where else ''), fontsize=9)
+    ax.grid(alpha=0.3)
+    if ks:
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  io_utils.save_figure(fig, path, dpi=110)
+  plt.close(fig)
+
+
 # ---------------------------------------------------------------------------------------- entry point
 def build(results_csv, out_dir, margin=0.01, title=None):
   """Reads results_csv (and synthetic_quality.json beside it) and writes report.md,
-  accuracy_vs_multiple.png and summary.json in out_dir; returns the summary."""
+  accuracy_vs_multiple.png (of the first cell, with axes), gain_vs_KEY.png per axis and summary.json in
+  out_dir; returns the summary."""
   if not (isinstance(margin, (int, float)) and math.isfinite(margin) and 0 < margin < 1):
     raise UserError(f'margin={margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
   rows = read_csv(results_csv)
@@ -686,7 +841,9 @@ def build(results_csv, out_dir, margin=0.01, title=None):
   quality = io_utils.read_json(quality_path) if os.path.exists(quality_path) else None
   s = summarize(rows, margin)
   os.makedirs(out_dir, exist_ok=True)
-  plot(s, rows, os.path.join(out_dir, 'accuracy_vs_multiple.png'))
+  plot(s, in_cell(rows, s.get('cell', {})), os.path.join(out_dir, 'accuracy_vs_multiple.png'))
+  for key in (s.get('axes') or {}).get('keys', ()):
+    plot_axis(s, key, os.path.join(out_dir, axis_plot_name(key)))
   io_utils.write_json(os.path.join(out_dir, 'summary.json'), json_safe(s))
   io_utils.write_text(
     os.path.join(out_dir, 'report.md'), markdown(s, quality, title or 'How far can generated faces help?')

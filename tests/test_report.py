@@ -352,3 +352,44 @@ def test_share_of_gain_pairs_seeds_and_bootstraps():
   r = stats.share_of_gain(gan, orc, real)
   assert r['mean'] == pytest.approx(0.5) and r['ci95'] == pytest.approx([0.5, 0.5]) and r['n'] == 6
   assert stats.share_of_gain({(0, 0): 0.6}, {(None, 0): 0.7}, {(None, 0): 0.5}) is None
+
+
+def test_axes_are_analysed_per_value_from_the_table_alone(tmp_path):
+  """Two axes as the sweep writes them (real-only runs have no synthetic.psi: they count at both values): the
+  simulated gain is +10 points with a quarter of the real data and none with all of it, whatever psi; the report
+  finds exactly that per cell, and `experiments.report` rebuilds it from results.csv."""
+  rng = np.random.default_rng(3)
+  rows = []
+  for fraction, gain in ((0.25, 0.10), (1.0, 0.0)):
+    study = _study(rng, 8, {1.0: 0.6 + gain, 5.0: 0.6 + gain}, sd_seed=0.02, sd_run=0.005)
+    for r in study:
+      r['classifier.real_fraction'] = fraction
+      r['run'] += f'__classifier.real_fraction={fraction:g}'
+    rows += [r for r in study if r['regime'] == 'real']
+    for psi in ('0.7', '1'):  # words in the table, as a hand-edited one may have them
+      rows += [
+        dict(r, **{'synthetic.psi': psi, 'run': r['run'] + f'__psi={psi}'}) for r in study if r['regime'] != 'real'
+      ]
+  path = tmp_path / 'results.csv'
+  report.write_csv(path, rows)
+  header = path.read_text().splitlines()[0].split(',')
+  assert 'classifier.real_fraction' in header and 'synthetic.psi' in header
+  assert all(r['synthetic.psi'] is None for r in report.read_csv(path) if r['regime'] == 'real')
+  s = report.build(str(path), str(tmp_path / 'out'))
+  cells = {(c['values']['classifier.real_fraction'], c['values']['synthetic.psi']): c for c in s['axes']['cells']}
+  assert sorted(cells) == [(0.25, 0.7), (0.25, 1.0), (1.0, 0.7), (1.0, 1.0)]
+  for (fraction, _), c in cells.items():
+    assert c['num_runs'] == 8 * 3  # 8 real-only runs shared by both psi values, 8 seeds x 2 k of their own
+    if fraction == 0.25:
+      assert c['gain']['significant'] and c['gain']['mean'] == pytest.approx(0.10, abs=0.02)
+    else:
+      assert not c['gain']['significant'] and abs(c['gain']['mean']) < 0.02
+  assert s['cell'] == {'classifier.real_fraction': 0.25, 'synthetic.psi': 0.7} and s['num_runs'] == len(rows)
+  assert s['gain'] == cells[(0.25, 0.7)]['gain']  # the top-level answer is the first cell's, named
+  text = (tmp_path / 'out' / 'report.md').read_text()
+  assert '### `classifier.real_fraction`' in text and '### `synthetic.psi`' in text
+  assert 'The sections below are for one cell' in text
+  for key in ('classifier.real_fraction', 'synthetic.psi'):
+    assert (tmp_path / 'out' / f'gain_vs_{key}.png').stat().st_size > 10_000
+  run_module('experiments.report', f'--results={path}', f'--out={tmp_path / "again"}')
+  assert (tmp_path / 'again' / 'report.md').read_text() == text

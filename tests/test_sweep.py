@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from configs import default
 from fer_jax import sweep
 from fer_jax.errors import UserError
-from tests.conftest import ROOT, result_rows, run_module, sweep_cmd
+from tests.conftest import ROOT, data_only, result_rows, run_module, sweep_cmd
 
 
 def test_sweep_writes_every_promised_file(finished):
@@ -189,21 +189,11 @@ def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
   assert '2 GAN replicates' in (w / 'report.md').read_text()
 
 
-def _data_only(finished, w):
-  shutil.copytree(
-    finished,
-    w,
-    ignore=shutil.ignore_patterns(
-      'gan*', 'runs', 'results.*', 'report.md', 'samples', 'summary.json', 'synthetic_quality.json'
-    ),
-  )
-
-
 @pytest.fixture(scope='module')
 def oracle_only(finished, tmp_path_factory):
   """A tiny sweep with the oracle set only, on the finished sweep's data."""
   w = tmp_path_factory.mktemp('oracle') / 'w'
-  _data_only(finished, w)
+  data_only(finished, w)
   run_module(
     'experiments.sweep', '--config=configs/default.py:tiny', f'--workdir={w}', '--config.sweep.generators=oracle'
   )

@@ -84,8 +84,6 @@ def build_datasets(config, workdir):
   """Resolves the run's sources into grain datasets and checks them before any training."""
   c = config.classifier
   multiple = _check_multiple(c.regime, c.multiple)
-  if not 0 < c.real_fraction <= 1:
-    raise UserError(f'classifier.real_fraction={c.real_fraction} must be in (0, 1]')
   train_sources = sources.parse_sources(config.data.train_sources, 'data.train_sources')
   test_sources = sources.parse_sources(config.data.test_sources, 'data.test_sources')
 
@@ -241,6 +239,10 @@ def check_config(c):
     _number(c, key, 0, integer=True, strict=False)
   _number(c, 'checkpoint_every_seconds', 0, strict=False)
   _number(c, 'num_classes', 1, integer=True)
+  if isinstance(c.real_fraction, bool) or not isinstance(c.real_fraction, (int, float)) or not 0 < c.real_fraction <= 1:
+    raise UserError(
+      f'classifier.real_fraction={c.real_fraction!r} must be in (0, 1] (the share of the real train split)'
+    )
   devices = parallel.make_mesh().size
   for key in ('batch_size', 'eval_batch_size'):
     _number(c, key, 0, integer=True)
