@@ -50,6 +50,24 @@ def test_the_cnn_learns_above_chance_and_is_not_one_class(tiny, tmp_path):
   assert r['history'][-1]['train_loss'] < np.log(6) - 0.3
 
 
+def test_batch_fraction_mixing_keeps_the_run_length_of_real_only(tiny, tmp_path):
+  """classifier.mix = batch_fraction: a mixed run at k = 1 takes as many steps per epoch as one on the real
+  set alone (its batches are part synthetic), where concat takes twice as many."""
+  tiny.classifier.regime, tiny.classifier.multiple = 'mixed', 1.0
+  tiny.classifier.synthetic_source = 'procedural:b'  # another domain's faces standing in for a synthetic set
+  tiny.classifier.num_epochs = tiny.classifier.patience = 1
+  concat = classifier.train_and_evaluate(tiny, str(tmp_path / 'concat'))
+  tiny.classifier.mix, tiny.classifier.synthetic_fraction = 'batch_fraction', 0.25
+  mixed = classifier.train_and_evaluate(tiny, str(tmp_path / 'fraction'))
+  n_real, batch = mixed['n_real'], mixed['batch_size']
+  assert mixed['mix'] == 'batch_fraction' and concat['mix'] == 'concat' and mixed['n_synthetic'] == n_real
+  assert mixed['steps'] == n_real // (batch - round(0.25 * batch))
+  assert concat['steps'] == 2 * n_real // batch
+  tiny.classifier.synthetic_fraction = 1.0
+  with pytest.raises(UserError, match='synthetic_fraction=1.0'):
+    classifier.train_and_evaluate(tiny, str(tmp_path / 'bad'))
+
+
 def test_preprocess_standardises_each_image():
   images = np.stack([np.full((8, 8, 1), 200, np.uint8), np.arange(64, dtype=np.uint8).reshape(8, 8, 1) * 3])
   x = np.asarray(classifier.preprocess(jnp.asarray(images)))

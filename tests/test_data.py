@@ -107,6 +107,32 @@ def test_mixture_has_exact_proportions_and_prefixes(tiny):
     pipeline.mixture([pipeline.examples(_split(tiny, 'train'), 0)])
 
 
+def test_fraction_batches_hold_the_share_and_an_epoch_is_one_pass_over_the_real_set():
+  """Each batch: exactly round(f x G) synthetic rows; an epoch: len(real) // real rows per batch steps, whatever
+  the synthetic set's size; the synthetic rows go through the whole set before repeating one; (seed, epoch)
+  alone decide the rows."""
+  import grain  # pylint: disable=import-outside-toplevel
+
+  def rows(n, offset):
+    return grain.MapDataset.range(n).map(
+      lambda i: {'image': np.zeros((2, 2, 1), np.uint8), 'label': np.int32(i + offset)}
+    )
+
+  real, synthetic = rows(40, 0), rows(25, 1000)  # labels tell the two apart
+  epoch = lambda e, syn=synthetic: [b['label'] for b in pipeline.fraction_batches(real, syn, 0.25, 8, seed=1, epoch=e)]
+  batches = epoch(0)
+  assert len(batches) == 40 // 6 and all((b >= 1000).sum() == 2 for b in batches)  # round(0.25 x 8) = 2
+  assert len(epoch(0, rows(500, 1000))) == len(batches)  # a 20x larger synthetic set: as many steps
+  real_rows = np.concatenate([b[b < 1000] for b in batches])
+  assert len(set(real_rows.tolist())) == len(real_rows)  # a permutation of the real set, none twice
+  drawn = np.concatenate([b[b >= 1000] for e in range(3) for b in epoch(e)])  # 36 rows: one pass, then more
+  assert sorted(drawn[:25].tolist()) == list(range(1000, 1025))
+  np.testing.assert_array_equal(np.concatenate(epoch(2)), np.concatenate(epoch(2)))
+  assert not np.array_equal(np.concatenate(epoch(1)), np.concatenate(epoch(2)))
+  with pytest.raises(UserError, match='synthetic_fraction'):
+    pipeline.fraction_batches(real, synthetic, 0.01, 8, seed=1, epoch=0)
+
+
 def test_eval_batches_cover_every_example_once(tiny):
   ds = pipeline.examples(_split(tiny, 'test'))
   batches = list(pipeline.eval_batches(ds, 16))

@@ -110,3 +110,42 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
   return (
     process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
   )
+
+
+def fraction_batches(real, synthetic, fraction, global_batch_size, seed, epoch, num_threads=_READ_THREADS):
+  """One epoch of full batches each holding round(fraction x G) synthetic rows and the rest real ones.
+
+  The epoch is one pass over the real set (len(real) // real rows per batch steps), so a run is as long
+  whatever the size of the synthetic set; synthetic rows go through the set pass after pass, each pass a
+  permutation of its own. The rows of an epoch depend on (seed, epoch) alone, as in `train_batches`.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+
+  n_syn = int(round(fraction * global_batch_size))
+  n_real = global_batch_size - n_syn
+  if not 0 < n_syn < global_batch_size:
+    raise UserError(
+      f'classifier.synthetic_fraction={fraction} of a batch of {global_batch_size} gives {n_syn} synthetic rows; '
+      'expected at least one synthetic and one real row'
+    )
+  steps = len(real) // n_real
+  real_order = np.random.default_rng([int(seed), int(epoch)]).permutation(len(real))
+  # Synthetic rows: pass p over the set is a permutation from (seed, p); epoch e goes on from where e - 1 ended.
+  position = int(epoch) * steps * n_syn + np.arange(steps * n_syn)
+  passes = position // len(synthetic)
+  syn_order = np.empty(len(position), np.int64)
+  for p in np.unique(passes):
+    chosen = passes == p
+    syn_order[chosen] = np.random.default_rng([int(seed), 1, int(p)]).permutation(len(synthetic))[
+      position[chosen] % len(synthetic)
+    ]
+
+  def row(i):
+    b, j = divmod(int(i), global_batch_size)
+    return real[int(real_order[b * n_real + j])] if j < n_real else synthetic[int(syn_order[b * n_syn + j - n_real])]
+
+  ds = grain.MapDataset.range(steps * global_batch_size).map(row)
+  local = global_batch_size // jax.process_count()
+  return (
+    process_rows(ds, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+  )

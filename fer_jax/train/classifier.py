@@ -34,6 +34,7 @@ from fer_jax.train import lib
 CONFIG_KEYS = ('seed', 'data.train_sources', 'data.test_sources', *workdirs.DATA_KEYS, 'classifier')
 
 REGIMES = ('real', 'synthetic', 'mixed')
+MIXES = ('concat', 'batch_fraction')  # classifier.mix: how a mixed run meets its synthetic images
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -44,6 +45,7 @@ class Datasets:
   tests: dict  # source name -> MapDataset
   n_real: int
   n_synthetic: int
+  parts: tuple = ()  # (real, synthetic) MapDatasets of a mixed run, for classifier.mix = 'batch_fraction'
 
 
 def _check_multiple(regime, multiple):
@@ -97,7 +99,7 @@ def build_datasets(config, workdir):
   if n_real == 0:
     raise UserError(f'data.train_sources={config.data.train_sources!r}: the real training split is empty')
 
-  n_synthetic, parts = 0, list(real_parts) if c.regime != 'synthetic' else []
+  n_synthetic, parts, synthetic_parts = 0, list(real_parts) if c.regime != 'synthetic' else [], []
   if c.regime != 'real':
     if not c.synthetic_source:
       raise UserError(
@@ -106,8 +108,10 @@ def build_datasets(config, workdir):
       )
     n_synthetic = int(round(multiple * n_real))  # k x the real set size, whatever the regime
     for src in sources.parse_sources(c.synthetic_source, 'classifier.synthetic_source'):
-      parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
-  train = pipeline.mixture(parts)
+      synthetic_parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
+  train = pipeline.mixture(parts + synthetic_parts)
+  by_fraction = c.regime == 'mixed' and c.mix == 'batch_fraction'
+  split = (pipeline.mixture(real_parts), pipeline.mixture(synthetic_parts)) if by_fraction else ()
   validation = pipeline.mixture(val_parts)
   _check_labels(train, 'training data', c.num_classes, require_all=True)
   _check_labels(validation, 'validation data', c.num_classes, require_all=False)
@@ -118,7 +122,7 @@ def build_datasets(config, workdir):
       raise UserError(f'test source {src}: the test split is empty')
     _check_labels(ds, f'test source {src}', c.num_classes, require_all=False)
     tests[str(src)] = ds
-  return Datasets(train, validation, tests, n_real if c.regime != 'synthetic' else 0, n_synthetic)
+  return Datasets(train, validation, tests, n_real if c.regime != 'synthetic' else 0, n_synthetic, split)
 
 
 # ------------------------------------------------------------------------------------ model and steps
@@ -243,6 +247,16 @@ def check_config(c):
     raise UserError(
       f'classifier.real_fraction={c.real_fraction!r} must be in (0, 1] (the share of the real train split)'
     )
+  if c.mix not in MIXES:
+    raise UserError(f'classifier.mix={c.mix!r}; expected one of {", ".join(MIXES)}')
+  fraction = c.synthetic_fraction
+  if c.mix == 'batch_fraction' and not (
+    isinstance(fraction, (int, float)) and 0 < round(fraction * c.batch_size) < c.batch_size
+  ):
+    raise UserError(
+      f'classifier.synthetic_fraction={c.synthetic_fraction!r}; expected a fraction in (0, 1) that leaves real '
+      f'and synthetic rows in a batch of {c.batch_size} (classifier.mix = batch_fraction)'
+    )
   devices = parallel.make_mesh().size
   for key in ('batch_size', 'eval_batch_size'):
     _number(c, key, 0, integer=True)
@@ -318,7 +332,11 @@ def train_and_evaluate(config, workdir, stop=None):
       epoch = meta['epoch']
       start = time.perf_counter()
       totals = None
-      for batch in pipeline.train_batches(data.train, batch_size, config.seed, epoch):
+      if data.parts:  # classifier.mix = 'batch_fraction': a share of every batch is synthetic
+        batches = pipeline.fraction_batches(*data.parts, c.synthetic_fraction, batch_size, config.seed, epoch)
+      else:
+        batches = pipeline.train_batches(data.train, batch_size, config.seed, epoch)
+      for batch in batches:
         state, out = steps['train'](state, parallel.shard_batch(batch), dropout_key)
         totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
       totals = parallel.to_host(totals)  # the epoch's one host sync
@@ -398,6 +416,7 @@ def train_and_evaluate(config, workdir, stop=None):
     'n_real': data.n_real,
     'n_synthetic': data.n_synthetic,
     'n_train': len(data.train),
+    'mix': c.mix if data.parts else 'concat',
     'batch_size': batch_size,
     'lr': float(c.lr),
     'devices': devices,
