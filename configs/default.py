@@ -129,6 +129,10 @@ def _quick():
   c.synthetic = ml_collections.ConfigDict()
   c.synthetic.seed = 7
   c.synthetic.psi = 0.7
+  # 'judge': keep only faces the pool judge reads as their label with at least min_confidence (probability
+  # over its 7 classes), refilling the set to stay balanced and nested (fer_jax.synthetic). 'none': keep all.
+  c.synthetic.filter = 'none'
+  c.synthetic.min_confidence = 0.5
   c.synthetic.batch_size = 64
   # The set's own quality (fer_jax.eval.synthetic_quality): images scored, and the Adam steps of the small
   # real-vs-synthetic classifier whose held-out accuracy is the realism score (50% = indistinguishable).

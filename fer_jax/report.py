@@ -677,6 +677,15 @@ def quality_markdown(quality):
         f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
         f'({100 * lo:.0f}–{100 * hi:.0f}%, n = {q["realism_n_heldout"]}) |'
       )
+    for g, q in sorted(reps.items()):
+      f = q.get('filter_stats')
+      if f:
+        kept = ', '.join(f'{k} {100 * v / f["generated_per_emotion"]:.0f}%' for k, v in f['kept_per_emotion'].items())
+        lines.append(
+          f'\nSet {g} is curated (`synthetic.filter=judge`, min confidence {f["min_confidence"]:g}): the judge kept '
+          f'{kept} of the generated faces; {f["generated_per_kept"]:.2f} faces were generated per face used. '
+          'Its judge agreement is high by construction (the same judge chose it).'
+        )
     first = reps[sorted(reps)[0]]
     per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
     which = 'the oracle set' if sorted(reps)[0] == 'oracle' else f'GAN replicate {sorted(reps)[0]}'

@@ -26,6 +26,7 @@ import time
 
 import flax
 import jax
+import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
 from fer_jax import axes, executors, io_utils, report, synthetic, workdirs
@@ -229,6 +230,7 @@ def check_settings(config):
     if any(r.generator == 'gan' for r in run_list):
       identity_gan.check_config(c)
       expression_gan.check_config(c)
+      synthetic.check_config(c)
 
 
 def run_sweep(config, workdir):
@@ -465,7 +467,8 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
         realism_steps=int(config.synthetic.realism_steps),
         judge_dir=judge_dir,
       )
-      io_utils.write_json(path, {'synthetic_set': folder, **q})
+      curated = tfds.builder_from_directory(folder).info.metadata.get('filter_stats')
+      io_utils.write_json(path, {'synthetic_set': folder, **q, 'filter_stats': curated})
     out['replicates'][str(key)] = io_utils.read_json(path)
   first = next(iter(synthetic_dirs.values()))
   n_fer = int(config.synthetic.fer_judge_images)

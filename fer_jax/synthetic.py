@@ -7,6 +7,12 @@ provenance: the generator checkpoints and steps, the seed and the truncation psi
 
 As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns); the reader is
 `fer_jax.data.synthetic_source`, which needs neither GAN.
+
+Curated sets (`synthetic.filter = 'judge'`): every generated face is scored by the pool judge (the expression
+GAN's, trained on real pool faces only) and kept when the judge's class is its label with probability at least
+`synthetic.min_confidence`. Kept faces fill the set row by row, row r holding the r-th kept face of each
+emotion in label order, so the set stays balanced and nested (a larger set goes on generating where a smaller
+one stopped); the set's metadata (`filter_stats`) records how many faces were generated per kept one.
 """
 
 import dataclasses
@@ -16,13 +22,20 @@ import math
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.errors import UserError
+from fer_jax.eval import pool_judge
 from fer_jax.train import expression_gan, identity_gan
+
+FILTERS = ('none', 'judge')
+# A class the judge keeps less often than this (kept / generated) stops a curated set: the filter would have
+# to generate hundreds of faces per kept one. Lower synthetic.min_confidence, or fix the expression GAN.
+MIN_KEPT_SHARE = 0.02
 
 
 @dataclasses.dataclass(eq=False)
@@ -32,6 +45,8 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   seed: int = 0
   psi: float = 1.0
   provenance: str = '{}'  # JSON: generator workdirs, checkpoint steps
+  filter: str = 'none'
+  min_confidence: float = 0.0
 
 
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
@@ -53,7 +68,12 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       features=synthetic_source.features(c.image_size),
       disable_shuffling=True,  # keeps identity-major order: prefixes are balanced and nested
       metadata=tfds.core.MetadataDict(
-        provenance=json.loads(c.provenance), seed=c.seed, psi=c.psi, num_identities=c.num_identities
+        provenance=json.loads(c.provenance),
+        seed=c.seed,
+        psi=c.psi,
+        num_identities=c.num_identities,
+        filter=c.filter,
+        min_confidence=c.min_confidence,
       ),
     )
 
@@ -62,9 +82,11 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     return {'train': self._generate_examples()}
 
   def _generate_examples(self):
-
+    if self.builder_config.filter == 'judge':
+      yield from self._judged_examples()
+      return
     c = self.builder_config
-    id_gen, g_params = self._generators
+    id_gen, g_params, _ = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
     key = jax.random.key(c.seed)
     labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
@@ -84,6 +106,50 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
           index += 1
       bar.update(n * len(labels))
     bar.close()
+
+  def _judged_examples(self):
+    """Faces the pool judge reads as their label (module docstring): row r = the r-th kept face per emotion."""
+    c = self.builder_config
+    id_gen, g_params, judge = self._generators
+    batch = int(self._config_dict.synthetic.batch_size)
+    key = jax.random.key(c.seed)
+    kept = [[] for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
+    generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
+    bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='curated synthetic faces', unit='img', leave=False)
+    while rows < c.num_identities:
+      faces = identity_gan.sample_identities(id_gen, key, batch, c.psi, batch_size=batch, start=start)
+      for e in range(emotions.NUM_EKMAN):
+        images = expression_gan.translate_all(self._config_dict, g_params, faces, np.full((batch,), e, np.int32))[0]
+        logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=expression_gan.EVAL_WIDTH)
+        p = np.asarray(jnp.exp(logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)))
+        ok = (p.argmax(1) == e) & (p[:, e] >= c.min_confidence)
+        kept[e] += [(images[i], start + i) for i in np.nonzero(ok)[0]]
+        accepted[e] += int(ok.sum())
+      generated += batch
+      start += batch
+      while rows < c.num_identities and all(kept):
+        for e in range(emotions.NUM_EKMAN):
+          image, identity = kept[e].pop(0)
+          yield rows * emotions.NUM_EKMAN + e, {'image': image, 'label': e, 'subject': np.int32(identity)}
+        rows += 1
+        bar.update(emotions.NUM_EKMAN)
+      worst = int(accepted.argmin())
+      if generated >= 4 * batch and accepted[worst] < MIN_KEPT_SHARE * generated:
+        raise UserError(
+          f'synthetic.filter=judge: the judge kept {accepted[worst]} of {generated} generated '
+          f'{emotions.EKMAN[worst]} faces at synthetic.min_confidence={c.min_confidence:g} (below '
+          f'{100 * MIN_KEPT_SHARE:g}%); lower synthetic.min_confidence or train the expression GAN longer'
+        )
+    bar.close()
+    # Written with the dataset's info once every example is: a set and its record are made together.
+    self.info.metadata['filter_stats'] = {
+      'filter': 'judge',
+      'min_confidence': c.min_confidence,
+      'generated_per_emotion': generated,
+      'kept_per_emotion': {emotions.EKMAN[e]: int(accepted[e]) for e in range(emotions.NUM_EKMAN)},
+      'used_per_emotion': rows,
+      'generated_per_kept': generated / rows,
+    }
 
 
 # --------------------------------------------------------------------------------------------- oracle
@@ -176,9 +242,22 @@ def images_needed(n_real, multiples):
   return max([int(round(float(k) * n_real)) for k in multiples] + [0])
 
 
+def check_config(config):
+  s = config.synthetic
+  if s.filter not in FILTERS:
+    raise UserError(f'synthetic.filter={s.filter!r}; expected one of {", ".join(FILTERS)}')
+  if (
+    isinstance(s.min_confidence, bool)
+    or not isinstance(s.min_confidence, (int, float))
+    or not 0 <= s.min_confidence < 1
+  ):
+    raise UserError(f'synthetic.min_confidence={s.min_confidence!r}; expected a probability in [0, 1)')
+
+
 def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir):
   """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`."""
 
+  check_config(config)
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
   id_gen = identity_gan.load_generator(identity_gan_dir, config)
@@ -198,11 +277,30 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
     psi=float(config.synthetic.psi),
     provenance=json.dumps(provenance, sort_keys=True),
   )
+  judge = None
+  if config.synthetic.filter == 'judge':
+    judge_dir = os.path.join(expression_gan_dir, 'judge')
+    saved = pool_judge.load(
+      judge_dir, len(emotions.EMOTIONS), (config.data.image_size,) * 2 + (1,), width=expression_gan.EVAL_WIDTH
+    )
+    if saved is None:
+      raise UserError(
+        f'synthetic.filter=judge needs the pool judge the expression GAN evaluation saves in {judge_dir}; '
+        'there is none (train the expression GAN to the end first)'
+      )
+    judge = saved[0]
+    # Only curated sets name their filter: the folders of unfiltered sets made before it existed stay valid.
+    provenance['judge'] = {'workdir': os.path.abspath(judge_dir)}
+    fields.update(
+      provenance=json.dumps(provenance, sort_keys=True),
+      filter='judge',
+      min_confidence=float(config.synthetic.min_confidence),
+    )
   digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
   cfg = SyntheticFacesConfig(name=f'{num_identities}ids_{digest}', **fields)
   data_dir = os.path.join(workdir, 'synthetic')
   b = SyntheticFaces(
-    config=cfg, data_dir=data_dir, file_format='array_record', generators=(id_gen, g_params), config_dict=config
+    config=cfg, data_dir=data_dir, file_format='array_record', generators=(id_gen, g_params, judge), config_dict=config
   )
   return sources.prepare(b).data_dir
 

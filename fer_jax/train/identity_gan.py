@@ -307,8 +307,9 @@ def _sampler(module, batch_size):
   return parallel.jit(sample)
 
 
-def sample_identities(generator, key, n, psi=None, batch_size=256):
-  """n random faces, uint8 [n, H, W, 1]; deterministic from `key` (sample i depends on key and i only).
+def sample_identities(generator, key, n, psi=None, batch_size=256, start=0):
+  """n random faces, uint8 [n, H, W, 1]: identities start .. start + n - 1, identity i depending on `key` and
+  i only.
 
   `generator` is what `load_generator` returns (or `generator_from_state(config, state)`); psi is the
   truncation (1 = none; default: the generator's).
@@ -318,7 +319,8 @@ def sample_identities(generator, key, n, psi=None, batch_size=256):
   bs = int(batch_size)  # fixed, so that every n uses one compiled program
   fn = _sampler(generator.module, bs)
   out = [
-    np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi))) for s in range(0, n, bs)
+    np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi)))
+    for s in range(int(start), int(start) + n, bs)
   ]
   return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1), np.uint8)
 
