@@ -788,7 +788,10 @@ def plot(s, rows, path):
     ax.set_ylim(max(lo_lim, 0), min(hi_lim, 100))
     ax.set_xlabel('k (synthetic images = k × real train set), log scale')
     ax.set_ylabel('test accuracy (%)')
-    ax.set_title(f'test: {name}  ({s["seeds"]} seed(s); dots = runs)', fontsize=10)
+    cell = ', '.join(f'{k} = {_value(v)}' for k, v in (s.get('cell') or {}).items())
+    ax.set_title(
+      f'test: {name}  ({s["seeds"]} seed(s); dots = runs)' + (f'\ncell: {cell}' if cell else ''), fontsize=10
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()
