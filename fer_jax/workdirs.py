@@ -75,6 +75,14 @@ def locked(workdir):
 
 
 LEGACY_RECORDS = ('sweep_config.json',)  # what sweeps wrote before every stage had a record
+# Keys added since workdirs were first recorded, each with the value that computes what the code computed before
+# the key existed: a record without the key reads as that value, so work made then is reused, not refused.
+ADDED = {
+  'classifier.mix': 'concat',
+  'classifier.synthetic_fraction': 0.5,
+  'synthetic.filter': 'none',
+  'synthetic.min_confidence': 0.5,
+}
 
 
 def check_record(workdir, config, sections=None, write=True):
@@ -90,6 +98,7 @@ def check_record(workdir, config, sections=None, write=True):
     if write:
       io_utils.write_json(path, now)
     return
+  before = {**{k: v for k, v in ADDED.items() if k in now}, **before}
   changed = sorted(k for k in set(before) | set(now) if before.get(k, '<unset>') != now.get(k, '<unset>'))
   if changed:
     detail = ', '.join(f'{k}: {before.get(k, "<unset>")!r} -> {now.get(k, "<unset>")!r}' for k in changed[:6])

@@ -59,6 +59,19 @@ def test_a_failed_first_attempt_leaves_no_record(tiny, tmp_path):
   assert not (tmp_path / workdirs.RECORD).exists() and not (tmp_path / 'metrics.json').exists()
 
 
+def test_a_record_from_before_a_key_existed_reads_as_the_old_behaviour(tiny, tmp_path):
+  """Work recorded before classifier.mix (and the other ADDED keys) existed is reused with the value that computes
+  what it computed; another value is a change like any other."""
+  workdirs.check_record(str(tmp_path), tiny)
+  record = io_utils.read_json(tmp_path / workdirs.RECORD)
+  assert set(workdirs.ADDED) <= set(record)
+  io_utils.write_json(tmp_path / workdirs.RECORD, {k: v for k, v in record.items() if k not in workdirs.ADDED})
+  workdirs.check_record(str(tmp_path), tiny)  # accepted
+  tiny.classifier.mix = 'batch_fraction'
+  with pytest.raises(UserError, match=r"classifier.mix: 'concat' -> 'batch_fraction'"):
+    workdirs.check_record(str(tmp_path), tiny)
+
+
 @pytest.mark.parametrize('section,leaf', [('identity_gan', 'lr'), ('expression_gan', 'g_lr')])
 def test_the_gan_trainers_keep_the_contract(tiny, tmp_path, section, leaf):
   trainer = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[section]
