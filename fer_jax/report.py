@@ -217,6 +217,7 @@ def summarize(rows, margin=0.01):
     cell = dict(zip(keys, combo))
     cells.append((cell, _summarize_study(in_cell(rows, cell), margin)))
   out = dict(cells[0][1], cell=cells[0][0], num_runs=len(rows))
+  gains = {tuple(cell.values()): _gains(in_cell(rows, cell)) for cell, _ in cells}
   out['failed_runs'] = list({f['run']: f for _, c in cells for f in c['failed_runs']}.values())
   out['axes'] = {
     'keys': keys,
@@ -230,7 +231,37 @@ def summarize(rows, margin=0.01):
       }
       for cell, c in cells
     ],
+    'differences': _differences(keys, values, gains),
   }
+  return out
+
+
+def _gains(rows):
+  """{k: {(gan_seed, seed): mixed@k - real only}} of one cell's usable runs (the units a gain is paired on)."""
+  good = [r for r in rows if not failure(r, _num_classes(rows))]
+  test = _cells(good, 'test_accuracy')
+  real = test.get(('real', 0.0), {})
+  out = {}
+  for (regime, k), mixed in test.items():
+    if regime == 'mixed':
+      out[k] = {(g, s): v - real[(stats.NO_GAN, s)] for (g, s), v in mixed.items() if (stats.NO_GAN, s) in real}
+  return out
+
+
+def _differences(keys, values, gains):
+  """Per axis, per value after the first, per k: its gain minus the first value's gain (other axes fixed),
+  paired by seed: does the gain itself depend on the axis?"""
+  out = []
+  for i, key in enumerate(keys):
+    first = values[key][0]
+    for combo, by_k in gains.items():
+      if combo[i] == first:
+        continue
+      ref = gains[combo[:i] + (first,) + combo[i + 1 :]]
+      for k in sorted(set(by_k) & set(ref)):
+        if by_k[k] and ref[k]:
+          c = _comparison(by_k[k], ref[k])
+          out.append({'key': key, 'values': dict(zip(keys, combo)), 'versus': first, 'multiple': k, **c})
   return out
 
 
@@ -597,6 +628,20 @@ def _axes_markdown(s):
         '| ' + ' | '.join(_value(c['values'][k]) for k in others + [key]) + f' | {c["num_runs"]} | {real} | {best} | '
         f'{gain} | {verdict} |'
       )
+    diffs = [d for d in s['axes']['differences'] if d['key'] == key]
+    if diffs:
+      lines += [
+        '',
+        f'Does the gain depend on `{key}`? The gain of mixed@k at each value minus its gain at '
+        f'{_value(diffs[0]["versus"])}, the other axes fixed, paired by seed (one test per row, no correction):',
+        '',
+        '| ' + ' | '.join(f'`{k}`' for k in others + [key]) + ' | k | difference in gain (test) |',
+        '|' + '---|' * (len(keys) + 2),
+      ]
+      lines += [
+        '| ' + ' | '.join(_value(d['values'][k]) for k in others + [key]) + f' | {d["multiple"]:g} | {_diff(d)} |'
+        for d in diffs
+      ]
     lines += [
       '',
       f'Plot: `{axis_plot_name(key)}` (gain of mixed@k over real only against `{key}`, one line per k).',

@@ -384,10 +384,17 @@ def test_axes_are_analysed_per_value_from_the_table_alone(tmp_path):
       assert c['gain']['significant'] and c['gain']['mean'] == pytest.approx(0.10, abs=0.02)
     else:
       assert not c['gain']['significant'] and abs(c['gain']['mean']) < 0.02
+  # The gain itself depends on the real fraction (10 points less with all the real data), paired by seed.
+  diffs = [d for d in s['axes']['differences'] if d['key'] == 'classifier.real_fraction']
+  assert len(diffs) == 2 * 2 and all(
+    d['versus'] == 0.25 and d['values']['classifier.real_fraction'] == 1.0 for d in diffs
+  )
+  assert all(d['significant'] and d['mean'] == pytest.approx(-0.10, abs=0.02) for d in diffs)
   assert s['cell'] == {'classifier.real_fraction': 0.25, 'synthetic.psi': 0.7} and s['num_runs'] == len(rows)
   assert s['gain'] == cells[(0.25, 0.7)]['gain']  # the top-level answer is the first cell's, named
   text = (tmp_path / 'out' / 'report.md').read_text()
   assert '### `classifier.real_fraction`' in text and '### `synthetic.psi`' in text
+  assert 'Does the gain depend on `classifier.real_fraction`?' in text
   assert 'The sections below are for one cell' in text
   for key in ('classifier.real_fraction', 'synthetic.psi'):
     assert (tmp_path / 'out' / f'gain_vs_{key}.png').stat().st_size > 10_000
