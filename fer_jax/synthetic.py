@@ -15,6 +15,7 @@ emotion in label order, so the set stays balanced and nested (a larger set goes 
 one stopped); the set's metadata (`filter_stats`) records how many faces were generated per kept one.
 """
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -22,7 +23,6 @@ import math
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
@@ -113,7 +113,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     id_gen, g_params, judge = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
     key = jax.random.key(c.seed)
-    kept = [[] for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
+    kept = [collections.deque() for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
     generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='curated synthetic faces', unit='img', leave=False)
     while rows < c.num_identities:
@@ -121,15 +121,15 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       for e in range(emotions.NUM_EKMAN):
         images = expression_gan.translate_all(self._config_dict, g_params, faces, np.full((batch,), e, np.int32))[0]
         logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=expression_gan.EVAL_WIDTH)
-        p = np.asarray(jnp.exp(logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)))
+        p = np.asarray(jax.nn.softmax(logits, axis=1))
         ok = (p.argmax(1) == e) & (p[:, e] >= c.min_confidence)
-        kept[e] += [(images[i], start + i) for i in np.nonzero(ok)[0]]
+        kept[e].extend((images[i], start + i) for i in np.nonzero(ok)[0])
         accepted[e] += int(ok.sum())
       generated += batch
       start += batch
       while rows < c.num_identities and all(kept):
         for e in range(emotions.NUM_EKMAN):
-          image, identity = kept[e].pop(0)
+          image, identity = kept[e].popleft()
           yield rows * emotions.NUM_EKMAN + e, {'image': image, 'label': e, 'subject': np.int32(identity)}
         rows += 1
         bar.update(emotions.NUM_EKMAN)
