@@ -35,7 +35,7 @@ def _render_with(aus, size=64):
   identity, _, _, nuisance, key = faces._draw(3, 'a', 11, 0, 0, 0.5, 0.5)  # pylint: disable=protected-access
   # No noise and no blur: compare the geometry alone.
   nuisance = nuisance.at[faces.NUISANCE_KEYS.index('noise')].set(0.0)
-  return np.asarray(faces._render_one(identity, jnp.asarray(aus), nuisance, key, size))  # pylint: disable=protected-access
+  return np.asarray(faces._render_one(identity, jnp.asarray(aus), nuisance, key, size)[0])  # pylint: disable=protected-access
 
 
 def test_expressions_are_local_deformations_not_global_brightness():
@@ -52,3 +52,23 @@ def test_expressions_are_local_deformations_not_global_brightness():
     assert diff[far].max() < 1e-3, name  # and nothing changed far from the face's features
     # Most of the change sits in a small part of the image.
     assert (diff > 0.05).mean() < 0.15, name
+
+
+def test_render_as_draws_the_same_photo_with_another_expression():
+  specs = [(s, e, r) for s in (2, 9) for e in range(7) for r in range(2)]
+  own, meta = faces.render_specs(specs, 32, 5, 'a', 0.25, 1.0)
+  same, _ = faces.render_specs(specs, 32, 5, 'a', 0.25, 1.0, shown=[e for _, e, _ in specs])
+  np.testing.assert_array_equal(own, same)  # shown = the photo's own emotion: the dataset's image
+  happy = emotions.EMOTIONS.index('happiness')
+  other, ometa = faces.render_specs(specs, 32, 5, 'a', 0.25, 1.0, shown=[happy] * len(specs))
+  assert (ometa['label'] == happy).all()
+  np.testing.assert_array_equal(ometa['intensity'], meta['intensity'])  # the photo's intensity, nuisance, noise
+  proto = emotions.prototype_matrix()[happy] == 1
+  assert (ometa['aus'][:, proto] >= 0.7 * 0.25).all() and (ometa['aus'][:, ~proto] <= 0.25).all()
+  changed = [i for i, (_, e, _) in enumerate(specs) if e != happy]
+  diff = np.abs(own[changed].astype(int) - other[changed].astype(int))[..., 0]
+  assert (diff.max((1, 2)) > 20).all()  # every other expression became a smile (faint at intensity 0.25)
+  # ... and nothing but the face moved: pose, lighting and the noise are the photo's.
+  outside = np.maximum(meta['face'][changed], ometa['face'][changed]) < 0.01
+  assert (diff[outside] == 0).mean() > 0.98 and diff[outside].max() <= 8  # blur spreads the edge a pixel
+  assert 0.2 < meta['face'].mean() < 0.6

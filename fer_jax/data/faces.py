@@ -4,6 +4,11 @@ Identity (per subject), expression (per image) and nuisance (per image) paramete
 counter-based keys (seed, domain, subject, emotion, repeat), so an image does not depend on how many others
 are drawn or in which batch. Everything runs in JAX, jit + vmap over a batch.
 
+The photo's keys (intensity, per-AU jitter, background AU activity, pose, lighting, contrast, blur, noise)
+are independent of which emotion's action units they switch on, so `render_as` can draw the same photo of
+the same person with another expression: the ground truth a translation is scored against
+(`fer_jax.eval.ground_truth`).
+
 Every expression is a *local* deformation in face coordinates: brows move and furrow, lids open and close,
 nostrils flare and the nose wrinkles, lip corners rise and fall, the jaw drops. Brightness, contrast,
 lighting, pose and noise are drawn independently of the emotion, so no global cue gives the label away.
@@ -84,19 +89,21 @@ def _ranges(table, keys, domain):
   return lo, hi
 
 
-def _draw(seed, domain, subject, emotion, repeat, min_intensity, max_intensity):
+def _draw(seed, domain, subject, emotion, repeat, min_intensity, max_intensity, shown=None):
   """Parameters of one image from counter-based keys: (identity, AUs, intensity, nuisance, noise key).
 
   The identity depends on (seed, domain, subject) only. The emotion's prototype AUs are on at a random
   intensity with per-AU jitter; the other AUs get sparse low-level activity, as in real faces, so that no
-  single AU being off identifies a class.
+  single AU being off identifies a class. `shown` (default: `emotion`) is the emotion whose prototype is
+  switched on; every draw still comes from the keys of (subject, emotion, repeat), so the image of
+  (subject, emotion, repeat) shown as another emotion is the same photo with that expression.
   """
   subject_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _domain_index(domain)), subject)
   lo, hi = _ranges(IDENTITY_RANGES, IDENTITY_KEYS, domain)
   identity = jax.random.uniform(jax.random.fold_in(subject_key, 0), lo.shape, minval=lo, maxval=hi)
   image_key = jax.random.fold_in(jax.random.fold_in(subject_key, 1 + emotion), repeat)
   k_int, k_jit, k_bgm, k_bgv, k_nui, k_noise = jax.random.split(image_key, 6)
-  proto = jnp.asarray(emotions.prototype_matrix())[emotion]
+  proto = jnp.asarray(emotions.prototype_matrix())[emotion if shown is None else shown]
   intensity = jax.random.uniform(k_int, (), minval=min_intensity, maxval=max_intensity)
   jitter = jax.random.uniform(k_jit, proto.shape, minval=0.7, maxval=1.3)
   background = jax.random.uniform(k_bgv, proto.shape, maxval=0.25) * jax.random.bernoulli(k_bgm, 0.25, proto.shape)
@@ -126,6 +133,7 @@ def _stripes(t, period):
 
 
 def _render_one(ident, aus, nuis, noise_key, size):
+  """-> (image [size, size] in [0, 1], coverage of the face ellipse [size, size])."""
   p = dict(zip(IDENTITY_KEYS, ident))
   a = {au: aus[i] for au, i in emotions.AU_INDEX.items()}
   n = dict(zip(NUISANCE_KEYS, nuis))
@@ -258,7 +266,7 @@ def _render_one(ident, aus, nuis, noise_key, size):
   blurred = _blur3(img)
   img = img + n['blur'] * (blurred - img)
   img = img + n['noise'] * jax.random.normal(noise_key, img.shape)
-  return jnp.clip(img, 0.0, 1.0)
+  return jnp.clip(img, 0.0, 1.0), face
 
 
 def _blur3(img):
@@ -269,39 +277,52 @@ def _blur3(img):
 
 
 @functools.partial(jax.jit, static_argnames=('size', 'domain'))
-def render(subject, emotion, repeat, seed, min_intensity, max_intensity, *, size, domain):
-  """Faces for [B] (subject, emotion, repeat) triples -> ([B, size, size, 1] uint8, [B, NUM_AUS], [B])."""
+def render_as(subject, emotion, repeat, shown, seed, min_intensity, max_intensity, *, size, domain):
+  """The photos of [B] (subject, emotion, repeat) triples with the expressions of emotions `shown` [B].
 
-  def one(s, e, r):
-    identity, aus, intensity, nuisance, noise_key = _draw(seed, domain, s, e, r, min_intensity, max_intensity)
-    return _render_one(identity, aus, nuisance, noise_key, size), aus, intensity
+  -> ([B, size, size, 1] uint8, AUs [B, NUM_AUS], intensity [B], face coverage [B, size, size] in [0, 1]).
+  With shown = emotion these are the dataset's images.
+  """
 
-  img, aus, intensity = jax.vmap(one)(subject, emotion, repeat)
-  return jnp.round(img * 255.0).astype(jnp.uint8)[..., None], aus, intensity
+  def one(s, e, r, t):
+    identity, aus, intensity, nuisance, noise_key = _draw(seed, domain, s, e, r, min_intensity, max_intensity, t)
+    img, face = _render_one(identity, aus, nuisance, noise_key, size)
+    return img, aus, intensity, face
+
+  img, aus, intensity, face = jax.vmap(one)(subject, emotion, repeat, shown)
+  return jnp.round(img * 255.0).astype(jnp.uint8)[..., None], aus, intensity, face
 
 
-def render_specs(specs, size, seed, domain, min_intensity, max_intensity, batch_size=512):
-  """Renders `specs` = [(subject, emotion, repeat), ...] -> (images, {subject, label, aus, intensity}).
+def render_specs(specs, size, seed, domain, min_intensity, max_intensity, batch_size=512, shown=None):
+  """Renders `specs` = [(subject, emotion, repeat), ...] -> (images, {subject, label, aus, intensity, face}).
 
-  Batches are padded to `batch_size` so that `render` compiles once per image size and domain.
+  `shown` [len(specs)] (default: each spec's emotion) renders each photo with that emotion's expression
+  instead (`render_as`); `label` is then the shown emotion. `face` is the face ellipse's coverage.
+  Batches are padded to `batch_size` so that `render_as` compiles once per image size and domain.
   """
   specs = np.asarray(specs, np.int32).reshape(-1, 3)
+  shown = specs[:, 1].copy() if shown is None else np.asarray(shown, np.int32).reshape(-1)
+  if len(shown) != len(specs):
+    raise ValueError(f'shown has {len(shown)} emotions for {len(specs)} specs')
   if len(specs):
-    images, aus, intensity = parallel.map_batches(
-      lambda chunk: render(
+    images, aus, intensity, face = parallel.map_batches(
+      lambda chunk, t: render_as(
         chunk[:, 0],
         chunk[:, 1],
         chunk[:, 2],
+        t,
         np.uint32(seed),
         np.float32(min_intensity),
         np.float32(max_intensity),
         size=size,
         domain=domain,
       ),
-      (specs,),
+      (specs, shown),
       batch_size,
     )
   else:
     images = np.zeros((0, size, size, 1), np.uint8)
     aus, intensity = np.zeros((0, emotions.NUM_AUS), np.float32), np.zeros((0,), np.float32)
-  return images, {'subject': specs[:, 0].copy(), 'label': specs[:, 1].copy(), 'aus': aus, 'intensity': intensity}
+    face = np.zeros((0, size, size), np.float32)
+  meta = {'subject': specs[:, 0].copy(), 'label': shown, 'aus': aus, 'intensity': intensity, 'face': face}
+  return images, meta

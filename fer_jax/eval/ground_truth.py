@@ -1,0 +1,154 @@
+"""Expression translations scored against ground truth: the same photo rendered with the target's expression.
+
+A real dataset cannot say what a given face would look like smiling; the procedural renderer can. For each
+held-out pool face (subject, emotion, repeat) and each target emotion, `fer_jax.data.faces.render_as` draws
+the same person with the same pose, lighting, contrast, blur, sensor noise and expression intensity, with the
+target's action units switched on instead. A translation is then scored by its mean absolute error against
+that render over the face region (the face ellipse of the input or of the truth: a dropped jaw lengthens it),
+in [0, 1] pixel units, next to two baselines:
+
+- do nothing: the input itself (what a generator that copies its input scores; an expression GAN must beat it
+  to be adding the expression rather than noise);
+- blurred input: the input through a small Gaussian-like blur (what a generator that only re-draws its input,
+  softer, scores).
+
+Pairs whose target is the input's own emotion have an error of 0 for "do nothing"; the summary numbers are over
+the other pairs (`changed`), and the error on the own-emotion pairs is reported apart (`l1_same_emotion`).
+
+The expression judge (`fer_jax.eval.pool_judge`) is scored on the same pairs: its accuracy on the ground-truth
+renders is the most it can say about a perfect translator, and comparing it with its accuracy on the GAN's
+output shows whether it is reading the expression or being fooled by pixel patterns.
+
+Only a GAN pool that is one procedural source has ground truth; for others `evaluate` says why it is absent.
+"""
+
+import numpy as np
+
+from fer_jax.data import emotions, faces, procedural_tfds, sources
+
+# Coverage above which a pixel counts as the face's.
+FACE_THRESHOLD = 0.5
+
+
+def renderer_config(config):
+  """The pool's ProceduralFacesConfig, or (None, why there is no ground truth)."""
+  srcs = sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
+  if len(srcs) != 1 or srcs[0].kind != 'procedural':
+    return None, f'data.pool_sources={config.data.pool_sources!r} is not one procedural source'
+  if (srcs[0].split or 'pool') != 'pool':
+    return None, f'data.pool_sources={config.data.pool_sources!r} reads split {srcs[0].split!r}, not the pool'
+  cfg = procedural_tfds.ProceduralFacesConfig.from_config(srcs[0].arg, config.data.image_size, config.data.procedural)
+  return cfg, None
+
+
+def pool_specs(cfg, subjects):
+  """The pool split's (subject, emotion, repeat) triples of the given subjects, in the dataset's order."""
+  keep = set(int(s) for s in subjects)
+  return np.array([s for s in cfg.split_specs()['pool'] if s[0] in keep], np.int32).reshape(-1, 3)
+
+
+def blur(images):
+  """uint8 [N,H,W,1] -> the same through a 5-tap binomial blur (sigma ~1 px), edges repeated."""
+  x = images[..., 0].astype(np.float32)
+  k = np.array([1, 4, 6, 4, 1], np.float32) / 16
+  p = np.pad(x, ((0, 0), (2, 2), (2, 2)), mode='edge')
+  h = sum(k[i] * p[:, :, i : i + x.shape[2]] for i in range(5))
+  v = sum(k[i] * h[:, i : i + x.shape[1]] for i in range(5))
+  return np.clip(np.rint(v), 0, 255).astype(np.uint8)[..., None]
+
+
+def region_l1(images, truth, region):
+  """Per image: mean |images - truth| in [0, 1] pixel units over the pixels of `region` [N,H,W] (bool)."""
+  d = np.abs(images[..., 0].astype(np.float32) - truth[..., 0].astype(np.float32)) / 255.0
+  return (d * region).sum((1, 2)) / np.maximum(region.sum((1, 2)), 1)
+
+
+def pairs(cfg, subjects):
+  """Every held-out face with every target emotion.
+
+  -> dict(inputs, truth uint8 [P,H,W,1]; source, target [P] emotions; region bool [P,H,W]; specs [P,3]).
+  """
+  specs = pool_specs(cfg, subjects)
+  if not len(specs):
+    raise ValueError(f'none of the subjects {sorted(subjects)[:5]}... is in the procedural pool')
+  c = len(emotions.EMOTIONS)
+  render = lambda sp, shown=None: faces.render_specs(
+    sp, cfg.image_size, cfg.seed, cfg.domain, cfg.min_intensity, cfg.max_intensity, shown=shown
+  )
+  inputs, meta = render(specs)
+  rep = np.repeat(np.arange(len(specs)), c)
+  target = np.tile(np.arange(c, dtype=np.int32), len(specs))
+  truth, tmeta = render(specs[rep], target)
+  region = np.maximum(meta['face'][rep], tmeta['face']) > FACE_THRESHOLD
+  return dict(inputs=inputs[rep], truth=truth, source=specs[rep, 1], target=target, region=region, specs=specs[rep])
+
+
+def truth_for(config, images, subjects):
+  """The ground truth of pool faces `images` (uint8 [n,H,W,1]) of `subjects` [n] for every target: uint8
+  [n, 7, H, W, 1], or None when the pool has no ground truth (the samples grid's truth rows)."""
+  cfg, _ = renderer_config(config)
+  if cfg is None:
+    return None
+  specs = pool_specs(cfg, subjects)
+  rendered, _ = faces.render_specs(specs, cfg.image_size, cfg.seed, cfg.domain, cfg.min_intensity, cfg.max_intensity)
+  index = {x.tobytes(): i for i, x in enumerate(rendered)}
+  found = [index.get(np.asarray(x).tobytes()) for x in images]
+  if None in found:  # not the renderer's faces (another pool, other settings): no truth to show
+    return None
+  c = len(emotions.EMOTIONS)
+  picked = specs[np.repeat(found, c)]
+  truth, _ = faces.render_specs(
+    picked,
+    cfg.image_size,
+    cfg.seed,
+    cfg.domain,
+    cfg.min_intensity,
+    cfg.max_intensity,
+    shown=np.tile(np.arange(c), len(images)),
+  )
+  return truth.reshape(len(images), c, *truth.shape[1:])
+
+
+def _mean(x, where):
+  return float(np.mean(x[where])) if np.any(where) else None
+
+
+def score(p, translated, judge=None):
+  """The ground_truth section of an expression GAN's metrics: `p` from `pairs`, `translated` the GAN's output
+  for p['inputs'] -> p['target'] (uint8), `judge` a function images -> logits over EMOTIONS (or None)."""
+  region, truth, target = p['region'], p['truth'], p['target']
+  err = {
+    'l1': region_l1(translated, truth, region),
+    'l1_do_nothing': region_l1(p['inputs'], truth, region),
+    'l1_blurred_input': region_l1(blur(p['inputs']), truth, region),
+  }
+  changed = p['source'] != target
+  out = {k: _mean(v, changed) for k, v in err.items()}
+  out['l1_over_do_nothing'] = out['l1'] / out['l1_do_nothing'] if out['l1_do_nothing'] else None
+  out['l1_same_emotion'] = _mean(err['l1'], ~changed)
+  per = {
+    name: {k: _mean(v, changed & (target == t)) for k, v in err.items()} for t, name in enumerate(emotions.EMOTIONS)
+  }
+  if judge is not None:
+    on_truth = np.asarray(judge(truth)).argmax(1) == target
+    on_gan = np.asarray(judge(translated)).argmax(1) == target
+    out['judge_on_truth'] = _mean(on_truth, changed)
+    out['judge_on_translations'] = _mean(on_gan, changed)
+    for t, name in enumerate(emotions.EMOTIONS):
+      per[name]['judge_on_truth'] = _mean(on_truth, changed & (target == t))
+      per[name]['judge_on_translations'] = _mean(on_gan, changed & (target == t))
+  out['per_target'] = per
+  out['num_pairs'] = int(changed.sum())
+  out['num_faces'] = int(len(np.unique(p['specs'], axis=0)))
+  out['region'] = f'face ellipse of the input or of the truth (coverage > {FACE_THRESHOLD})'
+  return out
+
+
+def evaluate(config, subjects, translate, judge=None):
+  """`score` of `translate(images uint8, targets) -> uint8` on every held-out subject's pool faces x every
+  target; {'available': False, 'reason': ...} when the pool has no ground truth."""
+  cfg, why = renderer_config(config)
+  if cfg is None:
+    return {'available': False, 'reason': why}
+  p = pairs(cfg, subjects)
+  return {'available': True, **score(p, translate(p['inputs'], p['target']), judge)}

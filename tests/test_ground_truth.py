@@ -1,0 +1,64 @@
+"""Ground truth for expression translations: the renders, the error, the baselines, the judge's ceiling."""
+
+import numpy as np
+import pytest
+
+from configs.default import get_config
+from fer_jax.data import emotions, sources
+from fer_jax.eval import ground_truth
+
+
+@pytest.fixture(scope='module')
+def tiny_pairs():
+  config = get_config('tiny')
+  cfg, why = ground_truth.renderer_config(config)
+  assert why is None
+  return config, cfg, ground_truth.pairs(cfg, [18, 20])  # pool subjects follow the 16 of train/val/test
+
+
+def test_inputs_are_the_pools_faces_and_truth_is_their_photo_with_the_target(tiny_pairs, tmp_path):
+  config, _, p = tiny_pairs
+  c = len(emotions.EMOTIONS)
+  assert len(p['target']) == 2 * c * c * config.data.procedural.pool_images_per_emotion
+  pool = sources.load(sources.parse_sources('procedural:a')[0], 'pool', config, str(tmp_path))
+  records = {}
+  for i in range(len(pool)):
+    r = pool[i]
+    records.setdefault((int(r['subject']), int(r['label'])), []).append(np.asarray(r['image']))
+  for (s, e, _), image in zip(p['specs'], p['inputs']):
+    assert any(np.array_equal(image, x) for x in records[(int(s), int(e))])  # the dataset's bytes
+  same = p['source'] == p['target']
+  np.testing.assert_array_equal(p['truth'][same], p['inputs'][same])
+  assert (p['truth'][~same] != p['inputs'][~same]).any((1, 2, 3)).all()
+
+
+def test_error_baselines_and_judge(tiny_pairs):
+  _, _, p = tiny_pairs
+  perfect = ground_truth.score(p, p['truth'])
+  assert perfect['l1'] == 0.0 and perfect['l1_over_do_nothing'] == 0.0 and perfect['l1_same_emotion'] == 0.0
+  assert 0.005 < perfect['l1_do_nothing'] < perfect['l1_blurred_input'] < 0.2
+  copy = ground_truth.score(p, p['inputs'])
+  assert copy['l1'] == copy['l1_do_nothing'] and copy['l1_over_do_nothing'] == 1.0
+  inverted = ground_truth.score(p, 255 - p['inputs'])
+  assert inverted['l1_over_do_nothing'] > 3
+  for name in emotions.EMOTIONS:
+    assert perfect['per_target'][name]['l1'] == 0.0 and perfect['per_target'][name]['l1_do_nothing'] > 0, name
+
+  shown = {t.tobytes(): e for t, e in zip(p['truth'], p['target'])}
+
+  def judge(images):  # a perfect reader of the renderer's expressions
+    return np.eye(len(emotions.EMOTIONS))[[shown[x.tobytes()] for x in images]]
+
+  s = ground_truth.score(p, p['inputs'], judge)
+  assert s['judge_on_truth'] == 1.0 and s['judge_on_translations'] == 0.0  # copies show the source emotion
+  assert s['per_target']['happiness']['judge_on_truth'] == 1.0
+  assert s['num_pairs'] == int((p['source'] != p['target']).sum())
+
+
+def test_without_a_procedural_pool_it_says_why():
+  config = get_config('tiny')
+  config.data.pool_sources = 'procedural:a@train'
+  out = ground_truth.evaluate(config, [1], lambda x, t: x)
+  assert out['available'] is False and "'train'" in out['reason']
+  config.data.pool_sources = 'procedural:a,procedural:b'
+  assert 'not one procedural source' in ground_truth.evaluate(config, [1], lambda x, t: x)['reason']
