@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fer_jax import parallel, pixels
+from fer_jax import augment, parallel, pixels
 from fer_jax.checkpointing import Checkpointer
 
 
@@ -46,19 +46,6 @@ class SmallCNN(nn.Module):
     return (logits, feats) if return_features else logits
 
 
-def _augment(key, x):
-  # Small shifts and pixel noise: the judge should key on expression, not on exact pixel alignment or the
-  # grain of the renderer, so that it transfers to generator output.
-  n, h, w, _ = x.shape
-  k1, k2, k3 = jax.random.split(key, 3)
-  pad = 2
-  xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='edge')
-  dy = jax.random.randint(k1, (n,), 0, 2 * pad + 1)
-  dx = jax.random.randint(k2, (n,), 0, 2 * pad + 1)
-  x = jax.vmap(lambda im, a, b: jax.lax.dynamic_slice(im, (a, b, 0), (h, w, im.shape[-1])))(xp, dy, dx)
-  return x + 0.03 * jax.random.normal(k3, x.shape)
-
-
 @functools.lru_cache(maxsize=None)
 def _programs(num_classes, width, embed_dim, lr):
   model = SmallCNN(num_classes, width, embed_dim)
@@ -67,7 +54,9 @@ def _programs(num_classes, width, embed_dim, lr):
   @parallel.jit
   def step(params, opt_state, images, labels, seed, i):
     key = jax.random.fold_in(jax.random.key(seed, impl='rbg'), i)  # rbg: see `init`
-    x = _augment(jax.random.fold_in(key, 0), pixels.to_unit(images))
+    # Small shifts and pixel noise: the judge should key on expression, not on exact pixel alignment or the
+    # grain of the renderer, so that it transfers to generator output.
+    x = augment.shift_noise(jax.random.fold_in(key, 0), pixels.to_unit(images))
 
     def loss_fn(p):
       logits = model.apply(p, x, train=True, rngs={'dropout': jax.random.fold_in(key, 1)})
