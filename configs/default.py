@@ -110,6 +110,9 @@ def _quick():
   c.expression_gan.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters stay float32)
   c.expression_gan.attention = False  # GANimation-style colour + attention-mask output
   c.expression_gan.lambda_mask = 0.1
+  # The critic's class head reads shifted, blurred, noisy faces (fer_jax.augment), real and generated alike,
+  # so the generator cannot pass a target class with a few isolated pixels (issue #22).
+  c.expression_gan.cls_augment = False
   c.expression_gan.lambda_tv = 1e-5
   c.expression_gan.ema_decay = 0.999
   c.expression_gan.sample_every = 1000

@@ -746,8 +746,59 @@ def quality_markdown(quality):
       'being alike): 50% = indistinguishable, 100% = trivially told apart, a domain gap the classifier '
       'may learn instead of the expression.',
     ]
+  truths = {g: q.get('expression_gan_ground_truth') for g, q in sorted(reps.items())}
+  truths = {g: t for g, t in truths.items() if t}
+  if truths:
+    lines += ['', ground_truth_markdown(truths)]
   if quality.get('fer_judge'):
     lines += ['', judge_table(quality['fer_judge'])]
+  return '\n'.join(lines)
+
+
+def ground_truth_markdown(truths):
+  """The expression GANs' error against ground truth ({replicate: metrics.json's ground_truth})."""
+  lines = ['### The expression GAN against ground truth', '']
+  missing = {g: t['reason'] for g, t in truths.items() if not t.get('available')}
+  for g, why in missing.items():
+    lines.append(f'GAN replicate {g}: no ground truth ({why}).')
+  truths = {g: t for g, t in truths.items() if t.get('available')}
+  if not truths:
+    return '\n'.join(lines)
+  pct = lambda v: '–' if v is None else f'{100 * v:.1f}%'
+  num = lambda v: '–' if v is None else f'{v:.4f}'
+  lines += [
+    '| expression GAN | error vs truth (l1) | do nothing | blurred input | l1 / do nothing | '
+    'judge on the truth | judge on the GAN |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  for g, t in truths.items():
+    ratio = t['l1_over_do_nothing']
+    lines.append(
+      f'| replicate {g} | {num(t["l1"])} | {num(t["l1_do_nothing"])} | {num(t["l1_blurred_input"])} | '
+      f'{"–" if ratio is None else f"{ratio:.2f}"} | {pct(t.get("judge_on_truth"))} | '
+      f'{pct(t.get("judge_on_translations"))} |'
+    )
+  g, t = next(iter(truths.items()))
+  lines += [
+    '',
+    f'Per target emotion (replicate {g}):',
+    '',
+    '| target | l1 | do nothing | blurred input | judge on the truth | judge on the GAN |',
+    '|---|---|---|---|---|---|',
+  ]
+  for name, v in t['per_target'].items():
+    lines.append(
+      f'| {name} | {num(v["l1"])} | {num(v["l1_do_nothing"])} | {num(v["l1_blurred_input"])} | '
+      f'{pct(v.get("judge_on_truth"))} | {pct(v.get("judge_on_translations"))} |'
+    )
+  lines += [
+    '',
+    f'Every held-out pool face ({t["num_faces"]}) translated to every other emotion ({t["num_pairs"]} pairs) and '
+    'compared with the same photo rendered with that expression (same person, pose, lighting, intensity and '
+    'noise): mean absolute error in [0, 1] pixel units over the face. "Do nothing" returns the input; a GAN '
+    "whose error is not clearly below it is not imposing the expression. The judge's accuracy on the truth is "
+    "what it can read in a perfect translation; well above that on the GAN's faces means it is being fooled.",
+  ]
   return '\n'.join(lines)
 
 

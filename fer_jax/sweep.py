@@ -470,6 +470,10 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
       curated = tfds.builder_from_directory(folder).info.metadata.get('filter_stats')
       io_utils.write_json(path, {'synthetic_set': folder, **q, 'filter_stats': curated})
     out['replicates'][str(key)] = io_utils.read_json(path)
+    if run.generator == 'gan':  # the expression GAN's error against ground truth, from its own metrics
+      ex = gan_folder(workdir, run.gan_seed, 'expression_gan', axes.only(run.axes, 'expression_gan'))
+      metrics = io_utils.read_json(os.path.join(ex, workdirs.METRICS))
+      out['replicates'][str(key)]['expression_gan_ground_truth'] = metrics.get('ground_truth')
   first = next(iter(synthetic_dirs.values()))
   n_fer = int(config.synthetic.fer_judge_images)
   out['fer_judge'] = _judge(config, workdir, first, n_fer) if n_fer > 0 else None

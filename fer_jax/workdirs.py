@@ -82,6 +82,7 @@ ADDED = {
   'classifier.synthetic_fraction': 0.5,
   'synthetic.filter': 'none',
   'synthetic.min_confidence': 0.5,
+  'expression_gan.cls_augment': False,
 }
 
 

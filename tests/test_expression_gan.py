@@ -12,6 +12,7 @@ import pytest
 
 from configs.default import get_config
 from fer_jax.checkpointing import Checkpointer
+from fer_jax.data import emotions
 from fer_jax.errors import UserError
 from fer_jax.models import layers, stargan
 from fer_jax.train import expression_gan as eg
@@ -113,6 +114,13 @@ def test_train_and_evaluate_writes_metrics_and_grid(reference):
   assert on_disk['num_translated'] == 7 * on_disk['num_holdout_faces']
   assert on_disk['num_holdout_subjects'] == config.expression_gan.holdout_subjects
   assert metrics['params'] == on_disk['params'] > 0
+  gt = on_disk['ground_truth']  # the tiny pool is procedural: every held-out face against its own photo
+  assert gt['available'] and gt['num_faces'] == on_disk['num_holdout_faces']
+  assert gt['num_pairs'] == 6 * gt['num_faces']  # every target but the face's own emotion
+  for k in ('l1', 'l1_do_nothing', 'l1_blurred_input', 'judge_on_truth', 'judge_on_translations'):
+    assert 0.0 < gt[k] < 1.0, (k, gt[k])
+  assert gt['l1'] > gt['l1_do_nothing']  # 4 steps of training do not beat copying the input
+  assert list(gt['per_target']) == list(emotions.EMOTIONS)
   from PIL import Image  # pylint: disable=import-outside-toplevel
 
   with Image.open(os.path.join(workdir, 'samples', 'expressions.png')) as im:
@@ -227,12 +235,13 @@ def test_bad_holdout_is_a_user_error(data_dir, tmp_path):
     eg.load_pool(config, str(tmp_path))
 
 
-@pytest.mark.parametrize('attention,lambda_id', [(False, 0.0), (True, 10.0)])
-def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id):
+@pytest.mark.parametrize('attention,lambda_id,cls_augment', [(False, 0.0, False), (True, 10.0, True)])
+def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id, cls_augment):
   # dg_step reuses the critic's G(x, c_trg) pass and its VJP; it must give what d_step followed by the
   # plainly differentiated g_step gives (same batch, same targets).
   config = get_config('tiny')
   config.expression_gan.attention, config.expression_gan.lambda_id = attention, lambda_id
+  config.expression_gan.cls_augment = cls_augment
   progs = eg.programs(eg.hparams(config))
   rng = np.random.default_rng(0)
   size, n = config.data.image_size, 4

@@ -67,11 +67,15 @@ def test_sweep_writes_every_promised_file(finished):
     'one GAN training',
     "synthetic set's own quality",
     'How runs ended',
+    'The expression GAN against ground truth',
   ):
     assert part in report, part
   assert all(f'`{name}`' in report for name in failed)
   quality = json.loads((w / 'synthetic_quality.json').read_text())['replicates']['0']
   assert 0 <= quality['judge_agreement'] <= 1 and 0 <= quality['realism_accuracy'] <= 1
+  truth = quality['expression_gan_ground_truth']
+  assert truth == json.loads((w / 'gan0' / 'expression_gan' / 'metrics.json').read_text())['ground_truth']
+  assert f'| replicate 0 | {truth["l1"]:.4f} | {truth["l1_do_nothing"]:.4f} |' in report
   meta = json.loads(next((w / 'gan0' / 'synthetic').rglob('metadata.json')).read_text())
   assert meta['provenance']['identity_gan']['step'] == c.identity_gan.steps
   assert meta['provenance']['expression_gan']['step'] >= 0 and meta['psi'] == c.synthetic.psi

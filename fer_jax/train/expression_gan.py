@@ -35,11 +35,11 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from fer_jax import io_utils, parallel, pixels, workdirs, writers
+from fer_jax import augment, io_utils, parallel, pixels, workdirs, writers
 from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, pipeline, sources
 from fer_jax.errors import UserError
-from fer_jax.eval import identity_net, pool_judge
+from fer_jax.eval import ground_truth, identity_net, pool_judge
 from fer_jax.models import layers, stargan
 from fer_jax.train import lib
 
@@ -59,6 +59,7 @@ class Hparams(NamedTuple):
   repeat_num: int
   d_repeat_num: int
   attention: bool
+  cls_augment: bool
   lambda_cls: float
   lambda_rec: float
   lambda_gp: float
@@ -109,6 +110,7 @@ def hparams(config):
     int(e.repeat_num),
     int(e.d_repeat_num),
     bool(e.attention),
+    bool(e.cls_augment),
     float(e.lambda_cls),
     float(e.lambda_rec),
     float(e.lambda_gp),
@@ -213,11 +215,17 @@ def programs(hp):
     k = jax.random.fold_in(state.key, critic_step)
     trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
     alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
-    return x, org, trg, alpha
+    return x, org, trg, alpha, k
 
-  def critic_update(state, x, org, fake, alpha):
+  def classify(dp, images, key):
+    """The critic's class logits; with cls_augment, of shifted, blurred, noisy images (`fer_jax.augment`)."""
+    return d_model.apply(dp, augment.shift_noise(key, images, blur=True))[1]
+
+  def critic_update(state, x, org, fake, alpha, k):
     def loss_fn(dp):
       src_real, cls_real = d_model.apply(dp, x)
+      if hp.cls_augment:
+        cls_real = classify(dp, x, jax.random.fold_in(k, 2))
       src_fake, _ = d_model.apply(dp, fake)
       x_hat = alpha * x + (1.0 - alpha) * fake
       grad = jax.grad(lambda xh: d_model.apply(dp, xh)[0].sum())(x_hat)
@@ -237,13 +245,15 @@ def programs(hp):
     return state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt), metrics
 
   def d_step(state, batch):
-    x, org, trg, alpha = iteration_inputs(state, batch, state.step)
+    x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
     fake = g_model.apply(state.g_params, x, jax.nn.one_hot(trg, c_dim))
-    return critic_update(state, x, org, fake, alpha)
+    return critic_update(state, x, org, fake, alpha, k)
 
-  def generator_losses(gp_, d_params, x, org, trg, fake, mask):
+  def generator_losses(gp_, d_params, x, org, trg, fake, mask, k):
     """The generator's loss given its first pass (fake, mask) = G(x, c_trg); gp_ enters via the others."""
     src, cls = d_model.apply(d_params, fake)
+    if hp.cls_augment:
+      cls = classify(d_params, fake, jax.random.fold_in(k, 3))
     rec, rmask = g_model.apply(gp_, fake, jax.nn.one_hot(org, c_dim), return_mask=True)
     adv = -src.mean()
     cls_loss = optax.softmax_cross_entropy_with_integer_labels(cls, trg).mean()
@@ -273,13 +283,13 @@ def programs(hp):
     it is computed once, with its VJP kept for the generator update (one G pass of ~7 saved). The
     generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
     """
-    x, org, trg, alpha = iteration_inputs(state, batch, state.step)
+    x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
     (fake, mask), first_vjp = jax.vjp(
       lambda gp_: g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True), state.g_params
     )
-    state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha)
+    state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k)
     (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(generator_losses, argnums=(0, 5, 6), has_aux=True)(
-      state.g_params, state.d_params, x, org, trg, fake, mask
+      state.g_params, state.d_params, x, org, trg, fake, mask, k
     )
     (g_first,) = first_vjp((d_fake, d_mask))
     return generator_update(state, jax.tree.map(jnp.add, g_direct, g_first)), (d_metrics, g_metrics)
@@ -295,11 +305,11 @@ def programs(hp):
   def g_step(state, batch):
     """The generator update after a critic step on `batch`, written plainly (G(x, c_trg) recomputed inside
     the differentiated loss): the reference `dg_step` is tested against."""
-    x, org, trg, _ = iteration_inputs(state, batch, state.step - 1)
+    x, org, trg, _, k = iteration_inputs(state, batch, state.step - 1)
 
     def loss_fn(gp_):
       fake, mask = g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True)
-      return generator_losses(gp_, state.d_params, x, org, trg, fake, mask)
+      return generator_losses(gp_, state.d_params, x, org, trg, fake, mask, k)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
     return generator_update(state, grads), metrics
@@ -452,7 +462,7 @@ def train(config, workdir, pool=None):
     ckpt.close()
     return state, last_scalars
   stream = batches(ds, bs, config.seed, start)
-  faces, _ = sample_faces(config, pool)
+  faces, truth = sample_faces(config, pool)
   d_metrics = g_metrics = None
   t0, timed_from = time.time(), start
   bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True, disable=None)
@@ -487,7 +497,7 @@ def train(config, workdir, pool=None):
         if done % e.checkpoint_every == 0 or is_last:
           ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
       if done % e.sample_every == 0 and not is_last:  # the final grid is train_and_evaluate's
-        write_samples(config, workdir, state.g_ema, faces, writer, done)
+        write_samples(config, workdir, state.g_ema, faces, writer, done, truth)
   finally:
     bar.close()
     writer.flush()
@@ -551,7 +561,8 @@ def translate_all(config, g_params, images, targets, batch_size=None):
 
 
 def sample_faces(config, pool):
-  """Fixed held-out faces for the grid: the first record of each of the first `sample_faces` subjects."""
+  """Fixed held-out faces for the grid: the first record of each of the first `sample_faces` subjects, and
+  their ground truth for every target (None without a procedural pool)."""
   held = pool.holdout_idx
   chosen, seen = [], set()
   for i in held:
@@ -562,11 +573,13 @@ def sample_faces(config, pool):
     if len(chosen) == config.expression_gan.sample_faces:
       break
   chosen = np.array(chosen)
-  return pool.images[chosen], pool.labels[chosen]
+  images = pool.images[chosen]
+  return images, ground_truth.truth_for(config, images, pool.subjects[chosen])
 
 
-def write_samples(config, workdir, g_params, faces, writer=None, step=None):
-  """WORKDIR/samples/expressions.png: rows = held-out faces; input, then the 7 targets."""
+def write_samples(config, workdir, g_params, faces, writer=None, step=None, truth=None):
+  """WORKDIR/samples/expressions.png: rows = held-out faces; input, then the 7 targets. With `truth`
+  ([n, 7, H, W, 1], `sample_faces`), each face's row is followed by its ground truth for every target."""
   import matplotlib  # pylint: disable=import-outside-toplevel
 
   matplotlib.use('Agg')
@@ -577,17 +590,27 @@ def write_samples(config, workdir, g_params, faces, writer=None, step=None):
   targets = np.tile(np.arange(c), n)
   out, _ = translate_all(config, g_params, imgs, targets)
   grid = np.concatenate([faces[:, None], out.reshape(n, c, *out.shape[1:])], axis=1)  # [n, 1+c, H, W, 1]
-  fig, axes = plt.subplots(n, c + 1, figsize=(1.2 * (c + 1), 1.2 * n + 0.4), squeeze=False)
-  for r in range(n):
+  rows = [(grid[r], 'GAN') for r in range(n)]
+  if truth is not None:
+    blank = np.full_like(faces[:1], 255)
+    rows = [row for r in range(n) for row in ((grid[r], 'GAN'), (np.concatenate([blank, truth[r]]), 'truth'))]
+  fig, axes = plt.subplots(len(rows), c + 1, figsize=(1.2 * (c + 1), 1.2 * len(rows) + 0.4), squeeze=False)
+  for r, (row, kind) in enumerate(rows):
     for k in range(c + 1):
       ax = axes[r, k]
-      ax.imshow(grid[r, k, :, :, 0], cmap='gray', vmin=0, vmax=255)
+      ax.imshow(row[k, :, :, 0], cmap='gray', vmin=0, vmax=255)
       ax.set_xticks([])
       ax.set_yticks([])
+      if k == 0 and kind == 'truth':
+        ax.axis('off')
+        ax.text(0.5, 0.5, 'truth', ha='center', va='center', fontsize=8, transform=ax.transAxes)
       if r == 0:
         ax.set_title('input' if k == 0 else emotions.EMOTIONS[k - 1], fontsize=8)
-  fig.suptitle(f'expression GAN, step {step}' if step is not None else 'expression GAN', fontsize=9)
-  fig.tight_layout()
+  title = 'expression GAN' + (f', step {step}' if step is not None else '')
+  if truth is not None:
+    title += '\nrows: a held-out face translated to each target, then the same photo with that expression'
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()) if truth is not None else (0, 0, 1, 1))
   io_utils.save_figure(fig, os.path.join(workdir, 'samples', 'expressions.png'), dpi=100)
   plt.close(fig)
   if writer is not None and step is not None:
@@ -604,7 +627,8 @@ EVAL_WIDTH = 16
 
 
 def evaluate(config, workdir, g_params, pool):
-  """Judged target accuracy, identity kept and cycle L1 on the held-out subjects' faces."""
+  """Judged target accuracy, identity kept and cycle L1 on the held-out subjects' faces; with a procedural
+  pool, the translations' error against the ground truth (`fer_jax.eval.ground_truth`)."""
 
   e = config.expression_gan
   c = len(emotions.EMOTIONS)
@@ -672,6 +696,12 @@ def evaluate(config, workdir, g_params, pool):
   }
   if masks is not None:
     metrics['mask_mean'] = float(masks.mean())
+  metrics['ground_truth'] = ground_truth.evaluate(
+    config,
+    np.unique(subj),
+    lambda images, targets: translate_all(config, g_params, images, targets)[0],
+    judge=lambda images: pool_judge.predict(judge, images, c, width=EVAL_WIDTH)[0],
+  )
   return metrics
 
 
@@ -689,9 +719,9 @@ def train_and_evaluate(config, workdir):
   state, scalars = train(config, workdir, pool)
   train_seconds = time.time() - t0
   g_ema = parallel.to_host(state.g_ema)
-  faces, _ = sample_faces(config, pool)
+  faces, truth = sample_faces(config, pool)
   step = int(parallel.to_host(state.step))
-  write_samples(config, workdir, g_ema, faces, step=step)
+  write_samples(config, workdir, g_ema, faces, step=step, truth=truth)
   metrics = evaluate(config, workdir, g_ema, pool)
   metrics.update(
     step=step,
