@@ -18,6 +18,12 @@ def test_paper_preset_is_paper_scale():
   c = default.get_config('paper')
   assert c.data.image_size == 64 and c.classifier.num_classes == 6
   assert c.expression_gan.repeat_num == 6 and c.expression_gan.conv_dim == 64
+  # StarGAN's recipe, whatever quick departs to: plain output, plain critic, its losses and optimiser.
+  e = c.expression_gan
+  recipe = dict(attention=False, cls_augment=False, lambda_id=0.0, n_critic=5, g_lr=1e-4, d_lr=1e-4)
+  recipe.update(lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0, betas=(0.5, 0.999), d_repeat_num=5)
+  assert {k: e[k] for k in recipe} == recipe
+  assert c.classifier.lr == 1e-4
 
 
 def test_unknown_preset_is_named():
