@@ -767,16 +767,16 @@ def ground_truth_markdown(truths):
   pct = lambda v: '–' if v is None else f'{100 * v:.1f}%'
   num = lambda v: '–' if v is None else f'{v:.4f}'
   lines += [
-    '| expression GAN | error vs truth (l1) | do nothing | blurred input | l1 / do nothing | '
-    'judge on the truth | judge on the GAN |',
-    '|---|---|---|---|---|---|---|',
+    '| expression GAN | error vs truth (l1) | do nothing | blurred input | truth at mid intensity | '
+    'l1 / do nothing | judge on the truth | judge on the GAN |',
+    '|---|---|---|---|---|---|---|---|',
   ]
   for g, t in truths.items():
     ratio = t['l1_over_do_nothing']
     lines.append(
       f'| replicate {g} | {num(t["l1"])} | {num(t["l1_do_nothing"])} | {num(t["l1_blurred_input"])} | '
-      f'{"–" if ratio is None else f"{ratio:.2f}"} | {pct(t.get("judge_on_truth"))} | '
-      f'{pct(t.get("judge_on_translations"))} |'
+      f'{num(t.get("l1_truth_at_mid_intensity"))} | {"–" if ratio is None else f"{ratio:.2f}"} | '
+      f'{pct(t.get("judge_on_truth"))} | {pct(t.get("judge_on_translations"))} |'
     )
   g, t = next(iter(truths.items()))
   lines += [
@@ -796,8 +796,10 @@ def ground_truth_markdown(truths):
     f'Every held-out pool face ({t["num_faces"]}) translated to every other emotion ({t["num_pairs"]} pairs) and '
     'compared with the same photo rendered with that expression (same person, pose, lighting, intensity and '
     'noise): mean absolute error in [0, 1] pixel units over the face. "Do nothing" returns the input; a GAN '
-    "whose error is not clearly below it is not imposing the expression. The judge's accuracy on the truth is "
-    "what it can read in a perfect translation; well above that on the GAN's faces means it is being fooled.",
+    'whose error is not clearly below it is not imposing the expression. "Truth at mid intensity" is the '
+    "renderer's photo at the middle of the intensity range: what a perfect generator that cannot know the "
+    "photo's intensity would score. The judge's accuracy on the truth is what it can read in a perfect "
+    "translation; well above that on the GAN's faces means it rewards caricature or is being fooled.",
   ]
   return '\n'.join(lines)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs.default import get_config
+from fer_jax import report
 from fer_jax.data import emotions, sources
 from fer_jax.eval import ground_truth
 
@@ -37,6 +38,7 @@ def test_error_baselines_and_judge(tiny_pairs):
   perfect = ground_truth.score(p, p['truth'])
   assert perfect['l1'] == 0.0 and perfect['l1_over_do_nothing'] == 0.0 and perfect['l1_same_emotion'] == 0.0
   assert 0.005 < perfect['l1_do_nothing'] < perfect['l1_blurred_input'] < 0.2
+  assert 0.0 < perfect['l1_truth_at_mid_intensity'] < 0.5 * perfect['l1_do_nothing']  # the floor, well below
   copy = ground_truth.score(p, p['inputs'])
   assert copy['l1'] == copy['l1_do_nothing'] and copy['l1_over_do_nothing'] == 1.0
   inverted = ground_truth.score(p, 255 - p['inputs'])
@@ -62,3 +64,16 @@ def test_without_a_procedural_pool_it_says_why():
   assert out['available'] is False and "'train'" in out['reason']
   config.data.pool_sources = 'procedural:a,procedural:b'
   assert 'not one procedural source' in ground_truth.evaluate(config, [1], lambda x, t: x)['reason']
+
+
+def test_report_table_shows_the_error_and_says_why_it_is_missing(tiny_pairs):
+  _, _, p = tiny_pairs
+  md = report.ground_truth_markdown(
+    {
+      '0': {'available': True, **ground_truth.score(p, p['truth'])},
+      '1': {'available': False, 'reason': 'data.pool_sources=rafd:/x is not one procedural source'},
+    }
+  )
+  assert '| replicate 0 | 0.0000 |' in md and '| replicate 1 |' not in md
+  assert 'GAN replicate 1: no ground truth (data.pool_sources=rafd:/x is not one procedural source)' in md
+  assert all(f'| {name} | 0.0000 |' in md for name in emotions.EMOTIONS)

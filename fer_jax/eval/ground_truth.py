@@ -10,7 +10,9 @@ in [0, 1] pixel units, next to two baselines:
 - do nothing: the input itself (what a generator that copies its input scores; an expression GAN must beat it
   to be adding the expression rather than noise);
 - blurred input: the input through a small Gaussian-like blur (what a generator that only re-draws its input,
-  softer, scores).
+  softer, scores);
+- the truth at mid intensity: the same photo with the target's expression at the middle of the intensity range
+  (what a perfect generator that cannot know the photo's intensity would draw: the floor, not a bar).
 
 Pairs whose target is the input's own emotion have an error of 0 for "do nothing"; the summary numbers are over
 the other pairs (`changed`), and the error on the own-emotion pairs is reported apart (`l1_same_emotion`).
@@ -66,7 +68,8 @@ def region_l1(images, truth, region):
 def pairs(cfg, subjects):
   """Every held-out face with every target emotion.
 
-  -> dict(inputs, truth uint8 [P,H,W,1]; source, target [P] emotions; region bool [P,H,W]; specs [P,3]).
+  -> dict(inputs, truth, truth_at_mid_intensity uint8 [P,H,W,1]; source, target [P] emotions; region bool
+  [P,H,W]; specs [P,3]).
   """
   specs = pool_specs(cfg, subjects)
   if not len(specs):
@@ -79,8 +82,18 @@ def pairs(cfg, subjects):
   rep = np.repeat(np.arange(len(specs)), c)
   target = np.tile(np.arange(c, dtype=np.int32), len(specs))
   truth, tmeta = render(specs[rep], target)
+  mid = (cfg.min_intensity + cfg.max_intensity) / 2
+  typical, _ = faces.render_specs(specs[rep], cfg.image_size, cfg.seed, cfg.domain, mid, mid, shown=target)
   region = np.maximum(meta['face'][rep], tmeta['face']) > FACE_THRESHOLD
-  return dict(inputs=inputs[rep], truth=truth, source=specs[rep, 1], target=target, region=region, specs=specs[rep])
+  return dict(
+    inputs=inputs[rep],
+    truth=truth,
+    truth_at_mid_intensity=typical,
+    source=specs[rep, 1],
+    target=target,
+    region=region,
+    specs=specs[rep],
+  )
 
 
 def truth_for(config, images, subjects):
@@ -121,6 +134,7 @@ def score(p, translated, judge=None):
     'l1': region_l1(translated, truth, region),
     'l1_do_nothing': region_l1(p['inputs'], truth, region),
     'l1_blurred_input': region_l1(blur(p['inputs']), truth, region),
+    'l1_truth_at_mid_intensity': region_l1(p['truth_at_mid_intensity'], truth, region),
   }
   changed = p['source'] != target
   out = {k: _mean(v, changed) for k, v in err.items()}
