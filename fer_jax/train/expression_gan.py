@@ -1,14 +1,17 @@
 """Expression GAN trainer: StarGAN (optionally GANimation's attention output) on the GAN pool's 7 classes.
 
 `train_and_evaluate(config, workdir)` trains on split `pool` of `config.data.pool_sources`, holding out
-`expression_gan.holdout_subjects` pool subjects, then evaluates on those held-out faces and writes
-WORKDIR/metrics.json and WORKDIR/samples/expressions.png.
+`expression_gan.holdout_subjects` pool subjects, then evaluates on those held-out faces (with a procedural
+pool, also against ground truth: `fer_jax.eval.ground_truth`) and writes WORKDIR/metrics.json and
+WORKDIR/samples/expressions.png.
 
 Training follows StarGAN: every step is one critic update (WGAN loss + class loss on real faces + gradient
 penalty); every `n_critic`-th step is followed by one generator update (adversarial + target class +
 lambda_rec * cycle L1) on the same batch and targets. Adam (betas from the config) for both, the learning
 rate decaying linearly to 0 over the second half. G and D have separate optax states; the EMA of G's
-params is updated inside the jitted generator step and is what `translate` uses.
+params is updated inside the jitted generator step and is what `translate` uses. With `cls_augment` the
+critic's class head reads real faces (learning) and generated ones (scoring the generator) through the same
+random shift/blur/noise (`fer_jax.augment`), so a target class cannot be passed with a few isolated pixels.
 
 Resumability: the state (incl. step and PRNG key) is checkpointed; per-step randomness is
 fold_in(key, step); the data order is a function of (seed, epoch), and a resumed run starts at the batch
