@@ -62,6 +62,9 @@ def test_a_failed_first_attempt_leaves_no_record(tiny, tmp_path):
 def test_a_record_from_before_a_key_existed_reads_as_the_old_behaviour(tiny, tmp_path):
   """Work recorded before classifier.mix (and the other ADDED keys) existed is reused with the value that computes
   what it computed; another value is a change like any other."""
+  for key, value in workdirs.ADDED.items():  # the settings of work made before the keys existed
+    section, leaf = key.split('.')
+    tiny[section][leaf] = value
   workdirs.check_record(str(tmp_path), tiny)
   record = io_utils.read_json(tmp_path / workdirs.RECORD)
   assert set(workdirs.ADDED) <= set(record)
@@ -69,6 +72,10 @@ def test_a_record_from_before_a_key_existed_reads_as_the_old_behaviour(tiny, tmp
   workdirs.check_record(str(tmp_path), tiny)  # accepted
   tiny.classifier.mix = 'batch_fraction'
   with pytest.raises(UserError, match=r"classifier.mix: 'concat' -> 'batch_fraction'"):
+    workdirs.check_record(str(tmp_path), tiny)
+  tiny.classifier.mix = 'concat'
+  tiny.expression_gan.cls_augment = True  # quick's default now: old work did not compute it
+  with pytest.raises(UserError, match=r'expression_gan.cls_augment: False -> True'):
     workdirs.check_record(str(tmp_path), tiny)
 
 
