@@ -32,6 +32,10 @@ def _quick():
   c.data.pool_sources = 'procedural:a'
   c.data.data_dir = ''  # where TFDS datasets are built; '' = WORKDIR/tfds
   c.data.num_workers = 0  # grain worker processes; 0 = in the main process
+  # Pool subjects kept out of both GANs and the evaluation instruments: the identity GAN's metrics compare
+  # with their faces, and they are the faces the expression GAN is evaluated on (fer_jax.data.pool). The GANs
+  # never see the classifier's validation/test subjects either.
+  c.data.pool_holdout_fraction = 0.2
   c.data.procedural = ml_collections.ConfigDict()
   c.data.procedural.seed = 1234
   c.data.procedural.train_subjects = 50
@@ -80,10 +84,6 @@ def _quick():
   c.identity_gan.checkpoint_every = 250
   c.identity_gan.eval_samples = 1000
   c.identity_gan.log_every = 50
-  c.identity_gan.holdout_fraction = 0.2  # of the pool subjects: the metrics' reference, never trained on
-  c.identity_gan.identity_net_steps = 600  # the metrics' feature net (fer_jax.eval.identity_net)
-  c.identity_gan.identity_net_width = 16
-  c.identity_gan.identity_net_embed_dim = 128
   c.identity_gan.debug_nan_step = -1  # tests: the losses of this step are multiplied by NaN
 
   # ------------------------------------------------------------------------------------- expression GAN
@@ -124,14 +124,19 @@ def _quick():
   c.expression_gan.checkpoint_every = 500
   c.expression_gan.log_every = 100  # scalars + the NaN/inf check (the only host syncs of the loop)
   c.expression_gan.ema_warmup = True  # EMA decay min(ema_decay, (1+n)/(10+n)) over G updates n
-  # Pool subjects kept out of GAN training; their faces are the held-out faces that are translated in the
-  # sample grid and the evaluation (the GAN never sees the classifier's validation/test subjects either).
-  c.expression_gan.holdout_subjects = 20
   c.expression_gan.sample_faces = 8  # rows of samples/expressions.png
   c.expression_gan.eval_batch_size = 64
-  # Evaluation instruments trained on the real pool faces of the GAN's training subjects.
-  c.expression_gan.judge_steps = 500  # 7-class expression judge (fer_jax.eval.pool_judge)
-  c.expression_gan.identity_steps = 600  # subject classifier whose features define identity
+
+  # ------------------------------------------------------------------------------ evaluation instruments
+  # Two small CNNs (fer_jax.eval.pool_judge.SmallCNN) trained once per GAN pool on its training subjects' real
+  # faces and cached by a fingerprint of those faces and these settings (fer_jax.eval.instruments): the
+  # expression judge (7 classes) and the identity net (classifies subjects; its features are the identity
+  # space of the identity GAN's Frechet distance and of the expression GAN's "identity kept").
+  c.eval = ml_collections.ConfigDict()
+  c.eval.width = 16  # 16 keeps each under a minute on 2 CPU cores at 32x32
+  c.eval.judge_steps = 500
+  c.eval.identity_steps = 600
+  c.eval.identity_embed_dim = 128
 
   # ------------------------------------------------------------------------------------ synthetic sets
   c.synthetic = ml_collections.ConfigDict()
@@ -247,12 +252,13 @@ def get_config(arg=None):
     g.mapping_layers = 2
     g.channels = g.max_channels = 16
     g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 8, 4, 2, 2, 32
-    g.log_every, g.identity_net_steps, g.identity_net_width, g.identity_net_embed_dim = 1, 5, 8, 16
+    g.log_every = 1
     g.lr, g.style_mixing_prob = 2e-3, 0.9  # tests go through the mixing path; 4 devices = 1 stays tight
     e = c.expression_gan
     e.conv_dim, e.repeat_num, e.d_repeat_num = 8, 1, 3
     e.batch_size, e.steps, e.n_critic, e.sample_every, e.checkpoint_every = 8, 4, 2, 2, 2
-    e.log_every, e.holdout_subjects, e.sample_faces, e.judge_steps, e.identity_steps = 2, 3, 3, 20, 20
+    e.log_every, e.sample_faces = 2, 3
+    c.eval.width, c.eval.judge_steps, c.eval.identity_steps, c.eval.identity_embed_dim = 8, 20, 20, 16
     e.g_lr = e.d_lr = 1e-4  # the paper's: tests compare runs weight by weight, small steps keep that tight
     c.synthetic.batch_size, c.synthetic.quality_images, c.synthetic.realism_steps = 16, 200, 20
     c.synthetic.fer_judge_images = 48  # tests go through the fer judge's path

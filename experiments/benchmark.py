@@ -219,7 +219,7 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
       config.identity_gan[k] = type(config.identity_gan[k])(v)
   identity_gan.check_config(config)
   state = parallel.replicate(identity_gan.init_state(config, jax.random.PRNGKey(0)))
-  n_params = layers.count_params(state['g']) + layers.count_params(state['d'])
+  n_params = layers.count_params(state.g) + layers.count_params(state.d)
   main_step, r1_step = identity_gan.make_train_steps(config)
   nan_step = parallel.replicate(np.int32(-1))
   rng = np.random.default_rng(0)
@@ -237,8 +237,8 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
   dt = time.time() - t
   return dict(
     params=n_params,
-    params_generator=layers.count_params(state['g']),
-    params_discriminator=layers.count_params(state['d']),
+    params_generator=layers.count_params(state.g),
+    params_discriminator=layers.count_params(state.d),
     img_per_s=steps * batch_size / dt,
     preset=preset,
     r1_every=r1_every,

@@ -29,7 +29,7 @@ import jax
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from fer_jax import axes, executors, io_utils, report, synthetic, workdirs
+from fer_jax import axes, executors, grids, io_utils, report, synthetic, workdirs
 from fer_jax.data import emotions, preview, sources
 from fer_jax.errors import UserError
 from fer_jax.eval import judge
@@ -454,18 +454,14 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
     path = os.path.join(home, f'{stem}{axes.tag(own)}{ext}')
     if not os.path.exists(path):
       cfg = apply_overrides(config, dict(own))
-      judge_dir = None
       if judge_of.generator == 'gan':
         cfg = gan_config(cfg, judge_of.gan_seed)
-        ex_own = axes.only(judge_of.axes, 'expression_gan')
-        judge_dir = os.path.join(gan_folder(workdir, judge_of.gan_seed, 'expression_gan', ex_own), 'judge')
       q = sq.evaluate(
         cfg,
         workdir,
         folder,
         max_images=int(config.synthetic.quality_images),
         realism_steps=int(config.synthetic.realism_steps),
-        judge_dir=judge_dir,
       )
       curated = tfds.builder_from_directory(folder).info.metadata.get('filter_stats')
       io_utils.write_json(path, {'synthetic_set': folder, **q, 'filter_stats': curated})
@@ -552,6 +548,11 @@ def _synthetic_grid(synthetic_dir, config, path):
   for i in range(n):
     r = ds[i]
     grid[i // emotions.NUM_EKMAN][int(r['label'])] = r['image']
-  preview.plot_grid(
-    grid, path, title='synthetic training images (rows = generated identities; columns = imposed label)'
+  grids.save_grid(
+    grid,
+    path,
+    col_titles=emotions.EMOTIONS,
+    cell=1.3,
+    dpi=110,
+    title='synthetic training images (rows = generated identities; columns = imposed label)',
   )

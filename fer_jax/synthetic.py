@@ -8,11 +8,12 @@ provenance: the generator checkpoints and steps, the seed and the truncation psi
 As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns); the reader is
 `fer_jax.data.synthetic_source`, which needs neither GAN.
 
-Curated sets (`synthetic.filter = 'judge'`): every generated face is scored by the pool judge (the expression
-GAN's, trained on real pool faces only) and kept when the judge's class is its label with probability at least
-`synthetic.min_confidence`. Kept faces fill the set row by row, row r holding the r-th kept face of each
-emotion in label order, so the set stays balanced and nested (a larger set goes on generating where a smaller
-one stopped); the set's metadata (`filter_stats`) records how many faces were generated per kept one.
+Curated sets (`synthetic.filter = 'judge'`): every generated face is scored by the pool judge (the GAN
+pool's instrument, `fer_jax.eval.instruments`, trained on real pool faces only) and kept when the judge's
+class is its label with probability at least `synthetic.min_confidence`. Kept faces fill the set row by row,
+row r holding the r-th kept face of each emotion in label order, so the set stays balanced and nested (a
+larger set goes on generating where a smaller one stopped); the set's metadata (`filter_stats`) records how
+many faces were generated per kept one.
 """
 
 import collections
@@ -29,8 +30,8 @@ from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.errors import UserError
-from fer_jax.eval import pool_judge
-from fer_jax.train import expression_gan, identity_gan
+from fer_jax.eval import instruments
+from fer_jax.train import generators
 
 FILTERS = ('none', 'judge')
 # A class the judge keeps less often than this (kept / generated) stops a curated set: the filter would have
@@ -93,12 +94,12 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='synthetic faces', unit='img', leave=False)
     index = 0
     # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
-    all_faces = identity_gan.sample_identities(id_gen, key, c.num_identities, c.psi, batch_size=batch)
+    all_faces = generators.sample_identities(id_gen, key, c.num_identities, c.psi, batch_size=batch)
     for start in range(0, c.num_identities, batch):
       faces = all_faces[start : start + batch]
       n = len(faces)
       per_emotion = [
-        expression_gan.translate_all(self._config_dict, g_params, faces, np.full((n,), e, np.int32))[0] for e in labels
+        generators.translate_all(self._config_dict, g_params, faces, np.full((n,), e, np.int32))[0] for e in labels
       ]
       for i in range(n):
         for e in labels:
@@ -117,11 +118,10 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='curated synthetic faces', unit='img', leave=False)
     while rows < c.num_identities:
-      faces = identity_gan.sample_identities(id_gen, key, batch, c.psi, batch_size=batch, start=start)
+      faces = generators.sample_identities(id_gen, key, batch, c.psi, batch_size=batch, start=start)
       for e in range(emotions.NUM_EKMAN):
-        images = expression_gan.translate_all(self._config_dict, g_params, faces, np.full((batch,), e, np.int32))[0]
-        logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=expression_gan.EVAL_WIDTH)
-        p = np.asarray(jax.nn.softmax(logits, axis=1))
+        images = generators.translate_all(self._config_dict, g_params, faces, np.full((batch,), e, np.int32))[0]
+        p = np.asarray(jax.nn.softmax(judge.logits(images), axis=1))
         ok = (p.argmax(1) == e) & (p[:, e] >= c.min_confidence)
         kept[e].extend((images[i], start + i) for i in np.nonzero(ok)[0])
         accepted[e] += int(ok.sum())
@@ -260,8 +260,8 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
   check_config(config)
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
-  id_gen = identity_gan.load_generator(identity_gan_dir, config)
-  g_params = expression_gan.load_generator(expression_gan_dir, config)
+  id_gen = generators.load_identity(identity_gan_dir, config)
+  g_params = generators.load_expression(expression_gan_dir, config)
   provenance = {
     'identity_gan': {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)},
     'expression_gan': {
@@ -279,18 +279,9 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
   )
   judge = None
   if config.synthetic.filter == 'judge':
-    judge_dir = os.path.join(expression_gan_dir, 'judge')
-    saved = pool_judge.load(
-      judge_dir, len(emotions.EMOTIONS), (config.data.image_size,) * 2 + (1,), width=expression_gan.EVAL_WIDTH
-    )
-    if saved is None:
-      raise UserError(
-        f'synthetic.filter=judge needs the pool judge the expression GAN evaluation saves in {judge_dir}; '
-        'there is none (train the expression GAN to the end first)'
-      )
-    judge = saved[0]
+    judge = instruments.judge(config, workdir)
     # Only curated sets name their filter: the folders of unfiltered sets made before it existed stay valid.
-    provenance['judge'] = {'workdir': os.path.abspath(judge_dir)}
+    provenance['judge'] = {'fingerprint': judge.fingerprint}
     fields.update(
       provenance=json.dumps(provenance, sort_keys=True),
       filter='judge',

@@ -12,8 +12,7 @@ import tensorflow_datasets as tfds
 from fer_jax import sweep, synthetic
 from fer_jax.data import emotions
 from fer_jax.errors import UserError
-from fer_jax.eval import pool_judge
-from fer_jax.train import expression_gan
+from fer_jax.eval import instruments, pool_judge
 
 
 def _make(tiny, finished, folder, n_images, expression_gan_dir=None, **synthetic_fields):
@@ -38,18 +37,21 @@ def _read(folder):
   return images, np.array([int(r['label']) for r in records]), builder.info.metadata
 
 
-def test_judge_filter_keeps_what_the_judge_reads_as_the_label_balanced_and_nested(tiny, finished, tmp_path):
+def test_judge_filter_keeps_what_the_judge_reads_as_the_label_balanced_and_nested(
+  tiny, finished, tmp_path, monkeypatch
+):
   """The tiny GANs (4 steps) impose no readable expression and the tiny pool judge (20 steps) reads none, so the
-  judge here is one that reads the tiny GANs' labels: trained on an unfiltered set of theirs."""
+  judge here is one that reads the tiny GANs' labels: trained on an unfiltered set of theirs, and put in the
+  pool judge's place."""
   seen, seen_labels, _ = _read(_make(tiny, finished, tmp_path / 'seen', 600))
-  judge = pool_judge.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=expression_gan.EVAL_WIDTH)
+  judge = pool_judge.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=16)
+  monkeypatch.setattr(instruments, 'judge', lambda config, workdir, pool=None: instruments.Judge(judge, 16, 'seen'))
   ex_dir = tmp_path / 'expression_gan'
-  shutil.copytree(finished / 'gan0' / 'expression_gan', ex_dir, ignore=shutil.ignore_patterns('judge'))
-  pool_judge.save(judge, str(ex_dir / 'judge'))
+  shutil.copytree(finished / 'gan0' / 'expression_gan', ex_dir)
   folder = _make(tiny, finished, tmp_path / 'big', 60, ex_dir, filter='judge', min_confidence=0.3)
   images, labels, meta = _read(folder)
   assert len(labels) == 60 and (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced, label order per row
-  logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=expression_gan.EVAL_WIDTH)
+  logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=16)
   p = np.asarray(jax.nn.softmax(logits, axis=1))
   assert (p.argmax(1) == labels).all() and (p[np.arange(len(labels)), labels] >= 0.3 - 1e-6).all()
   stats = meta['filter_stats']

@@ -13,9 +13,11 @@ import pytest
 from configs.default import get_config
 from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions
+from fer_jax.data import pool as pool_lib
 from fer_jax.errors import UserError
 from fer_jax.models import layers, stargan
 from fer_jax.train import expression_gan as eg
+from fer_jax.train import generators
 from tests.conftest import run_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,7 +114,9 @@ def test_train_and_evaluate_writes_metrics_and_grid(reference):
     assert 0.0 <= on_disk[k] <= 1.0, (k, on_disk[k])
   assert np.isfinite(on_disk['cycle_l1']) and on_disk['cycle_l1'] > 0
   assert on_disk['num_translated'] == 7 * on_disk['num_holdout_faces']
-  assert on_disk['num_holdout_subjects'] == config.expression_gan.holdout_subjects
+  pool = pool_lib.load_pool(config, workdir)
+  assert on_disk['num_holdout_subjects'] == pool.describe()['holdout_subjects'] >= 2
+  assert on_disk['num_holdout_faces'] == len(pool.holdout_idx)
   assert metrics['params'] == on_disk['params'] > 0
   gt = on_disk['ground_truth']  # the tiny pool is procedural: every held-out face against its own photo
   assert gt['available'] and gt['num_faces'] == on_disk['num_holdout_faces']
@@ -129,9 +133,9 @@ def test_train_and_evaluate_writes_metrics_and_grid(reference):
 
 def test_translate_api_is_deterministic_and_keeps_dtype(reference, data_dir):
   config, workdir, _ = reference
-  params = eg.load_generator(workdir, config)
-  translate = eg.make_translate_fn(config)
-  pool = eg.load_pool(config, workdir)
+  params = generators.load_expression(workdir, config)
+  translate = generators.make_translate_fn(config)
+  pool = pool_lib.load_pool(config, workdir)
   faces = pool.images[pool.holdout_idx[:4]]
   targets = np.array([0, 3, 5, 6], np.int32)
   a, b = translate(params, faces, targets), translate(params, faces, targets)
@@ -199,16 +203,16 @@ def test_kill_and_rerun_gives_the_uninterrupted_state(reference, tmp_path, data_
 
 def test_nan_stops_clearly_and_keeps_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
   config = _tiny(data_dir)
-  orig = eg.batches
+  orig = pool_lib.batches
 
-  def poisoned(ds, bs, seed, start_step):
+  def poisoned(ds, bs, seed, start_step, what):
     # From the third batch on, the images are NaN: a corrupt input as it would reach the step.
-    for i, b in enumerate(orig(ds, bs, seed, start_step)):
+    for i, b in enumerate(orig(ds, bs, seed, start_step, what)):
       if start_step + i >= 2:
         b = dict(b, image=np.full(b['image'].shape, np.nan, np.float32))
       yield b
 
-  monkeypatch.setattr(eg, 'batches', poisoned)
+  monkeypatch.setattr(pool_lib, 'batches', poisoned)
   workdir = str(tmp_path / 'nan')
   with pytest.raises(FloatingPointError, match=r'diverged by step 4.*last good checkpoint \(step 2\)'):
     eg.train(config, workdir)
@@ -225,14 +229,16 @@ def test_attention_option_trains_and_logs_mask(tmp_path, data_dir):
   assert 0.0 < scalars['mask_mean'] < 1.0
   assert np.isfinite(scalars['mask_reg'])
   assert 'to_mask' in state.g_params['params'] and 'to_colour' in state.g_params['params']
-  _, mask = eg.translate_all(config, state.g_ema, np.zeros((2, 32, 32, 1), np.uint8), np.array([0, 1]))
+  _, mask = generators.translate_all(config, state.g_ema, np.zeros((2, 32, 32, 1), np.uint8), np.array([0, 1]))
   assert mask.shape == (2, 32, 32, 1) and ((mask >= 0) & (mask <= 1)).all()
 
 
-def test_bad_holdout_is_a_user_error(data_dir, tmp_path):
-  config = _tiny(data_dir, holdout_subjects=10_000)
-  with pytest.raises(UserError, match='holdout_subjects'):
-    eg.load_pool(config, str(tmp_path))
+@pytest.mark.parametrize('fraction', [0.0, 0.95, 1.0])
+def test_bad_holdout_is_a_user_error(data_dir, tmp_path, fraction):
+  config = _tiny(data_dir)
+  config.data.pool_holdout_fraction = fraction
+  with pytest.raises(UserError, match=r'data.pool_holdout_fraction=.* of 12 pool subjects'):
+    pool_lib.load_pool(config, str(tmp_path))
 
 
 @pytest.mark.parametrize('attention,lambda_id,cls_augment', [(False, 0.0, False), (True, 10.0, True)])

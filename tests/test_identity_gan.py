@@ -20,7 +20,7 @@ from configs import default
 from fer_jax import io_utils
 from fer_jax.data import sources
 from fer_jax.eval import gan_metrics
-from fer_jax.train import identity_gan
+from fer_jax.train import generators, identity_gan
 from tests.conftest import run_processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,9 +128,9 @@ def test_train_writes_finite_metrics_and_sample_grid(runs):
 def test_four_devices_match_one_device(runs):
   s1, m1 = _state(runs['ref'])
   s4, m4 = _state(runs['four'])
-  assert int(s1['step']) == int(s4['step']) == STEPS
+  assert int(s1.step) == int(s4.step) == STEPS
   for part in ('g', 'd', 'g_ema', 'w_avg'):
-    for a, b in zip(jax.tree.leaves(s1[part]), jax.tree.leaves(s4[part])):
+    for a, b in zip(jax.tree.leaves(getattr(s1, part)), jax.tree.leaves(getattr(s4, part))):
       np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
   np.testing.assert_allclose(m1['history'][-1]['fd'], m4['history'][-1]['fd'], rtol=0.05)
 
@@ -142,9 +142,9 @@ def test_two_processes_match_one_process(env, runs):
   run_processes(_cmd(env, work)[1:], env=env['env'], timeout=240)
   s1, m1 = _state(runs['ref'])
   s2, m2 = _state(work)
-  assert int(s2['step']) == STEPS
+  assert int(s2.step) == STEPS
   for part in ('g', 'd', 'g_ema', 'w_avg'):
-    for a, b in zip(jax.tree.leaves(s1[part]), jax.tree.leaves(s2[part])):
+    for a, b in zip(jax.tree.leaves(getattr(s1, part)), jax.tree.leaves(getattr(s2, part))):
       np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
   np.testing.assert_allclose(m1['history'][-1]['fd'], m2['history'][-1]['fd'], rtol=0.05)
 
@@ -178,20 +178,20 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(env, run
   assert last.startswith('error: identity GAN diverged') and 'between steps 5 and 5' in last, last
   assert 'step 4' in last
   state, meta = _state(work)
-  assert int(state['step']) == meta['step'] == 4
+  assert int(state.step) == meta['step'] == 4
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
   assert not (work / 'metrics.json').exists()
 
 
 def test_sample_identities_is_deterministic_and_nested(runs):
-  gen = identity_gan.load_generator(str(runs['ref']), _config())
+  gen = generators.load_identity(str(runs['ref']), _config())
   key = jax.random.PRNGKey(3)
-  a = identity_gan.sample_identities(gen, key, 12, psi=0.7, batch_size=8)
-  b = identity_gan.sample_identities(gen, key, 12, psi=0.7, batch_size=8)
+  a = generators.sample_identities(gen, key, 12, psi=0.7, batch_size=8)
+  b = generators.sample_identities(gen, key, 12, psi=0.7, batch_size=8)
   assert a.shape == (12, 16, 16, 1) and a.dtype == np.uint8
   np.testing.assert_array_equal(a, b)
-  np.testing.assert_array_equal(identity_gan.sample_identities(gen, key, 5, psi=0.7, batch_size=8), a[:5])
-  c = identity_gan.sample_identities(gen, jax.random.PRNGKey(4), 12, psi=0.7, batch_size=8)
+  np.testing.assert_array_equal(generators.sample_identities(gen, key, 5, psi=0.7, batch_size=8), a[:5])
+  c = generators.sample_identities(gen, jax.random.PRNGKey(4), 12, psi=0.7, batch_size=8)
   assert np.abs(a.astype(int) - c).mean() > 0.5
 
 

@@ -8,9 +8,9 @@ from scipy import stats
 
 from fer_jax import report
 from fer_jax.data import emotions, faces
+from fer_jax.data import pool as pool_lib
 from fer_jax.eval import synthetic_quality as sq
 from fer_jax.synthetic import SyntheticFaces, SyntheticFacesConfig
-from fer_jax.train import expression_gan
 
 
 class _ArraySyntheticFaces(SyntheticFaces):
@@ -42,7 +42,7 @@ def test_evaluate_on_real_faces_posing_as_synthetic(tiny, tmp_path):
   # The "synthetic" set is the held-out pool faces of the Ekman classes with their true labels, so the
   # judge's agreement on it must equal its real held-out reference exactly.
   workdir = str(tmp_path)
-  pool = expression_gan.load_pool(tiny, workdir)
+  pool = pool_lib.load_pool(tiny, workdir)
   ho = pool.holdout_idx[pool.labels[pool.holdout_idx] < emotions.NUM_EKMAN]
   folder = _write_set(tmp_path, pool.images[ho], pool.labels[ho], pool.subjects[ho])
   q = sq.evaluate(tiny, workdir, folder, realism_steps=20)

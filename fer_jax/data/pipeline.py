@@ -66,7 +66,7 @@ def process_rows(ds, global_batch_size):
 _READ_THREADS = 1
 
 
-def _read_options(num_threads):
+def read_options(num_threads=_READ_THREADS):
   return grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=256)
 
 
@@ -87,7 +87,7 @@ def train_batches(ds, global_batch_size, seed, epoch, num_threads=_READ_THREADS)
 
   local = global_batch_size // jax.process_count()
   it = process_rows(shuffled(ds, seed, epoch), global_batch_size).batch(local, drop_remainder=True)
-  return it.to_iter_dataset(_read_options(num_threads))
+  return it.to_iter_dataset(read_options(num_threads))
 
 
 def steps_per_epoch(ds, global_batch_size):
@@ -108,7 +108,7 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
 
   idx = grain.MapDataset.range(padded).map(at)
   return (
-    process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+    process_rows(idx, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(read_options(num_threads))
   )
 
 
@@ -147,5 +147,5 @@ def fraction_batches(real, synthetic, fraction, global_batch_size, seed, epoch, 
   ds = grain.MapDataset.range(steps * global_batch_size).map(row)
   local = global_batch_size // jax.process_count()
   return (
-    process_rows(ds, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(_read_options(num_threads))
+    process_rows(ds, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(read_options(num_threads))
   )

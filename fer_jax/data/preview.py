@@ -9,14 +9,10 @@ from the pool split when it exists) and WORKDIR/data_stats.json:
 import itertools
 import os
 
-import matplotlib
 import numpy as np
 
-from fer_jax import io_utils
+from fer_jax import grids, io_utils
 from fer_jax.data import emotions, sources
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SPLITS = ('train', 'validation', 'test', 'pool')
 
@@ -86,33 +82,19 @@ def face_grid(ds, num_rows=6):
   return [[ds[row[e]]['image'] if e in row else None for e in range(len(emotions.EMOTIONS))] for row in rows]
 
 
-def plot_grid(grid, path, title=None):
-  rows, cols = len(grid), len(emotions.EMOTIONS)
-  fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.35 * rows + 0.3), squeeze=False)
-  for r, c in itertools.product(range(rows), range(cols)):
-    ax = axes[r, c]
-    ax.axis('off')
-    if grid[r][c] is not None:
-      ax.imshow(np.asarray(grid[r][c])[..., 0], cmap='gray', vmin=0, vmax=255)
-    if r == 0:
-      ax.set_title(emotions.EMOTIONS[c], fontsize=9)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  io_utils.save_figure(fig, path, dpi=110)
-  plt.close(fig)
-
-
 def preview(config, workdir):
   os.makedirs(workdir, exist_ok=True)
   src = sources.parse_sources(config.data.train_sources, 'data.train_sources')[0]
   b = sources.builder(src, config, workdir)
   split = 'pool' if 'pool' in b.info.splits else 'train'
   stats = data_stats(config, workdir)
-  plot_grid(
+  grids.save_grid(
     face_grid(b.as_data_source(split)),
     os.path.join(workdir, 'preview.png'),
+    col_titles=emotions.EMOTIONS,
     title=f'{src} ({split} split): rows = subjects',
+    cell=1.3,
+    dpi=110,
   )
   io_utils.write_json(os.path.join(workdir, 'data_stats.json'), stats)
   return stats

@@ -11,8 +11,6 @@ The reference set is held-out pool subjects (never shown to the GAN or to the id
 
 import numpy as np
 
-from fer_jax.eval import identity_net
-
 
 def gaussian_stats(features):
   f = np.asarray(features, np.float64)
@@ -53,22 +51,19 @@ def precision_recall(real, fake, k=3):
 
 
 class Evaluator:
-  """Holds the identity net and the held-out reference features; scores uint8 image sets."""
+  """Holds the identity net (`instruments.IdentityNet`) and the held-out reference features; scores uint8 image
+  sets."""
 
-  def __init__(
-    self, train_images, train_subjects, holdout_images, workdir, *, steps, width, embed_dim, seed=0, k=3, log=print
-  ):
-    self.kw = dict(width=int(width), embed_dim=int(embed_dim))
-    self.params, self.num_subjects, self.net_info = identity_net.train_or_load(
-      train_images, train_subjects, workdir, steps=steps, seed=seed, log=log, **self.kw
-    )
+  def __init__(self, net, train_images, holdout_images, *, k=3):
+    self.net = net
+    self.net_info = net.info
     self.k = k
     self.real = self.embed(holdout_images)
     self.real_stats = gaussian_stats(self.real)
     self.train_images = np.asarray(train_images)
 
   def embed(self, images):
-    return identity_net.features(self.params, self.num_subjects, np.asarray(images), **self.kw)
+    return self.net.features(np.asarray(images))
 
   def score(self, images):
     """dict(fd, precision, recall) of uint8 images [N,H,W,1] against the held-out pool subjects."""

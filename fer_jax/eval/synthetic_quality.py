@@ -3,8 +3,8 @@
 The GANs' own metrics score them on pool faces; the classifier is fed the synthetic set (identity GAN faces
 given each Ekman emotion by the expression GAN), and two instruments score that set:
 
-- Judge agreement: the independent 7-class judge (`pool_judge`, trained only on real pool faces of the
-  expression GAN's training subjects, exactly as `expression_gan.evaluate` trains it) predicts each
+- Judge agreement: the pool's independent 7-class judge (`fer_jax.eval.instruments`, trained only on real pool
+  faces of the GANs' training subjects; the one the expression GAN's metrics use) predicts each
   synthetic face; agreement = the fraction predicted as its label. It exists because a synthetic label is
   only what the GAN was asked for: if the face does not show it, synthetic data teaches label noise. Read it
   against the same judge's accuracy on real held-out pool faces of the 6 Ekman classes.
@@ -20,12 +20,11 @@ import numpy as np
 from scipy import stats
 
 from fer_jax.data import emotions, sources
+from fer_jax.data import pool as pool_lib
 from fer_jax.errors import UserError
-from fer_jax.eval import pool_judge
-from fer_jax.train import expression_gan
+from fer_jax.eval import instruments, pool_judge
 
-WIDTH = expression_gan.EVAL_WIDTH
-C = len(emotions.EMOTIONS)
+WIDTH = 16  # of the real-vs-synthetic CNN: 16 keeps it under a minute on 2 CPU cores at 32x32
 
 
 def load_synthetic(config, workdir, synthetic_dir, max_images=None):
@@ -41,18 +40,13 @@ def load_synthetic(config, workdir, synthetic_dir, max_images=None):
   )
 
 
-def _predict(params, images, num_classes):
-  """Predicted classes (`pool_judge.predict` pads every call to one batch shape: one compile, ~6 s)."""
-  return pool_judge.predict(params, images, num_classes, width=WIDTH)[0].argmax(1)
-
-
 def judge_agreement(judge, images, labels):
   """(overall, {Ekman name: agreement}) of the judge's 7-way argmax with `labels`.
 
   The argmax runs over all 7 classes, neutral included: a face the judge calls neutral does not show its
   label, so it counts as a disagreement. A class with no image gets None.
   """
-  pred = _predict(judge, images, C)
+  pred = judge.predict(images)
   per = {
     name: (float(np.mean(pred[labels == k] == k)) if np.any(labels == k) else None)
     for k, name in enumerate(emotions.EKMAN)
@@ -88,7 +82,7 @@ def realism(real_images, real_subjects, fake_images, fake_subjects, steps, seed,
 
   (x_tr, y_tr, tr_r, tr_f), (x_ho, y_ho, ho_r, ho_f) = balanced(r_tr, f_tr), balanced(r_ho, f_ho)
   params = pool_judge.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH)
-  hit = _predict(params, x_ho, 2) == y_ho
+  hit = pool_judge.predict(params, x_ho, 2, width=WIDTH)[0].argmax(1) == y_ho
   clusters = np.concatenate([np.asarray(real_subjects)[ho_r], np.asarray(fake_subjects)[ho_f]])
   return {
     'accuracy': float(hit.mean()),
@@ -118,24 +112,14 @@ def clustered_wilson(hit, clusters, level=0.95):
   return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
-def evaluate(config, workdir, synthetic_dir, *, max_images=2000, realism_steps=300, judge_dir=None):
-  """Judge agreement and realism of (the first `max_images` faces of) the synthetic set; JSON-able.
-
-  `judge_dir`: the judge the expression GAN's evaluation saved (EXPRESSION_GAN_DIR/judge), reused when there;
-  otherwise it is trained here the same way.
-  """
+def evaluate(config, workdir, synthetic_dir, *, max_images=2000, realism_steps=300):
+  """Judge agreement and realism of (the first `max_images` faces of) the synthetic set; JSON-able. The judge is
+  the GAN pool's (`instruments.judge`: trained on first use, then cached)."""
   t0 = time.time()
-  pool = expression_gan.load_pool(config, workdir)
+  pool = pool_lib.load_pool(config, workdir)
   images, labels, subjects = load_synthetic(config, workdir, synthetic_dir, max_images)
-  tr, ho = pool.train_idx, pool.holdout_idx[pool.labels[pool.holdout_idx] < emotions.NUM_EKMAN]
-  saved = pool_judge.load(judge_dir, C, pool.images.shape[1:], width=WIDTH) if judge_dir else None
-  judge = (
-    saved[0]
-    if saved
-    else pool_judge.train_cnn(
-      pool.images[tr], pool.labels[tr], C, steps=config.expression_gan.judge_steps, seed=config.seed, width=WIDTH
-    )
-  )  # as expression_gan.evaluate trains it
+  ho = pool.holdout_idx[pool.labels[pool.holdout_idx] < emotions.NUM_EKMAN]
+  judge = instruments.judge(config, workdir, pool)
   (agreement, per_class), (reference, _) = (
     judge_agreement(judge, images, labels),
     judge_agreement(judge, pool.images[ho], pool.labels[ho]),

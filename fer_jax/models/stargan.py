@@ -110,3 +110,25 @@ class Discriminator(nn.Module):
     src = head(1, (3, 3), padding=1, name='src')(h)
     cls = head(self.c_dim, (k, k), padding='VALID', name='cls')(h)
     return src.astype(jnp.float32), cls.reshape(x.shape[0], -1).astype(jnp.float32)
+
+
+def make(image_size, conv_dim, c_dim, repeat_num, d_repeat_num, attention, conv_impl, dtype):
+  """(Generator, Discriminator) of greyscale faces."""
+  dtype = jnp.dtype(dtype)
+  g = Generator(1, conv_dim, c_dim, repeat_num, attention, conv_impl, dtype)
+  return g, Discriminator(image_size, conv_dim, c_dim, d_repeat_num, conv_impl, dtype)
+
+
+def from_config(config):
+  """(Generator, Discriminator) for `config.expression_gan` at `config.data.image_size`."""
+  e = config.expression_gan
+  return make(
+    int(config.data.image_size),
+    int(e.conv_dim),
+    int(e.num_classes),
+    int(e.repeat_num),
+    int(e.d_repeat_num),
+    bool(e.attention),
+    str(e.conv_impl),
+    str(e.dtype),
+  )

@@ -1,9 +1,8 @@
 """Expression GAN trainer: StarGAN (optionally GANimation's attention output) on the GAN pool's 7 classes.
 
-`train_and_evaluate(config, workdir)` trains on split `pool` of `config.data.pool_sources`, holding out
-`expression_gan.holdout_subjects` pool subjects, then evaluates on those held-out faces (with a procedural
-pool, also against ground truth: `fer_jax.eval.ground_truth`) and writes WORKDIR/metrics.json and
-WORKDIR/samples/expressions.png.
+`train_and_evaluate(config, workdir)` trains on the GAN pool's training subjects (`fer_jax.data.pool`), then
+evaluates on the held-out subjects' faces (with a procedural pool, also against ground truth:
+`fer_jax.eval.ground_truth`) and writes WORKDIR/metrics.json and WORKDIR/samples/expressions.png.
 
 Training follows StarGAN: every step is one critic update (WGAN loss + class loss on real faces + gradient
 penalty); every `n_critic`-th step is followed by one generator update (adversarial + target class +
@@ -17,10 +16,8 @@ Resumability: the state (incl. step and PRNG key) is checkpointed; per-step rand
 fold_in(key, step); the data order is a function of (seed, epoch), and a resumed run starts at the batch
 where the checkpoint stopped, so kill + rerun gives the same final state as an uninterrupted run.
 
-Translation API (used by the synthetic-set generator):
-    params = load_generator(workdir, config)            # EMA generator params of the finished run
-    translate = make_translate_fn(config)               # jitted, deterministic
-    faces = translate(params, images, target_labels)    # uint8 in -> uint8 out; float [-1,1] -> float
+The synthetic stage loads and runs the trained generator through `fer_jax.train.generators`
+(`load_expression`, `make_translate_fn`, `translate_all`).
 """
 
 import functools
@@ -31,23 +28,23 @@ from typing import Any, NamedTuple
 
 from absl import logging
 import flax
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm import tqdm
 
-from fer_jax import augment, io_utils, parallel, pixels, workdirs, writers
+from fer_jax import augment, grids, io_utils, parallel, pixels, workdirs, writers
 from fer_jax.checkpointing import Checkpointer
-from fer_jax.data import emotions, pipeline, sources
+from fer_jax.data import emotions, sources
+from fer_jax.data import pool as pool_lib
 from fer_jax.errors import UserError
-from fer_jax.eval import ground_truth, identity_net, pool_judge
+from fer_jax.eval import ground_truth, identity_net, instruments
 from fer_jax.models import layers, stargan
-from fer_jax.train import lib
+from fer_jax.train import generators, lib, losses
 
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
-CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'expression_gan')
+CONFIG_KEYS = ('seed', 'data.pool_sources', 'data.pool_holdout_fraction', *workdirs.DATA_KEYS, 'expression_gan', 'eval')
 
 # ------------------------------------------------------------------------------------------ hyperparams
 
@@ -134,10 +131,9 @@ def hparams(config):
 
 
 def models(hp):
-  dtype = jnp.dtype(hp.dtype)
-  g = stargan.Generator(hp.channels, hp.conv_dim, hp.c_dim, hp.repeat_num, hp.attention, hp.conv_impl, dtype)
-  d = stargan.Discriminator(hp.image_size, hp.conv_dim, hp.c_dim, hp.d_repeat_num, hp.conv_impl, dtype)
-  return g, d
+  return stargan.make(
+    hp.image_size, hp.conv_dim, hp.c_dim, hp.repeat_num, hp.d_repeat_num, hp.attention, hp.conv_impl, hp.dtype
+  )
 
 
 def _schedule(lr, total):
@@ -165,15 +161,6 @@ class TrainState:
   g_ema: Any
   g_opt: Any
   d_opt: Any
-
-
-def _one_hot(labels, c_dim):
-  labels = jnp.asarray(labels)
-  return labels.astype(jnp.float32) if labels.ndim == 2 else jax.nn.one_hot(labels, c_dim)
-
-
-def _tv(mask):
-  return jnp.abs(mask[:, 1:] - mask[:, :-1]).mean() + jnp.abs(mask[:, :, 1:] - mask[:, :, :-1]).mean()
 
 
 class Programs(NamedTuple):
@@ -230,10 +217,7 @@ def programs(hp):
       if hp.cls_augment:
         cls_real = classify(dp, x, jax.random.fold_in(k, 2))
       src_fake, _ = d_model.apply(dp, fake)
-      x_hat = alpha * x + (1.0 - alpha) * fake
-      grad = jax.grad(lambda xh: d_model.apply(dp, xh)[0].sum())(x_hat)
-      gnorm = jnp.sqrt(jnp.sum(grad.reshape(grad.shape[0], -1) ** 2, axis=1) + 1e-12)
-      gp = jnp.mean((gnorm - 1.0) ** 2)
+      gp = losses.gradient_penalty(lambda xh: d_model.apply(dp, xh)[0], x, fake, alpha)
       cls = optax.softmax_cross_entropy_with_integer_labels(cls_real, org).mean()
       adv = src_fake.mean() - src_real.mean()
       loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
@@ -273,7 +257,8 @@ def programs(hp):
     if hp.attention:
       # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
       # it smooth.
-      reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * (_tv(mask) + _tv(rmask))
+      tv = losses.total_variation(mask) + losses.total_variation(rmask)
+      reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * tv
       loss = loss + reg
       metrics.update(mask_mean=mask.mean(), mask_reg=reg)
     metrics['g_loss'] = loss
@@ -330,97 +315,7 @@ def programs(hp):
   )
 
 
-# ---------------------------------------------------------------------------------------------- data
-
-
-class Pool(NamedTuple):
-  source: Any  # random-access TFDS source of the pool split
-  train_idx: np.ndarray  # records of the GAN's training subjects
-  holdout_idx: np.ndarray  # records of the held-out subjects
-  images: np.ndarray  # all records, uint8 [N,H,W,1] (evaluation instruments and held-out faces)
-  labels: np.ndarray
-  subjects: np.ndarray
-
-
-def load_pool(config, workdir):
-  """The GAN pool (all pool sources concatenated) split into training and held-out subjects."""
-  srcs = sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
-  parts = [sources.load(s, 'pool', config, workdir) for s in srcs]
-
-  ds = (
-    grain.MapDataset.source(parts[0])
-    if len(parts) == 1
-    else grain.MapDataset.concatenate([grain.MapDataset.source(p) for p in parts])
-  )
-  n = len(ds)
-  if n == 0:
-    raise UserError(f'the GAN pool {config.data.pool_sources} is empty')
-  recs = [ds[i] for i in range(n)]
-  images = np.stack([np.asarray(r['image'], np.uint8) for r in recs])
-  labels = np.array([int(r['label']) for r in recs], np.int32)
-  # Subject ids are per source; offset them so that two sources never share an id.
-  subjects, off = np.empty(n, np.int64), 0
-  for p, start in zip(parts, np.cumsum([0] + [len(p) for p in parts[:-1]])):
-    s = np.array([int(recs[start + i]['subject']) for i in range(len(p))], np.int64)
-    subjects[start : start + len(p)] = s + off
-    off += int(s.max()) + 1
-  if images.shape[1] != config.data.image_size or images.shape[-1] != 1:
-    raise UserError(
-      f'GAN pool images are {images.shape[1:]}; expected ({config.data.image_size}, '
-      f'{config.data.image_size}, 1) (data.image_size, greyscale)'
-    )
-  uniq = np.unique(subjects)
-  h = int(config.expression_gan.holdout_subjects)
-  if not 1 <= h < len(uniq):
-    raise UserError(
-      f'expression_gan.holdout_subjects={h}; the pool has {len(uniq)} subjects, so expected 1..{len(uniq) - 1}'
-    )
-  held = np.sort(np.random.default_rng(config.seed).choice(uniq, h, replace=False))
-  is_held = np.isin(subjects, held)
-  return Pool(ds, np.nonzero(~is_held)[0], np.nonzero(is_held)[0], images, labels, subjects)
-
-
-def _record(r):
-  return {'image': np.asarray(r['image'], np.uint8), 'label': np.int32(r['label'])}
-
-
-def train_dataset(pool):
-  """grain MapDataset of the training subjects' records ({'image', 'label'})."""
-
-  idx = pool.train_idx
-  src = pool.source
-  return grain.MapDataset.range(len(idx)).map(lambda j: _record(src[int(idx[j])]))
-
-
-def epoch_batches(ds, global_batch_size, seed, epoch, start=0):
-  """Batches `start`, `start+1`, ... of one epoch; the order is a function of (seed, epoch) only."""
-
-  local = pipeline.process_rows(pipeline.shuffled(ds, seed, epoch), global_batch_size)
-  batched = local.batch(global_batch_size // jax.process_count(), drop_remainder=True)
-  return batched.slice(slice(start, None)).to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
-
-
-def batches(ds, global_batch_size, seed, start_step):
-  """Endless stream of batches from global step `start_step` on (epoch after epoch)."""
-  spe = len(ds) // global_batch_size
-  if spe < 1:
-    raise UserError(
-      f'expression_gan.batch_size={global_batch_size} exceeds the {len(ds)} training faces of the GAN pool'
-    )
-  step = start_step
-  while True:
-    epoch, i = divmod(step, spe)
-    for b in epoch_batches(ds, global_batch_size, seed, epoch, i):
-      yield b
-      step += 1
-
-
 # --------------------------------------------------------------------------------------------- train
-
-
-def _checkpointer(workdir):
-
-  return Checkpointer(os.path.join(workdir, 'checkpoints'))
 
 
 def state_template(config):
@@ -451,10 +346,9 @@ def train(config, workdir, pool=None):
   hp = check_config(config)
   e = config.expression_gan
   bs = int(e.batch_size)
-  pool = pool if pool is not None else load_pool(config, workdir)
-  ds = train_dataset(pool)
+  pool = pool if pool is not None else pool_lib.load_pool(config, workdir)
   progs = programs(hp)
-  ckpt = _checkpointer(workdir)
+  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
   state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
   if state is None:
     state, meta = progs.init(int(config.seed)), {}
@@ -464,7 +358,7 @@ def train(config, workdir, pool=None):
   if start >= hp.steps:
     ckpt.close()
     return state, last_scalars
-  stream = batches(ds, bs, config.seed, start)
+  stream = pool_lib.batches(pool.train_dataset(), bs, config.seed, start, 'expression_gan.batch_size')
   faces, truth = sample_faces(config, pool)
   d_metrics = g_metrics = None
   t0, timed_from = time.time(), start
@@ -508,58 +402,6 @@ def train(config, workdir, pool=None):
   return state, last_scalars
 
 
-# ----------------------------------------------------------------------------------------- translate
-
-
-@functools.lru_cache(maxsize=None)
-def _translate_program(hp):
-  g_model, _ = models(hp)
-
-  @parallel.jit
-  def translate(g_params, images, target_labels):
-    out = g_model.apply(g_params, pixels.to_unit(images), _one_hot(target_labels, hp.c_dim))
-    if jnp.issubdtype(images.dtype, jnp.integer):
-      return pixels.to_uint8(out)
-    return out
-
-  @parallel.jit
-  def translate_with_mask(g_params, images, target_labels):
-    return g_model.apply(g_params, pixels.to_unit(images), _one_hot(target_labels, hp.c_dim), return_mask=True)
-
-  return translate, translate_with_mask
-
-
-def make_translate_fn(config):
-  """-> translate(g_params, images, target_labels) -> images, jitted and deterministic.
-
-  images: uint8 [N,H,W,1] (returns uint8) or float [N,H,W,1] in [-1, 1] (returns float in [-1, 1]);
-  target_labels: int [N] (indices into fer_jax.data.emotions.EMOTIONS) or one-hot [N, 7].
-  """
-  return _translate_program(hparams(config))[0]
-
-
-def load_generator(workdir, config):
-  """EMA generator params of the newest checkpoint in WORKDIR/checkpoints."""
-  ckpt = _checkpointer(workdir)
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(
-        f'no expression GAN checkpoint in {ckpt.directory}; train it first (python -m experiments.train_expression_gan)'
-      )
-    state, _ = ckpt.restore(state_template(config))
-  finally:
-    ckpt.close()
-  return state.g_ema
-
-
-def translate_all(config, g_params, images, targets, batch_size=None):
-  """Translates numpy arrays in fixed-size batches (one compile); -> (uint8 images, masks or None)."""
-  _, fn = _translate_program(hparams(config))
-  bs = int(batch_size or config.expression_gan.eval_batch_size)
-  out, mask = parallel.map_batches(lambda x, t: fn(g_params, x, t), (images, targets), bs)
-  return pixels.to_uint8(out), mask
-
-
 # ------------------------------------------------------------------------------------------- samples
 
 
@@ -583,39 +425,22 @@ def sample_faces(config, pool):
 def write_samples(config, workdir, g_params, faces, writer=None, step=None, truth=None):
   """WORKDIR/samples/expressions.png: rows = held-out faces; input, then the 7 targets. With `truth`
   ([n, 7, H, W, 1], `sample_faces`), each face's row is followed by its ground truth for every target."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
   n, c = len(faces), len(emotions.EMOTIONS)
-  imgs = np.repeat(faces, c, 0)
-  targets = np.tile(np.arange(c), n)
-  out, _ = translate_all(config, g_params, imgs, targets)
+  out, _ = generators.translate_all(config, g_params, np.repeat(faces, c, 0), np.tile(np.arange(c), n))
   grid = np.concatenate([faces[:, None], out.reshape(n, c, *out.shape[1:])], axis=1)  # [n, 1+c, H, W, 1]
-  rows = [(grid[r], 'GAN') for r in range(n)]
-  if truth is not None:
-    blank = np.full_like(faces[:1], 255)
-    rows = [row for r in range(n) for row in ((grid[r], 'GAN'), (np.concatenate([blank, truth[r]]), 'truth'))]
-  fig, axes = plt.subplots(len(rows), c + 1, figsize=(1.2 * (c + 1), 1.2 * len(rows) + 0.4), squeeze=False)
-  for r, (row, kind) in enumerate(rows):
-    for k in range(c + 1):
-      ax = axes[r, k]
-      ax.imshow(row[k, :, :, 0], cmap='gray', vmin=0, vmax=255)
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if k == 0 and kind == 'truth':
-        ax.axis('off')
-        ax.text(0.5, 0.5, 'truth', ha='center', va='center', fontsize=8, transform=ax.transAxes)
-      if r == 0:
-        ax.set_title('input' if k == 0 else emotions.EMOTIONS[k - 1], fontsize=8)
+  rows, names = [list(grid[r]) for r in range(n)], [''] * n
   title = 'expression GAN' + (f', step {step}' if step is not None else '')
   if truth is not None:
+    rows = [row for r in range(n) for row in (list(grid[r]), [None, *truth[r]])]
+    names = ['', 'truth'] * n
     title += '\nrows: a held-out face translated to each target, then the same photo with that expression'
-  fig.suptitle(title, fontsize=9)
-  fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()) if truth is not None else (0, 0, 1, 1))
-  io_utils.save_figure(fig, os.path.join(workdir, 'samples', 'expressions.png'), dpi=100)
-  plt.close(fig)
+  grids.save_grid(
+    rows,
+    os.path.join(workdir, 'samples', 'expressions.png'),
+    col_titles=['input', *emotions.EMOTIONS],
+    row_titles=names,
+    title=title,
+  )
   if writer is not None and step is not None:
     h, w = grid.shape[2:4]
     tiled = grid.transpose(0, 2, 1, 3, 4).reshape(n * h, (c + 1) * w, 1)
@@ -625,52 +450,31 @@ def write_samples(config, workdir, g_params, faces, writer=None, step=None, trut
 # ------------------------------------------------------------------------------------------ evaluate
 
 
-# Width of the judge and identity CNNs: 16 keeps both under a minute on 2 CPU cores at 32x32.
-EVAL_WIDTH = 16
-
-
 def evaluate(config, workdir, g_params, pool):
   """Judged target accuracy, identity kept and cycle L1 on the held-out subjects' faces; with a procedural
-  pool, the translations' error against the ground truth (`fer_jax.eval.ground_truth`)."""
+  pool, the translations' error against the ground truth (`fer_jax.eval.ground_truth`). The judge and the
+  identity net are the pool's instruments (`fer_jax.eval.instruments`), shared with the identity GAN."""
 
-  e = config.expression_gan
   c = len(emotions.EMOTIONS)
   tr, ho = pool.train_idx, pool.holdout_idx
   t0 = time.time()
-  judge = pool_judge.train_cnn(
-    pool.images[tr], pool.labels[tr], c, steps=e.judge_steps, seed=config.seed, width=EVAL_WIDTH
-  )
-  t_judge = time.time() - t0
-  pool_judge.save(
-    judge,
-    os.path.join(workdir, 'judge'),
-    steps=int(e.judge_steps),
-    seed=int(config.seed),
-    width=EVAL_WIDTH,
-    subjects="the GAN's training subjects of the pool",
-  )
-  t0 = time.time()
-  ident, n_ident = identity_net.train(
-    pool.images[tr], pool.subjects[tr], steps=e.identity_steps, seed=config.seed + 1, width=EVAL_WIDTH
-  )
-  t_ident = time.time() - t0
+  judge = instruments.judge(config, workdir, pool)
+  ident = instruments.identity(config, workdir, pool)
+  t_instruments = time.time() - t0
 
   faces, org, subj = pool.images[ho], pool.labels[ho], pool.subjects[ho]
   n = len(faces)
   src = np.repeat(np.arange(n), c)  # translated face j comes from held-out face src[j]
   trg = np.tile(np.arange(c), n)
-  fake, masks = translate_all(config, g_params, faces[src], trg)
-  rec, _ = translate_all(config, g_params, fake, org[src])
+  fake, masks = generators.translate_all(config, g_params, faces[src], trg)
+  rec, _ = generators.translate_all(config, g_params, fake, org[src])
   cycle_l1 = float(np.abs(pixels.to_unit(rec) - pixels.to_unit(faces[src])).mean())
 
-  real_logits, _ = pool_judge.predict(judge, faces, c, width=EVAL_WIDTH)
-  fake_logits, _ = pool_judge.predict(judge, fake, c, width=EVAL_WIDTH)
-  pred = fake_logits.argmax(1)
+  pred = judge.predict(fake)
   changed = trg != org[src]
   per_target = {emotions.EMOTIONS[k]: float(np.mean(pred[trg == k] == k)) for k in range(c)}
 
-  gallery = identity_net.embed(ident, n_ident, faces, width=EVAL_WIDTH)
-  query = identity_net.embed(ident, n_ident, fake, width=EVAL_WIDTH)
+  gallery, query = ident.embed(faces), ident.embed(fake)
   nn_subj = identity_net.nearest_subject(query, gallery, subj)
   nn_subj_strict = identity_net.nearest_subject(query, gallery, subj, exclude=src)
   real_loo = identity_net.nearest_subject(gallery, gallery, subj, exclude=np.arange(n))
@@ -679,7 +483,7 @@ def evaluate(config, workdir, g_params, pool):
     'judged_target_accuracy': float(np.mean(pred == trg)),
     'judged_target_accuracy_changed': float(np.mean(pred[changed] == trg[changed])),
     'judged_target_accuracy_per_target': per_target,
-    'judge_real_holdout_accuracy': float(np.mean(real_logits.argmax(1) == org)),
+    'judge_real_holdout_accuracy': float(np.mean(judge.predict(faces) == org)),
     'identity_kept': float(np.mean(nn_subj == subj[src])),
     'identity_kept_excluding_source_image': float(np.mean(nn_subj_strict == subj[src])),
     'identity_real_leave_one_out': float(np.mean(real_loo == subj)),
@@ -688,22 +492,23 @@ def evaluate(config, workdir, g_params, pool):
     'num_holdout_subjects': int(len(np.unique(subj))),
     'num_holdout_faces': int(n),
     'num_translated': int(len(fake)),
-    'num_train_subjects': int(n_ident),
+    'num_train_subjects': int(ident.num_subjects),
     'num_train_faces': int(len(tr)),
-    'judge': 'SmallCNN (fer_jax.eval.pool_judge) trained on real pool faces of the training subjects',
-    'identity_space': 'L2-normalised penultimate features of SmallCNN trained to classify the training '
-    'subjects (fer_jax.eval.identity_net); gallery = all real faces of the held-out '
-    'subjects; cosine nearest neighbour',
-    'judge_seconds': t_judge,
-    'identity_net_seconds': t_ident,
+    'judge': 'the pool judge (fer_jax.eval.instruments): SmallCNN trained on real pool faces of the training '
+    f'subjects; fingerprint {judge.fingerprint}',
+    'identity_space': "L2-normalised penultimate features of the pool's identity net (fer_jax.eval.instruments: "
+    'SmallCNN trained to classify the training subjects); gallery = all real faces of the held-out subjects; '
+    'cosine nearest neighbour',
+    'identity_net': ident.info,
+    'instrument_seconds': t_instruments,
   }
   if masks is not None:
     metrics['mask_mean'] = float(masks.mean())
   metrics['ground_truth'] = ground_truth.evaluate(
     config,
     np.unique(subj),
-    lambda images, targets: translate_all(config, g_params, images, targets)[0],
-    judge=lambda images: pool_judge.predict(judge, images, c, width=EVAL_WIDTH)[0],
+    lambda images, targets: generators.translate_all(config, g_params, images, targets)[0],
+    judge=judge.logits,
   )
   return metrics
 
@@ -717,7 +522,7 @@ def train_and_evaluate(config, workdir):
   if done is not None:
     logging.info('expression GAN: %s is complete; not redoing it', workdir)
     return done
-  pool = load_pool(config, workdir)
+  pool = pool_lib.load_pool(config, workdir)
   t0 = time.time()
   state, scalars = train(config, workdir, pool)
   train_seconds = time.time() - t0

@@ -1,12 +1,11 @@
 """Identity GAN trainer: a StyleGAN2-style generator of random faces (random identities) on the GAN pool.
 
-`train_and_evaluate(config, workdir)` trains on split `pool` of `config.data.pool_sources` (all
-expressions), minus `identity_gan.holdout_fraction` of the pool subjects that are kept aside as the
-reference set of the quality metrics. One jitted step updates D (non-saturating logistic loss, plus the
-lazy R1 penalty on every `r1_every`-th step: a second compiled variant chosen on the host by step number,
-so no host sync) and then G (non-saturating loss, with style mixing; both use one generator pass),
-updates the EMA of G's weights and the running average of w used for truncation. G and D have separate
-Adam states.
+`train_and_evaluate(config, workdir)` trains on the GAN pool's training subjects (all expressions;
+`fer_jax.data.pool`); the held-out subjects' faces are the reference set of the quality metrics. One jitted
+step updates D (non-saturating logistic loss, plus the lazy R1 penalty on every `r1_every`-th step: a second
+compiled variant chosen on the host by step number, so no host sync) and then G (non-saturating loss, with
+style mixing; both use one generator pass), updates the EMA of G's weights and the running average of w used
+for truncation. G and D have separate Adam states; the losses are `fer_jax.train.losses`.
 
 Resumability: the state (params, EMA, optimiser states, w_avg, step) is checkpointed; all randomness of a
 step comes from fold_in(key(seed), step) and the data order from (seed, epoch), so a killed-and-rerun job
@@ -16,109 +15,39 @@ bad state is written.
 
 Outputs in WORKDIR: checkpoints/, tensorboard/, samples/identities.png (fixed z, every `sample_every`
 steps and at the end), metrics.json (Fréchet distance / precision / recall of the EMA generator vs held-out
-pool subjects in the identity net's feature space, with baselines: untrained generator, pixel Gaussian,
-real training-pool faces).
+pool subjects in the feature space of the pool's identity net, `fer_jax.eval.instruments`, with baselines:
+untrained generator, pixel Gaussian, real training-pool faces).
 
-Used by the synthetic-set generator: `load_generator(workdir, config)` and `sample_identities(gen, key, n,
-psi)`.
+The synthetic stage loads and samples the trained generator through `fer_jax.train.generators`.
 """
 
-import dataclasses
 import functools
 import math
 import os
 import time
+from typing import Any
 
 from absl import logging
-import grain
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from PIL import Image
 from tqdm import tqdm
 
-from fer_jax import checkpointing, io_utils, parallel, pixels, workdirs, writers
-from fer_jax.data import pipeline, sources
+from fer_jax import checkpointing, grids, io_utils, parallel, pixels, workdirs, writers
+from fer_jax.data import pool as pool_lib
+from fer_jax.data import sources
 from fer_jax.errors import UserError
-from fer_jax.eval import gan_metrics
+from fer_jax.eval import gan_metrics, instruments
 from fer_jax.models import layers, stylegan
-from fer_jax.train import lib
+from fer_jax.train import generators, lib, losses
 
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
-CONFIG_KEYS = ('seed', 'data.pool_sources', *workdirs.DATA_KEYS, 'identity_gan')
+CONFIG_KEYS = ('seed', 'data.pool_sources', 'data.pool_holdout_fraction', *workdirs.DATA_KEYS, 'identity_gan', 'eval')
 
 W_AVG_BETA = 0.995  # StyleGAN2's tracking rate of the average w
 GRID = 8  # the sample grid is GRID x GRID faces
-
-
-# --------------------------------------------------------------------------------------------- data
-
-
-@dataclasses.dataclass
-class Pool:
-  """The GAN pool split by subject: `train` (the GAN and the identity net learn from it) and `holdout`."""
-
-  dataset: grain.MapDataset  # the training subjects' records {'image'} for the GAN's input pipeline
-  train_images: np.ndarray
-  train_subjects: np.ndarray
-  holdout_images: np.ndarray
-  holdout_subjects: np.ndarray
-
-
-class _Rows:
-  """Random-access view of some records of several TFDS data sources."""
-
-  def __init__(self, parts, rows):
-    self._parts, self._rows = parts, rows
-
-  def __len__(self):
-    return len(self._rows)
-
-  def __getitem__(self, i):
-    s, j = self._rows[i]
-    return self._parts[s][int(j)]
-
-
-def _image_only(x):
-  return {'image': np.asarray(x['image'], np.uint8)}
-
-
-def load_pool(config, workdir):
-  g = config.identity_gan
-  parts = [
-    sources.load(s, 'pool', config, workdir)
-    for s in sources.parse_sources(config.data.pool_sources, 'data.pool_sources')
-  ]
-  rows, subj, imgs = [], [], []
-  for si, ds in enumerate(parts):
-    recs = [ds[i] for i in range(len(ds))]
-    rows += [(si, i) for i in range(len(ds))]
-    subj += [(si, int(r['subject'])) for r in recs]
-    imgs += [np.asarray(r['image'], np.uint8) for r in recs]
-  if not rows:
-    raise UserError(f'data.pool_sources={config.data.pool_sources!r}: the GAN pool is empty')
-  size = int(config.data.image_size)
-  images = np.stack(imgs)
-  if images.shape[1:] != (size, size, 1):
-    raise UserError(
-      f'GAN pool images are {images.shape[1:]}; expected ({size}, {size}, 1) (data.image_size, greyscale)'
-    )
-  # Subjects of different sources are different people: id = source * 2^20 + subject.
-  sid = np.array([s * (1 << 20) + t for s, t in subj], np.int64)
-  uniq = np.unique(sid)
-  n_hold = int(round(len(uniq) * float(g.holdout_fraction)))
-  if not 0 <= g.holdout_fraction < 1 or (g.holdout_fraction > 0 and not 2 <= n_hold < len(uniq)):
-    raise UserError(
-      f'identity_gan.holdout_fraction={g.holdout_fraction} of {len(uniq)} pool subjects '
-      'leaves no subjects for training or fewer than 2 held out; expected a fraction in [0, 1) '
-      'that keeps at least 2 subjects on each side'
-    )
-  held = np.random.default_rng(config.seed).permutation(uniq)[:n_hold]
-  is_hold = np.isin(sid, held)
-  train_rows = [r for r, h in zip(rows, is_hold) if not h]
-  ds = grain.MapDataset.source(_Rows(parts, train_rows)).map(_image_only)
-  return Pool(ds, images[~is_hold], sid[~is_hold], images[is_hold], sid[is_hold])
 
 
 # -------------------------------------------------------------------------------------------- state
@@ -139,8 +68,19 @@ def _config_key(config):
   return repr((sorted(g.items()), int(config.data.image_size), int(config.seed), jax.device_count()))
 
 
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  g: Any  # generator params
+  d: Any  # discriminator params
+  g_ema: Any  # EMA of g: what is sampled
+  g_opt: Any
+  d_opt: Any
+  w_avg: jax.Array  # running average of w, the centre of truncation
+
+
 def init_state(config, key):
-  """The full train state (a dict pytree): step, G, D, G EMA, two Adam states, w_avg."""
+  """The full train state: step, G, D, G EMA, two Adam states, w_avg."""
   return _cached(_init_fn, config)(key)
 
 
@@ -165,7 +105,7 @@ def _init_fn(config):
     g_params = gen.init(kg, jnp.zeros((1, zd)), jax.random.split(kn, 1))['params']
     d_params = disc.init(kd, jnp.zeros((1, size, size, 1)))['params']
     # g_ema is a copy: donating the state must not see one buffer twice.
-    return dict(
+    return TrainState(
       step=jnp.zeros((), jnp.int32),
       g=g_params,
       d=d_params,
@@ -220,52 +160,50 @@ def _train_steps(config):
     return gen.apply({'params': params}, ws, jax.random.split(kn, batch_size), method=gen.synthesis), w
 
   def main_step(state, batch, nan_step):
-    key = jax.random.fold_in(base_key, state['step'])
-    poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
+    key = jax.random.fold_in(base_key, state.step)
+    poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
     real = pixels.to_unit(batch['image'])
     # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
     # same pass (its VJP) as the updated D scores them. A separate forward for D's fakes would add about a
     # third of G's forward+backward.
-    fake, g_vjp, w = jax.vjp(lambda p: fake_images(p, key), state['g'], has_aux=True)
+    fake, g_vjp, w = jax.vjp(lambda p: fake_images(p, key), state.g, has_aux=True)
 
     def d_loss_fn(d_params):
       logits_fake = disc.apply({'params': d_params}, fake)
       logits_real = disc.apply({'params': d_params}, real)
-      loss = (jnp.mean(jax.nn.softplus(logits_fake)) + jnp.mean(jax.nn.softplus(-logits_real))) * poison
+      loss = losses.logistic_d(logits_real, logits_fake) * poison
       return loss, dict(d_loss=loss, d_real=jnp.mean(logits_real), d_fake=jnp.mean(logits_fake))
 
-    (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state['d'])
-    d_updates, d_opt = d_tx.update(d_grads, state['d_opt'], state['d'])
-    d_params = optax.apply_updates(state['d'], d_updates)
+    (_, d_metrics), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d)
+    d_updates, d_opt = d_tx.update(d_grads, state.d_opt, state.d)
+    d_params = optax.apply_updates(state.d, d_updates)
 
     def g_loss_fn(img):
-      return jnp.mean(jax.nn.softplus(-disc.apply({'params': d_params}, img))) * poison
+      return losses.logistic_g(disc.apply({'params': d_params}, img)) * poison
 
     g_loss, d_fake_img = jax.value_and_grad(g_loss_fn)(fake)
     (g_grads,) = g_vjp(d_fake_img)
-    g_updates, g_opt = g_tx.update(g_grads, state['g_opt'], state['g'])
-    g_params = optax.apply_updates(state['g'], g_updates)
-    g_ema = lib.ema(state['g_ema'], g_params, ema_beta)
+    g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g)
+    g_params = optax.apply_updates(state.g, g_updates)
+    g_ema = lib.ema(state.g_ema, g_params, ema_beta)
     w_mean = jnp.mean(w, axis=0)
-    w_avg = w_mean + (state['w_avg'] - w_mean) * W_AVG_BETA
-    new = dict(step=state['step'] + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, w_avg=w_avg)
+    w_avg = w_mean + (state.w_avg - w_mean) * W_AVG_BETA
+    new = TrainState(step=state.step + 1, g=g_params, d=d_params, g_ema=g_ema, g_opt=g_opt, d_opt=d_opt, w_avg=w_avg)
     return new, dict(
       g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads), d_grad_norm=optax.global_norm(d_grads), **d_metrics
     )
 
   def r1_step(state, batch, nan_step):
-    poison = jnp.where(state['step'] == nan_step, jnp.nan, 1.0)
+    poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
     real = pixels.to_unit(batch['image'])
 
     def r1_fn(d_params):
-      logits, vjp = jax.vjp(lambda x: disc.apply({'params': d_params}, x), real)
-      (grad_real,) = vjp(jnp.ones_like(logits))
-      r1 = jnp.mean(jnp.sum(jnp.square(grad_real), axis=(1, 2, 3))) * poison
+      r1 = losses.r1(lambda x: disc.apply({'params': d_params}, x), real) * poison
       return r1_weight * r1, r1
 
-    (_, r1), grads = jax.value_and_grad(r1_fn, has_aux=True)(state['d'])
-    updates, d_opt = d_tx.update(grads, state['d_opt'], state['d'])
-    return dict(state, d=optax.apply_updates(state['d'], updates), d_opt=d_opt), dict(
+    (_, r1), grads = jax.value_and_grad(r1_fn, has_aux=True)(state.d)
+    updates, d_opt = d_tx.update(grads, state.d_opt, state.d)
+    return state.replace(d=optax.apply_updates(state.d, updates), d_opt=d_opt), dict(
       r1=r1, r1_grad_norm=optax.global_norm(grads)
     )
 
@@ -273,62 +211,12 @@ def _train_steps(config):
   return jit(main_step), jit(r1_step)
 
 
-# --------------------------------------------------------------------------------------------- sampling
-
-
-@dataclasses.dataclass
-class IdentityGenerator:
-  """A trained generator ready to sample: the module, its EMA params and the average w."""
-
-  module: stylegan.Generator
-  params: dict
-  w_avg: jax.Array
-  psi: float = 1.0  # default truncation
-  step: int = 0
-
-  @property
-  def image_size(self):
-    return self.module.image_size
-
-
-@functools.lru_cache(maxsize=None)
-def _sampler(module, batch_size):
-  def sample(params, w_avg, key, start, psi):
-    # Sample i is a function of (key, i) only, so a larger n extends a smaller one (nested sets).
-    idx = start + jnp.arange(batch_size)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
-    z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (module.z_dim,)))(keys)
-    noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    w = module.apply({'params': params}, z, method=module.mapping)
-    ws = stylegan.truncate(jnp.broadcast_to(w[:, None], (batch_size, module.num_ws, w.shape[-1])), w_avg, psi)
-    img = module.apply({'params': params}, ws, noise_keys, method=module.synthesis)
-    return jnp.clip(jnp.round((img + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-
-  return parallel.jit(sample)
-
-
-def sample_identities(generator, key, n, psi=None, batch_size=256, start=0):
-  """n random faces, uint8 [n, H, W, 1]: identities start .. start + n - 1, identity i depending on `key` and
-  i only.
-
-  `generator` is what `load_generator` returns (or `generator_from_state(config, state)`); psi is the
-  truncation (1 = none; default: the generator's).
-  """
-  psi = generator.psi if psi is None else psi
-  n = int(n)
-  bs = int(batch_size)  # fixed, so that every n uses one compiled program
-  fn = _sampler(generator.module, bs)
-  out = [
-    np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi)))
-    for s in range(int(start), int(start) + n, bs)
-  ]
-  return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1), np.uint8)
+# ---------------------------------------------------------------------------------------------- restore
 
 
 def generator_from_state(config, state, ema=True):
-  gen, _ = stylegan.from_config(config)
-  return IdentityGenerator(
-    gen, state['g_ema' if ema else 'g'], state['w_avg'], float(config.identity_gan.psi), int(np.asarray(state['step']))
+  return generators.identity_generator(
+    config, state.g_ema if ema else state.g, state.w_avg, int(np.asarray(state.step))
   )
 
 
@@ -352,27 +240,6 @@ def restore_state(workdir, config, step=None):
       ) from None
   finally:
     ckpt.close()
-
-
-def load_generator(workdir, config):
-  """The EMA generator of the latest checkpoint in WORKDIR/checkpoints (what the synthetic sets use)."""
-  state, _ = restore_state(workdir, config)
-  return generator_from_state(config, state)
-
-
-def save_grid(images, path, scale=None):
-  """uint8 [GRID*GRID, H, W, 1] -> PNG grid (1-pixel gaps), upscaled so small faces are visible."""
-
-  n, h, w, _ = images.shape
-  rows = int(math.ceil(n / GRID))
-  canvas = np.full((rows * (h + 1) + 1, GRID * (w + 1) + 1), 255, np.uint8)
-  for i in range(n):
-    r, c = divmod(i, GRID)
-    canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = images[i, ..., 0]
-  scale = scale or max(1, 64 // h)
-  img = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
-  with io_utils.atomic_path(path) as tmp:
-    img.save(tmp, format='PNG')
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -410,28 +277,20 @@ def check_config(config):
     raise UserError(f'identity_gan.style_mixing_prob={g.style_mixing_prob}: expected a probability')
 
 
-def _batches(pool, config, start_step):
-  """Global batches from `start_step` on: epoch e is the permutation of (seed, e); consumed ones skipped."""
-  bs = int(config.identity_gan.batch_size)
-  per_epoch = pipeline.steps_per_epoch(pool.dataset, bs)
-  if per_epoch == 0:
-    raise UserError(f'the GAN pool has {len(pool.dataset)} training images, fewer than identity_gan.batch_size={bs}')
-  epoch, skip = divmod(start_step, per_epoch)
-  while True:
-    it = iter(pipeline.train_batches(pool.dataset, bs, config.seed, epoch))
-    for i, batch in enumerate(it):
-      if i >= skip:
-        yield batch
-    epoch, skip = epoch + 1, 0
+def _write_grid(generator, key, workdir):
+  """samples/identities.png: GRID x GRID faces of fixed latents; returns them."""
+  faces = generators.sample_identities(generator, key, GRID * GRID, batch_size=GRID * GRID)
+  rows = [list(faces[r * GRID : (r + 1) * GRID]) for r in range(GRID)]
+  grids.save_grid(rows, os.path.join(workdir, 'samples', 'identities.png'), cell=0.8)
+  return faces
 
 
 def _evaluate(evaluator, generator, config, key):
   g = config.identity_gan
   n = int(g.eval_samples)
-  out = evaluator.score(sample_identities(generator, key, n, psi=1.0, batch_size=GRID * GRID))
-  out['fd_truncated'] = evaluator.score(sample_identities(generator, key, n, psi=float(g.psi), batch_size=GRID * GRID))[
-    'fd'
-  ]
+  out = evaluator.score(generators.sample_identities(generator, key, n, psi=1.0, batch_size=GRID * GRID))
+  truncated = generators.sample_identities(generator, key, n, psi=float(g.psi), batch_size=GRID * GRID)
+  out['fd_truncated'] = evaluator.score(truncated)['fd']
   out['psi_truncated'] = float(g.psi)
   return out
 
@@ -443,13 +302,11 @@ def train_and_evaluate(config, workdir):
   check_config(config)
   g = config.identity_gan
   os.makedirs(workdir, exist_ok=True)
-  pool = load_pool(config, workdir)
+  pool = pool_lib.load_pool(config, workdir)
+  counts = pool.describe()
   logging.info(
     'identity GAN: %d training images of %d subjects; %d held-out images of %d subjects',
-    len(pool.train_images),
-    len(np.unique(pool.train_subjects)),
-    len(pool.holdout_images),
-    len(np.unique(pool.holdout_subjects)),
+    *(counts[k] for k in ('train_images', 'train_subjects', 'holdout_images', 'holdout_subjects')),
   )
 
   key = jax.random.PRNGKey(config.seed)
@@ -463,15 +320,7 @@ def train_and_evaluate(config, workdir):
   try:
     t0 = time.time()
     evaluator = gan_metrics.Evaluator(
-      pool.train_images,
-      pool.train_subjects,
-      pool.holdout_images,
-      workdir,
-      steps=int(g.identity_net_steps),
-      width=int(g.identity_net_width),
-      embed_dim=int(g.identity_net_embed_dim),
-      seed=config.seed,
-      log=logging.info,
+      instruments.identity(config, workdir, pool), pool.train_images, pool.holdout_images
     )
 
     def baselines():
@@ -495,20 +344,20 @@ def train_and_evaluate(config, workdir):
       meta = dict(step=0, history=[], feature_net=fp, baselines=baselines())
     setup_seconds = time.time() - t0
     step = int(meta['step'])
-    if int(np.asarray(state['step'])) != step:
+    if int(np.asarray(state.step)) != step:
       raise UserError(
-        f'checkpoint in {ckpt.directory} is inconsistent (state step {int(state["step"])}, '
+        f'checkpoint in {ckpt.directory} is inconsistent (state step {int(state.step)}, '
         f'meta step {step}); delete it to restart'
       )
 
     main_step, r1_step = make_train_steps(config)
     nan_step = parallel.replicate(jnp.int32(g.debug_nan_step))
-    batches = _batches(pool, config, step)
+    batches = pool_lib.batches(pool.train_dataset(), int(g.batch_size), config.seed, step, 'identity_gan.batch_size')
     pending, pending_r1, first = [], [], step
     t_train = time.time()
     bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True, disable=None)
     while step < total:
-      batch = parallel.shard_batch(next(batches))
+      batch = parallel.shard_batch({'image': next(batches)['image']})
       if step % int(g.r1_every) == 0:
         state, m = r1_step(state, batch, nan_step)
         pending_r1.append(m)
@@ -537,8 +386,7 @@ def train_and_evaluate(config, workdir):
         pending, pending_r1, first, t_train = [], [], step, time.time()
       if at_sample:
         gen = generator_from_state(config, state)
-        grid = sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID)
-        save_grid(grid, os.path.join(workdir, 'samples', 'identities.png'))
+        grid = _write_grid(gen, sample_key, workdir)
         writer.write_images(step, {'identities': grid[:16]})
         scores = _evaluate(evaluator, gen, config, eval_key)
         meta['history'].append(dict(step=step, **scores))
@@ -552,10 +400,7 @@ def train_and_evaluate(config, workdir):
 
     if not meta['history'] or meta['history'][-1]['step'] != total:  # resumed after the last eval
       gen = generator_from_state(config, state)
-      save_grid(
-        sample_identities(gen, sample_key, GRID * GRID, batch_size=GRID * GRID),
-        os.path.join(workdir, 'samples', 'identities.png'),
-      )
+      _write_grid(gen, sample_key, workdir)
       meta['history'].append(dict(step=total, **_evaluate(evaluator, gen, config, eval_key)))
     final = meta['history'][-1]
     gen_nets = stylegan.from_config(config)
@@ -584,13 +429,8 @@ def train_and_evaluate(config, workdir):
         'expression',
       ),
       reference='held-out pool subjects (never seen by the GAN nor the identity net)',
-      pool=dict(
-        train_images=int(len(pool.train_images)),
-        train_subjects=int(len(np.unique(pool.train_subjects))),
-        holdout_images=int(len(pool.holdout_images)),
-        holdout_subjects=int(len(np.unique(pool.holdout_subjects))),
-      ),
-      params=dict(generator=layers.count_params(state['g']), discriminator=layers.count_params(state['d'])),
+      pool=counts,
+      params=dict(generator=layers.count_params(state.g), discriminator=layers.count_params(state.d)),
       num_ws=gen_nets[0].num_ws,
       setup_seconds=setup_seconds,
       devices=jax.device_count(),
