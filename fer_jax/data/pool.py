@@ -37,14 +37,6 @@ class Pool:
   def train_subjects(self):
     return self.subjects[self.train_idx]
 
-  @property
-  def holdout_images(self):
-    return self.images[self.holdout_idx]
-
-  @property
-  def holdout_subjects(self):
-    return self.subjects[self.holdout_idx]
-
   def train_dataset(self):
     """grain MapDataset of the training subjects' records {'image' uint8, 'label' int32}."""
     src, idx = self.source, self.train_idx
@@ -56,7 +48,7 @@ class Pool:
       train_images=int(len(self.train_idx)),
       train_subjects=int(len(np.unique(self.train_subjects))),
       holdout_images=int(len(self.holdout_idx)),
-      holdout_subjects=int(len(np.unique(self.holdout_subjects))),
+      holdout_subjects=int(len(np.unique(self.subjects[self.holdout_idx]))),
     )
 
 

@@ -320,7 +320,7 @@ def train_and_evaluate(config, workdir):
   try:
     t0 = time.time()
     evaluator = gan_metrics.Evaluator(
-      instruments.identity(config, workdir, pool), pool.train_images, pool.holdout_images
+      instruments.identity(config, workdir, pool), pool.train_images, pool.images[pool.holdout_idx]
     )
 
     def baselines():
@@ -448,6 +448,3 @@ def train_and_evaluate(config, workdir):
   finally:
     writer.close()
     ckpt.close()
-
-
-# ------------------------------------------------------------------------------------------ benchmark
