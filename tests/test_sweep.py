@@ -76,6 +76,12 @@ def test_sweep_writes_every_promised_file(finished):
   truth = quality['expression_gan_ground_truth']
   assert truth == json.loads((w / 'gan0' / 'expression_gan' / 'metrics.json').read_text())['ground_truth']
   assert f'| replicate 0 | {truth["l1"]:.4f} | {truth["l1_do_nothing"]:.4f} |' in report
+  # One judge and one identity net for the pool, read by both GANs' metrics and the set's quality.
+  trained = sorted(p.name.split('-')[0] for p in (w / 'tfds' / 'instruments').iterdir() if p.is_dir())
+  assert trained == ['identity', 'judge'], trained
+  ex = json.loads((w / 'gan0' / 'expression_gan' / 'metrics.json').read_text())
+  ig = json.loads((w / 'gan0' / 'identity_gan' / 'metrics.json').read_text())
+  assert ex['identity_net']['fingerprint'] == ig['feature_net']['fingerprint']
   meta = json.loads(next((w / 'gan0' / 'synthetic').rglob('metadata.json')).read_text())
   assert meta['provenance']['identity_gan']['step'] == c.identity_gan.steps
   assert meta['provenance']['expression_gan']['step'] >= 0 and meta['psi'] == c.synthetic.psi
