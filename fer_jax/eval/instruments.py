@@ -84,7 +84,7 @@ def _cached(config, workdir, kind, fp, template, train):
   ):
     with Checkpointer(directory) as ckpt:
       if ckpt.latest_step() is not None:
-        params, meta = ckpt.restore(template())
+        params, meta = ckpt.restore(template(), fallback=True)  # an unreadable copy: one clear line
         logging.info('%s: cached in %s', kind, directory)
         return params, meta
       params, meta = train()

@@ -374,7 +374,8 @@ def train(config, workdir, pool=None):
       done = step + 1
       bar.update(1)
       is_last = done == hp.steps
-      if done % e.log_every == 0 or done % e.checkpoint_every == 0 or is_last:
+      at_ckpt = lib.every(done, e.checkpoint_every, hp.steps)
+      if lib.every(done, e.log_every) or at_ckpt:
         scalars = {k: float(v) for k, v in parallel.to_host(d_metrics).items()}
         if g_metrics is not None:
           scalars.update({k: float(v) for k, v in parallel.to_host(g_metrics).items()})
@@ -391,9 +392,9 @@ def train(config, workdir, pool=None):
         writer.write_scalars(done, scalars)
         last_scalars = scalars
         bar.set_postfix({k: f'{scalars[k]:.3g}' for k in ('d_loss', 'g_rec', 'g_trg_acc', 'mask_mean') if k in scalars})
-        if done % e.checkpoint_every == 0 or is_last:
+        if at_ckpt:
           ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
-      if done % e.sample_every == 0 and not is_last:  # the final grid is train_and_evaluate's
+      if lib.every(done, e.sample_every) and not is_last:  # the final grid is train_and_evaluate's
         write_samples(config, workdir, state.g_ema, faces, writer, done, truth)
   finally:
     bar.close()

@@ -365,9 +365,9 @@ def train_and_evaluate(config, workdir):
       pending.append(m)
       step += 1
       bar.update(1)
-      at_ckpt = step % int(g.checkpoint_every) == 0 or step == total
-      at_sample = step % int(g.sample_every) == 0 or step == total
-      if step % int(g.log_every) == 0 or at_ckpt or at_sample:
+      at_ckpt = lib.every(step, g.checkpoint_every, total)
+      at_sample = lib.every(step, g.sample_every, total)
+      if lib.every(step, g.log_every) or at_ckpt or at_sample:
         host = parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending))
         if pending_r1:
           host.update(parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending_r1)))

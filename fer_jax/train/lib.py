@@ -1,10 +1,16 @@
-"""What the three trainers share: resuming from a checkpoint, the EMA of parameters and the one divergence check."""
+"""What the trainers share: resuming from a checkpoint, when to act in a loop, the EMA of parameters and the one
+divergence check."""
 
 from absl import logging
 import jax
 import numpy as np
 
 from fer_jax.errors import TrainingDiverged
+
+
+def every(step, n, last=None):
+  """True on every n-th step, and on `last` (big_vision's `itstime`): when a loop logs, saves or samples."""
+  return step % int(n) == 0 or step == last
 
 
 def ema(average, params, decay):
