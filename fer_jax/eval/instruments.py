@@ -102,7 +102,7 @@ def judge(config, workdir, pool=None):
   fp = fingerprint(images, labels, kind='judge', steps=steps, seed=seed, width=width, embed_dim=JUDGE_EMBED_DIM)
 
   def template():
-    return pool_judge.train_cnn(images[:1], labels[:1], c, steps=0, width=width, embed_dim=JUDGE_EMBED_DIM)
+    return pool_judge.template(c, images.shape[1:], width=width, embed_dim=JUDGE_EMBED_DIM)
 
   def train():
     params = pool_judge.train_cnn(images, labels, c, steps=steps, seed=seed, width=width, embed_dim=JUDGE_EMBED_DIM)
@@ -123,7 +123,7 @@ def identity(config, workdir, pool=None):
   fp = fingerprint(images, subjects, kind='identity', steps=steps, seed=seed, width=width, embed_dim=embed_dim)
 
   def template():
-    return pool_judge.train_cnn(images[:1], labels[:1], n, steps=0, width=width, embed_dim=embed_dim)
+    return pool_judge.template(n, images.shape[1:], width=width, embed_dim=embed_dim)
 
   def train():
     params = pool_judge.train_cnn(

@@ -11,7 +11,6 @@ an evaluation instrument, not a data-parallel training job.
 """
 
 import functools
-import os
 
 import flax.linen as nn
 import jax
@@ -20,7 +19,6 @@ import numpy as np
 import optax
 
 from fer_jax import augment, parallel, pixels
-from fer_jax.checkpointing import Checkpointer
 
 
 class SmallCNN(nn.Module):
@@ -110,18 +108,7 @@ def predict(params, images, num_classes, *, width=16, embed_dim=256, lr=1e-3, ba
   return logits, feats
 
 
-def save(params, directory, **meta):
-  """Keeps a trained judge so that later stages score with the same instrument instead of retraining it."""
-  with Checkpointer(directory) as ckpt:
-    ckpt.save(0, params, meta)
-
-
-def load(directory, num_classes, image_shape, *, width=16, embed_dim=256, lr=1e-3):
-  """(params, meta) saved by `save` in `directory`, or None when there is none."""
-  if not os.path.isdir(directory):
-    return None
-  with Checkpointer(directory) as ckpt:
-    if ckpt.latest_step() is None:
-      return None
-    *_, init = _programs(int(num_classes), int(width), int(embed_dim), float(lr))
-    return ckpt.restore(init(0, jnp.zeros((1,) + tuple(image_shape), jnp.float32)))
+def template(num_classes, image_shape, *, width=16, embed_dim=256, lr=1e-3):
+  """Params of the right structure (freshly initialised): what a saved net is restored into."""
+  *_, init = _programs(int(num_classes), int(width), int(embed_dim), float(lr))
+  return init(0, jnp.zeros((1,) + tuple(image_shape), jnp.float32))
