@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, faces, sources, synthetic_source
+from fer_jax.data import pool as pool_lib
 from fer_jax.errors import UserError
 from fer_jax.eval import instruments
 from fer_jax.train import generators
@@ -56,7 +57,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
 
   def __init__(self, *, generators=None, config_dict=None, **kwargs):
-    # `generators` = (identity generator, expression G params); only needed to build, not to read.
+    # `generators` = (identity generator, expression G params, judge or None, GAN pool or None); only needed
+    # to build, not to read. The pool is where an AU-conditioned expression GAN's targets come from.
     self._generators = generators
     self._config_dict = config_dict
     super().__init__(**kwargs)
@@ -87,7 +89,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       yield from self._judged_examples()
       return
     c = self.builder_config
-    id_gen, g_params, _ = self._generators
+    id_gen, g_params, _, pool = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
     key = jax.random.key(c.seed)
     labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
@@ -98,9 +100,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     for start in range(0, c.num_identities, batch):
       faces = all_faces[start : start + batch]
       n = len(faces)
-      per_emotion = [
-        generators.translate_all(self._config_dict, g_params, faces, np.full((n,), e, np.int32))[0] for e in labels
-      ]
+      ids = np.arange(start, start + n)
+      per_emotion = [self._translate(g_params, pool, faces, e, ids) for e in labels]
       for i in range(n):
         for e in labels:
           yield index, {'image': per_emotion[e][i], 'label': int(e), 'subject': np.int32(start + i)}
@@ -108,10 +109,16 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       bar.update(n * len(labels))
     bar.close()
 
+  def _translate(self, g_params, pool, faces, emotion, ids):
+    """`faces` given `emotion`; identity i's targets are drawn from (synthetic.seed, emotion, i)."""
+    c = self._config_dict
+    told = generators.conditions(c, pool, np.full((len(faces),), emotion, np.int32), ids, self.builder_config.seed)
+    return generators.translate_all(c, g_params, faces, told)[0]
+
   def _judged_examples(self):
     """Faces the pool judge reads as their label (module docstring): row r = the r-th kept face per emotion."""
     c = self.builder_config
-    id_gen, g_params, judge = self._generators
+    id_gen, g_params, judge, pool = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
     key = jax.random.key(c.seed)
     kept = [collections.deque() for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
@@ -120,7 +127,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     while rows < c.num_identities:
       faces = generators.sample_identities(id_gen, key, batch, c.psi, batch_size=batch, start=start)
       for e in range(emotions.NUM_EKMAN):
-        images = generators.translate_all(self._config_dict, g_params, faces, np.full((batch,), e, np.int32))[0]
+        images = self._translate(g_params, pool, faces, e, np.arange(start, start + batch))
         p = np.asarray(jax.nn.softmax(judge.logits(images), axis=1))
         ok = (p.argmax(1) == e) & (p[:, e] >= c.min_confidence)
         kept[e].extend((images[i], start + i) for i in np.nonzero(ok)[0])
@@ -277,9 +284,10 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
     psi=float(config.synthetic.psi),
     provenance=json.dumps(provenance, sort_keys=True),
   )
+  pool = pool_lib.load_pool(config, workdir) if config.expression_gan.condition == 'aus' else None
   judge = None
   if config.synthetic.filter == 'judge':
-    judge = instruments.judge(config, workdir)
+    judge = instruments.judge(config, workdir, pool)
     # Only curated sets name their filter: the folders of unfiltered sets made before it existed stay valid.
     provenance['judge'] = {'fingerprint': judge.fingerprint}
     fields.update(
@@ -291,7 +299,11 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
   cfg = SyntheticFacesConfig(name=f'{num_identities}ids_{digest}', **fields)
   data_dir = os.path.join(workdir, 'synthetic')
   b = SyntheticFaces(
-    config=cfg, data_dir=data_dir, file_format='array_record', generators=(id_gen, g_params, judge), config_dict=config
+    config=cfg,
+    data_dir=data_dir,
+    file_format='array_record',
+    generators=(id_gen, g_params, judge, pool),
+    config_dict=config,
   )
   return sources.prepare(b).data_dir
 

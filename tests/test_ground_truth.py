@@ -60,10 +60,10 @@ def test_error_baselines_and_judge(tiny_pairs):
 def test_without_a_procedural_pool_it_says_why():
   config = get_config('tiny')
   config.data.pool_sources = 'procedural:a@train'
-  out = ground_truth.evaluate(config, [1], lambda x, t: x)
+  out = ground_truth.evaluate(config, [1], lambda p: p['inputs'])
   assert out['available'] is False and "'train'" in out['reason']
   config.data.pool_sources = 'procedural:a,procedural:b'
-  assert 'not one procedural source' in ground_truth.evaluate(config, [1], lambda x, t: x)['reason']
+  assert 'not one procedural source' in ground_truth.evaluate(config, [1], lambda p: p['inputs'])['reason']
 
 
 def test_report_table_shows_the_error_and_says_why_it_is_missing(tiny_pairs):

@@ -28,6 +28,7 @@ class Pool:
   subjects: np.ndarray  # int64 [N], unique across sources
   train_idx: np.ndarray  # records of the training subjects, in record order
   holdout_idx: np.ndarray  # records of the held-out subjects, in record order
+  aus: np.ndarray | None = None  # float32 [N, NUM_AUS] action-unit intensities; None unless every source has them
 
   @property
   def train_images(self):
@@ -37,10 +38,11 @@ class Pool:
   def train_subjects(self):
     return self.subjects[self.train_idx]
 
-  def train_dataset(self):
-    """grain MapDataset of the training subjects' records {'image' uint8, 'label' int32}."""
+  def train_dataset(self, with_aus=False):
+    """grain MapDataset of the training subjects' records {'image' uint8, 'label' int32} (+ 'aus' float32
+    [NUM_AUS] with `with_aus`)."""
     src, idx = self.source, self.train_idx
-    return grain.MapDataset.range(len(idx)).map(lambda j: _record(src[int(idx[j])]))
+    return grain.MapDataset.range(len(idx)).map(lambda j: _record(src[int(idx[j])], with_aus))
 
   def describe(self):
     """Counts for logs and metrics.json."""
@@ -52,8 +54,11 @@ class Pool:
     )
 
 
-def _record(r):
-  return {'image': np.asarray(r['image'], np.uint8), 'label': np.int32(r['label'])}
+def _record(r, with_aus=False):
+  out = {'image': np.asarray(r['image'], np.uint8), 'label': np.int32(r['label'])}
+  if with_aus:
+    out['aus'] = np.asarray(r['aus'], np.float32)
+  return out
 
 
 def load_pool(config, workdir):
@@ -79,9 +84,11 @@ def load_pool(config, workdir):
     )
   labels = np.array([int(r['label']) for r in recs], np.int32)
   subjects = source_of * SOURCE_STRIDE + np.array([int(r['subject']) for r in recs], np.int64)
+  # Action units: the procedural sources record them (the expression GAN can be conditioned on them).
+  aus = np.stack([np.asarray(r['aus'], np.float32) for r in recs]) if all('aus' in r for r in recs) else None
   held = choose_holdout(subjects, float(config.data.pool_holdout_fraction), int(config.seed))
   is_held = np.isin(subjects, held)
-  return Pool(ds, images, labels, subjects, np.nonzero(~is_held)[0], np.nonzero(is_held)[0])
+  return Pool(ds, images, labels, subjects, np.nonzero(~is_held)[0], np.nonzero(is_held)[0], aus)
 
 
 def choose_holdout(subjects, fraction, seed):

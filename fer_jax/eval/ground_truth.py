@@ -68,8 +68,8 @@ def region_l1(images, truth, region):
 def pairs(cfg, subjects):
   """Every held-out face with every target emotion.
 
-  -> dict(inputs, truth, truth_at_mid_intensity uint8 [P,H,W,1]; source, target [P] emotions; region bool
-  [P,H,W]; specs [P,3]).
+  -> dict(inputs, truth, truth_at_mid_intensity uint8 [P,H,W,1]; source, target [P] emotions; truth_aus
+  [P, NUM_AUS] the truth's action units; region bool [P,H,W]; specs [P,3]).
   """
   specs = pool_specs(cfg, subjects)
   if not len(specs):
@@ -91,26 +91,28 @@ def pairs(cfg, subjects):
     truth_at_mid_intensity=typical,
     source=specs[rep, 1],
     target=target,
+    truth_aus=tmeta['aus'],
     region=region,
     specs=specs[rep],
   )
 
 
 def truth_for(config, images, subjects):
-  """The ground truth of pool faces `images` (uint8 [n,H,W,1]) of `subjects` [n] for every target: uint8
-  [n, 7, H, W, 1], or None when the pool has no ground truth (the samples grid's truth rows)."""
+  """The ground truth of pool faces `images` (uint8 [n,H,W,1]) of `subjects` [n] for every target: (uint8
+  [n, 7, H, W, 1], their action units [n, 7, NUM_AUS]), or (None, None) when the pool has no ground truth (the
+  samples grid's truth rows)."""
   cfg, _ = renderer_config(config)
   if cfg is None:
-    return None
+    return None, None
   specs = pool_specs(cfg, subjects)
   rendered, _ = faces.render_specs(specs, cfg.image_size, cfg.seed, cfg.domain, cfg.min_intensity, cfg.max_intensity)
   index = {x.tobytes(): i for i, x in enumerate(rendered)}
   found = [index.get(np.asarray(x).tobytes()) for x in images]
   if None in found:  # not the renderer's faces (another pool, other settings): no truth to show
-    return None
+    return None, None
   c = len(emotions.EMOTIONS)
   picked = specs[np.repeat(found, c)]
-  truth, _ = faces.render_specs(
+  truth, meta = faces.render_specs(
     picked,
     cfg.image_size,
     cfg.seed,
@@ -119,7 +121,7 @@ def truth_for(config, images, subjects):
     cfg.max_intensity,
     shown=np.tile(np.arange(c), len(images)),
   )
-  return truth.reshape(len(images), c, *truth.shape[1:])
+  return truth.reshape(len(images), c, *truth.shape[1:]), meta['aus'].reshape(len(images), c, -1)
 
 
 def _mean(x, where):
@@ -159,10 +161,11 @@ def score(p, translated, judge=None):
 
 
 def evaluate(config, subjects, translate, judge=None):
-  """`score` of `translate(images uint8, targets) -> uint8` on every held-out subject's pool faces x every
-  target; {'available': False, 'reason': ...} when the pool has no ground truth."""
+  """`score` of `translate(p) -> uint8` (p: `pairs`, whose inputs are to become p['target'], with the action
+  units p['truth_aus'] for a generator told AUs) on every held-out subject's pool faces x every target;
+  {'available': False, 'reason': ...} when the pool has no ground truth."""
   cfg, why = renderer_config(config)
   if cfg is None:
     return {'available': False, 'reason': why}
   p = pairs(cfg, subjects)
-  return {'available': True, **score(p, translate(p['inputs'], p['target']), judge)}
+  return {'available': True, **score(p, translate(p), judge)}

@@ -24,6 +24,7 @@ parameters either way. PyTorch's ConvTranspose2d(k=4, s=2, p=1) is `layers.ConvT
 import flax.linen as nn
 import jax.numpy as jnp
 
+from fer_jax.data import emotions
 from fer_jax.models.layers import Conv, ConvTranspose, layer_impl
 
 
@@ -112,6 +113,12 @@ class Discriminator(nn.Module):
     return src.astype(jnp.float32), cls.reshape(x.shape[0], -1).astype(jnp.float32)
 
 
+def condition_dim(condition, num_classes):
+  """Size of G's condition vector and of the critic's condition head: the classes (StarGAN) or the action
+  units (GANimation, `expression_gan.condition='aus'`)."""
+  return emotions.NUM_AUS if condition == 'aus' else int(num_classes)
+
+
 def make(image_size, conv_dim, c_dim, repeat_num, d_repeat_num, attention, conv_impl, dtype):
   """(Generator, Discriminator) of greyscale faces."""
   dtype = jnp.dtype(dtype)
@@ -125,7 +132,7 @@ def from_config(config):
   return make(
     int(config.data.image_size),
     int(e.conv_dim),
-    int(e.num_classes),
+    condition_dim(e.condition, e.num_classes),
     int(e.repeat_num),
     int(e.d_repeat_num),
     bool(e.attention),

@@ -46,6 +46,11 @@ from fer_jax.train import generators, lib, losses
 # The config keys this stage's results depend on: its workdir records them (`workdirs`).
 CONFIG_KEYS = ('seed', 'data.pool_sources', 'data.pool_holdout_fraction', *workdirs.DATA_KEYS, 'expression_gan', 'eval')
 
+# What G is asked to draw: 'emotion' (StarGAN: one of the 7 classes, one-hot; the critic's head classifies)
+# or 'aus' (GANimation: a vector of action-unit intensities; the critic's head regresses them). 'aus' needs
+# a pool whose records carry them (the procedural sources).
+CONDITIONS = ('emotion', 'aus')
+
 # ------------------------------------------------------------------------------------------ hyperparams
 
 
@@ -59,6 +64,7 @@ class Hparams(NamedTuple):
   repeat_num: int
   d_repeat_num: int
   attention: bool
+  condition: str
   cls_augment: bool
   lambda_cls: float
   lambda_rec: float
@@ -95,6 +101,8 @@ def hparams(config):
     raise UserError(f'expression_gan.n_critic={e.n_critic}; expected a positive integer')
   if e.steps < 1:
     raise UserError(f'expression_gan.steps={e.steps}; expected a positive integer')
+  if e.condition not in CONDITIONS:
+    raise UserError(f'expression_gan.condition={e.condition!r}; expected one of {", ".join(CONDITIONS)}')
   size = int(config.data.image_size)
   if size % 4 or size // 2**e.d_repeat_num < 1:
     raise UserError(
@@ -105,11 +113,12 @@ def hparams(config):
   return Hparams(
     size,
     1,
-    int(e.num_classes),
+    stargan.condition_dim(e.condition, e.num_classes),
     int(e.conv_dim),
     int(e.repeat_num),
     int(e.d_repeat_num),
     bool(e.attention),
+    str(e.condition),
     bool(e.cls_augment),
     float(e.lambda_cls),
     float(e.lambda_rec),
@@ -198,14 +207,39 @@ def programs(hp):
       d_opt=d_tx.init(d_params),
     )
 
+  by_aus = hp.condition == 'aus'
+
   def iteration_inputs(state, batch, critic_step):
+    """(x, org, trg, alpha, k): org and trg are the source and target conditions, class indices (emotion)
+    or action-unit vectors (aus)."""
     x = pixels.to_unit(batch['image'])
-    org = batch['label']
     # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
     k = jax.random.fold_in(state.key, critic_step)
-    trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
+    if by_aus:
+      # GANimation: the targets are the AUs of other faces of the batch (real AU combinations).
+      org = batch['aus']
+      trg = org[jax.random.permutation(jax.random.fold_in(k, 0), org.shape[0])]
+    else:
+      org = batch['label']
+      trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
     alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
     return x, org, trg, alpha, k
+
+  def told(c):
+    """G's condition input [N, c_dim]: the one-hot class, or the AUs themselves."""
+    return c if by_aus else jax.nn.one_hot(c, c_dim)
+
+  def condition_loss(head, c):
+    """The critic head's loss against condition c: cross-entropy (emotion), squared error summed over the
+    AUs (aus, GANimation's regression), mean over faces."""
+    if by_aus:
+      return jnp.sum(jnp.square(head - c), -1).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(head, c).mean()
+
+  def condition_metrics(head, c, name):
+    if by_aus:  # mean absolute AU error
+      return {name + '_au_mae': jnp.abs(head - c).mean()}
+    return {name + '_acc': jnp.mean(jnp.argmax(head, -1) == c)}
 
   def classify(dp, images, key):
     """The critic's class logits; with cls_augment, of shifted, blurred, noisy images (`fer_jax.augment`)."""
@@ -218,12 +252,16 @@ def programs(hp):
         cls_real = classify(dp, x, jax.random.fold_in(k, 2))
       src_fake, _ = d_model.apply(dp, fake)
       gp = losses.gradient_penalty(lambda xh: d_model.apply(dp, xh)[0], x, fake, alpha)
-      cls = optax.softmax_cross_entropy_with_integer_labels(cls_real, org).mean()
+      cls = condition_loss(cls_real, org)
       adv = src_fake.mean() - src_real.mean()
       loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
-      acc = jnp.mean(jnp.argmax(cls_real, -1) == org)
       return loss, dict(
-        d_loss=loss, d_adv=adv, d_cls=cls, gp=gp, d_real_acc=acc, wasserstein=src_real.mean() - src_fake.mean()
+        d_loss=loss,
+        d_adv=adv,
+        d_cls=cls,
+        gp=gp,
+        wasserstein=src_real.mean() - src_fake.mean(),
+        **condition_metrics(cls_real, org, 'd_real'),
       )
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -233,7 +271,7 @@ def programs(hp):
 
   def d_step(state, batch):
     x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
-    fake = g_model.apply(state.g_params, x, jax.nn.one_hot(trg, c_dim))
+    fake = g_model.apply(state.g_params, x, told(trg))
     return critic_update(state, x, org, fake, alpha, k)
 
   def generator_losses(gp_, d_params, x, org, trg, fake, mask, k):
@@ -241,16 +279,16 @@ def programs(hp):
     src, cls = d_model.apply(d_params, fake)
     if hp.cls_augment:
       cls = classify(d_params, fake, jax.random.fold_in(k, 3))
-    rec, rmask = g_model.apply(gp_, fake, jax.nn.one_hot(org, c_dim), return_mask=True)
+    rec, rmask = g_model.apply(gp_, fake, told(org), return_mask=True)
     adv = -src.mean()
-    cls_loss = optax.softmax_cross_entropy_with_integer_labels(cls, trg).mean()
+    cls_loss = condition_loss(cls, trg)
     rec_loss = jnp.abs(x - rec).mean()
     loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
-    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss, g_trg_acc=jnp.mean(jnp.argmax(cls, -1) == trg))
+    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss, **condition_metrics(cls, trg, 'g_trg'))
     if hp.lambda_id:
       # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
       # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
-      same = g_model.apply(gp_, x, jax.nn.one_hot(org, c_dim))
+      same = g_model.apply(gp_, x, told(org))
       id_loss = jnp.abs(x - same).mean()
       loss = loss + hp.lambda_id * id_loss
       metrics['g_id'] = id_loss
@@ -273,7 +311,7 @@ def programs(hp):
     """
     x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
     (fake, mask), first_vjp = jax.vjp(
-      lambda gp_: g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True), state.g_params
+      lambda gp_: g_model.apply(gp_, x, told(trg), return_mask=True), state.g_params
     )
     state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k)
     (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(generator_losses, argnums=(0, 5, 6), has_aux=True)(
@@ -296,7 +334,7 @@ def programs(hp):
     x, org, trg, _, k = iteration_inputs(state, batch, state.step - 1)
 
     def loss_fn(gp_):
-      fake, mask = g_model.apply(gp_, x, jax.nn.one_hot(trg, c_dim), return_mask=True)
+      fake, mask = g_model.apply(gp_, x, told(trg), return_mask=True)
       return generator_losses(gp_, state.d_params, x, org, trg, fake, mask, k)
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -347,6 +385,11 @@ def train(config, workdir, pool=None):
   e = config.expression_gan
   bs = int(e.batch_size)
   pool = pool if pool is not None else pool_lib.load_pool(config, workdir)
+  if hp.condition == 'aus' and pool.aus is None:
+    raise UserError(
+      f"expression_gan.condition='aus' needs action units in the GAN pool's records; "
+      f'data.pool_sources={config.data.pool_sources!r} has none (only procedural sources do): use condition=emotion'
+    )
   progs = programs(hp)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
   state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
@@ -358,15 +401,17 @@ def train(config, workdir, pool=None):
   if start >= hp.steps:
     ckpt.close()
     return state, last_scalars
-  stream = pool_lib.batches(pool.train_dataset(), bs, config.seed, start, 'expression_gan.batch_size')
-  faces, truth = sample_faces(config, pool)
+  stream = pool_lib.batches(
+    pool.train_dataset(with_aus=hp.condition == 'aus'), bs, config.seed, start, 'expression_gan.batch_size'
+  )
+  samples = sample_faces(config, pool)
   d_metrics = g_metrics = None
   t0, timed_from = time.time(), start
   bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True, disable=None)
   try:
     for step in range(start, hp.steps):
       batch = next(stream)
-      batch = parallel.shard_batch({'image': batch['image'], 'label': batch['label']})
+      batch = parallel.shard_batch({k: batch[k] for k in ('image', 'label', 'aus') if k in batch})
       if (step + 1) % hp.n_critic == 0:
         state, (d_metrics, g_metrics) = progs.dg_step(state, batch)
       else:
@@ -391,11 +436,17 @@ def train(config, workdir, pool=None):
         t0, timed_from = time.time(), done
         writer.write_scalars(done, scalars)
         last_scalars = scalars
-        bar.set_postfix({k: f'{scalars[k]:.3g}' for k in ('d_loss', 'g_rec', 'g_trg_acc', 'mask_mean') if k in scalars})
+        bar.set_postfix(
+          {
+            k: f'{scalars[k]:.3g}'
+            for k in ('d_loss', 'g_rec', 'g_trg_acc', 'g_trg_au_mae', 'mask_mean')
+            if k in scalars
+          }
+        )
         if at_ckpt:
           ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
       if lib.every(done, e.sample_every) and not is_last:  # the final grid is train_and_evaluate's
-        write_samples(config, workdir, state.g_ema, faces, writer, done, truth)
+        write_samples(config, workdir, state.g_ema, samples, writer, done)
   finally:
     bar.close()
     writer.flush()
@@ -406,9 +457,18 @@ def train(config, workdir, pool=None):
 # ------------------------------------------------------------------------------------------- samples
 
 
+class Samples(NamedTuple):
+  """The grid's fixed held-out faces [n,H,W,1], their ground truth for every target ([n,7,H,W,1] or None
+  without a procedural pool) and what G is told for each target ([n*7] labels or [n*7, NUM_AUS] AUs: the
+  truth's own AUs when there is a truth, so that the two rows show the same expression)."""
+
+  faces: np.ndarray
+  truth: np.ndarray | None
+  told: np.ndarray
+
+
 def sample_faces(config, pool):
-  """Fixed held-out faces for the grid: the first record of each of the first `sample_faces` subjects, and
-  their ground truth for every target (None without a procedural pool)."""
+  """Fixed held-out faces for the grid: the first record of each of the first `sample_faces` subjects."""
   held = pool.holdout_idx
   chosen, seen = [], set()
   for i in held:
@@ -420,14 +480,21 @@ def sample_faces(config, pool):
       break
   chosen = np.array(chosen)
   images = pool.images[chosen]
-  return images, ground_truth.truth_for(config, images, pool.subjects[chosen])
+  truth, truth_aus = ground_truth.truth_for(config, images, pool.subjects[chosen])
+  targets = np.tile(np.arange(len(emotions.EMOTIONS)), len(chosen))
+  if config.expression_gan.condition == 'aus' and truth_aus is not None:
+    told = truth_aus.reshape(len(targets), -1)
+  else:
+    told = generators.conditions(config, pool, targets, np.arange(len(targets)), config.seed)
+  return Samples(images, truth, told)
 
 
-def write_samples(config, workdir, g_params, faces, writer=None, step=None, truth=None):
-  """WORKDIR/samples/expressions.png: rows = held-out faces; input, then the 7 targets. With `truth`
-  ([n, 7, H, W, 1], `sample_faces`), each face's row is followed by its ground truth for every target."""
+def write_samples(config, workdir, g_params, samples, writer=None, step=None):
+  """WORKDIR/samples/expressions.png: rows = held-out faces (`sample_faces`); input, then the 7 targets. With a
+  ground truth, each face's row is followed by its ground truth for every target."""
+  faces, truth = samples.faces, samples.truth
   n, c = len(faces), len(emotions.EMOTIONS)
-  out, _ = generators.translate_all(config, g_params, np.repeat(faces, c, 0), np.tile(np.arange(c), n))
+  out, _ = generators.translate_all(config, g_params, np.repeat(faces, c, 0), samples.told)
   grid = np.concatenate([faces[:, None], out.reshape(n, c, *out.shape[1:])], axis=1)  # [n, 1+c, H, W, 1]
   rows, names = [list(grid[r]) for r in range(n)], [''] * n
   title = 'expression GAN' + (f', step {step}' if step is not None else '')
@@ -467,8 +534,10 @@ def evaluate(config, workdir, g_params, pool):
   n = len(faces)
   src = np.repeat(np.arange(n), c)  # translated face j comes from held-out face src[j]
   trg = np.tile(np.arange(c), n)
-  fake, masks = generators.translate_all(config, g_params, faces[src], trg)
-  rec, _ = generators.translate_all(config, g_params, fake, org[src])
+  by_aus = config.expression_gan.condition == 'aus'
+  told = generators.conditions(config, pool, trg, np.arange(len(trg)), config.seed)
+  fake, masks = generators.translate_all(config, g_params, faces[src], told)
+  rec, _ = generators.translate_all(config, g_params, fake, pool.aus[ho][src] if by_aus else org[src])
   cycle_l1 = float(np.abs(pixels.to_unit(rec) - pixels.to_unit(faces[src])).mean())
 
   pred = judge.predict(fake)
@@ -508,7 +577,7 @@ def evaluate(config, workdir, g_params, pool):
   metrics['ground_truth'] = ground_truth.evaluate(
     config,
     np.unique(subj),
-    lambda images, targets: generators.translate_all(config, g_params, images, targets)[0],
+    lambda p: generators.translate_all(config, g_params, p['inputs'], p['truth_aus'] if by_aus else p['target'])[0],
     judge=judge.logits,
   )
   return metrics
@@ -528,9 +597,8 @@ def train_and_evaluate(config, workdir):
   state, scalars = train(config, workdir, pool)
   train_seconds = time.time() - t0
   g_ema = parallel.to_host(state.g_ema)
-  faces, truth = sample_faces(config, pool)
   step = int(parallel.to_host(state.step))
-  write_samples(config, workdir, g_ema, faces, step=step, truth=truth)
+  write_samples(config, workdir, g_ema, sample_faces(config, pool), step=step)
   metrics = evaluate(config, workdir, g_ema, pool)
   metrics.update(
     step=step,

@@ -4,7 +4,8 @@ imports, and what the trainers' sample grids and metrics use.
     id_gen = load_identity(IDENTITY_GAN_DIR, config)             # EMA generator, its average w, truncation
     faces = sample_identities(id_gen, key, n, psi)               # uint8 [n, H, W, 1], face i from (key, i)
     g_params = load_expression(EXPRESSION_GAN_DIR, config)       # EMA generator params
-    out, masks = translate_all(config, g_params, faces, labels)  # uint8 in, uint8 out (masks: attention only)
+    told = conditions(config, pool, labels, ids, seed)            # what G is told: labels, or AUs (condition aus)
+    out, masks = translate_all(config, g_params, faces, told)    # uint8 in, uint8 out (masks: attention only)
 
 Loading reads only the generator's part of a checkpoint (no trainer code: the state is restored as saved and
 its shapes checked against the generator `config` describes), so a checkpoint made with other settings is one
@@ -118,7 +119,8 @@ def make_translate_fn(config):
   """-> translate(g_params, images, target_labels) -> images, jitted and deterministic.
 
   images: uint8 [N,H,W,1] (returns uint8) or float [N,H,W,1] in [-1, 1] (returns float in [-1, 1]);
-  target_labels: int [N] (indices into fer_jax.data.emotions.EMOTIONS) or one-hot [N, 7].
+  target_labels: int [N] (indices into fer_jax.data.emotions.EMOTIONS) or one-hot [N, 7]; with
+  expression_gan.condition='aus', action-unit intensities [N, NUM_AUS] (`conditions`).
   """
   return _translate_program(stargan.from_config(config)[0])[0]
 
@@ -131,10 +133,37 @@ def translate_all(config, g_params, images, targets, batch_size=None):
   return pixels.to_uint8(out), mask
 
 
+def conditions(config, pool, targets, ids, seed):
+  """What the expression generator is told for emotion `targets` [N]: the targets themselves (condition
+  'emotion') or, with condition 'aus', the action units of a training face of the GAN pool (`pool`) with that
+  emotion, drawn from (seed, target, id): the same id always gets the same face, whatever else is drawn
+  (GANimation's targets are real AU combinations; the pool's faces of an emotion hold its intensities)."""
+  targets = np.asarray(targets)
+  if config.expression_gan.condition != 'aus':
+    return targets
+  if pool.aus is None:
+    raise UserError(
+      f"expression_gan.condition='aus' needs action units in the GAN pool's records; "
+      f'data.pool_sources={config.data.pool_sources!r} has none'
+    )
+  out = np.empty((len(targets), pool.aus.shape[1]), np.float32)
+  train_labels = pool.labels[pool.train_idx]
+  by_emotion = {}
+  for i, (t, j) in enumerate(zip(targets.tolist(), np.asarray(ids).tolist())):
+    if t not in by_emotion:
+      by_emotion[t] = pool.train_idx[train_labels == t]
+      if not len(by_emotion[t]):
+        raise UserError(f'the GAN pool has no training face of emotion {t} to take action units from')
+    candidates = by_emotion[t]
+    out[i] = pool.aus[candidates[np.random.default_rng([int(seed), t, int(j)]).integers(len(candidates))]]
+  return out
+
+
 def load_expression(workdir, config):
   """The EMA generator params of the newest checkpoint in WORKDIR/checkpoints."""
   gen, _ = stargan.from_config(config)
-  size, c_dim = int(config.data.image_size), int(config.expression_gan.num_classes)
+  e = config.expression_gan
+  size, c_dim = int(config.data.image_size), stargan.condition_dim(e.condition, e.num_classes)
   shapes = jax.eval_shape(
     lambda k: gen.init(k, jnp.zeros((1, size, size, 1)), jnp.zeros((1, c_dim))), jax.random.PRNGKey(0)
   )
