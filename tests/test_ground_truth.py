@@ -39,8 +39,17 @@ def test_error_baselines_and_judge(tiny_pairs):
   assert perfect['l1'] == 0.0 and perfect['l1_over_do_nothing'] == 0.0 and perfect['l1_same_emotion'] == 0.0
   assert 0.005 < perfect['l1_do_nothing'] < perfect['l1_blurred_input'] < 0.2
   assert 0.0 < perfect['l1_truth_at_mid_intensity'] < 0.5 * perfect['l1_do_nothing']  # the floor, well below
+  # Perfect expressions drawn one pixel soft: a large share of the do-nothing error already.
+  assert 0.3 * perfect['l1_do_nothing'] < perfect['l1_blurred_truth_where_changed'] < perfect['l1_do_nothing']
+  assert 0.3 * perfect['l1_do_nothing'] < perfect['l1_input_plus_blurred_change'] < perfect['l1_do_nothing']
+  assert perfect['split']['on_changed'] == perfect['split']['on_unchanged'] == 0.0
+  assert 0.0 < perfect['split']['changed_pixel_share'] < 0.5
   copy = ground_truth.score(p, p['inputs'])
   assert copy['l1'] == copy['l1_do_nothing'] and copy['l1_over_do_nothing'] == 1.0
+  split = copy['split']  # doing nothing errs only where the expression changes the photo, by the change
+  assert split['on_changed'] == pytest.approx(split['do_nothing_on_changed'])
+  assert split['on_changed'] + split['on_unchanged'] == pytest.approx(copy['l1'])
+  assert split['on_unchanged'] < 0.5 * split['on_changed']  # changes of <= 5 grey levels
   inverted = ground_truth.score(p, 255 - p['inputs'])
   assert inverted['l1_over_do_nothing'] > 3
   for name in emotions.EMOTIONS:

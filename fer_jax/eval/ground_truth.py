@@ -30,6 +30,8 @@ from fer_jax.data import emotions, faces, procedural_tfds, sources
 
 # Coverage above which a pixel counts as the face's.
 FACE_THRESHOLD = 0.5
+# Grey levels by which the truth must differ from the input for a pixel to count as changed by the expression.
+CHANGE_LEVELS = 5
 
 
 def renderer_config(config):
@@ -49,14 +51,21 @@ def pool_specs(cfg, subjects):
   return np.array([s for s in cfg.split_specs()['pool'] if s[0] in keep], np.int32).reshape(-1, 3)
 
 
-def blur(images):
-  """uint8 [N,H,W,1] -> the same through a 5-tap binomial blur (sigma ~1 px), edges repeated."""
-  x = images[..., 0].astype(np.float32)
+def _blur(x):
+  """float [N,H,W] through a 5-tap binomial blur (sigma ~1 px), edges repeated."""
   k = np.array([1, 4, 6, 4, 1], np.float32) / 16
   p = np.pad(x, ((0, 0), (2, 2), (2, 2)), mode='edge')
   h = sum(k[i] * p[:, :, i : i + x.shape[2]] for i in range(5))
-  v = sum(k[i] * h[:, i : i + x.shape[1]] for i in range(5))
-  return np.clip(np.rint(v), 0, 255).astype(np.uint8)[..., None]
+  return sum(k[i] * h[:, i : i + x.shape[1]] for i in range(5))
+
+
+def _uint8(x):
+  return np.clip(np.rint(x), 0, 255).astype(np.uint8)[..., None]
+
+
+def blur(images):
+  """uint8 [N,H,W,1] -> the same through a 5-tap binomial blur (sigma ~1 px), edges repeated."""
+  return _uint8(_blur(images[..., 0].astype(np.float32)))
 
 
 def region_l1(images, truth, region):
@@ -131,17 +140,32 @@ def _mean(x, where):
 def score(p, translated, judge=None):
   """The ground_truth section of an expression GAN's metrics: `p` from `pairs`, `translated` the GAN's output
   for p['inputs'] -> p['target'] (uint8), `judge` a function images -> logits over EMOTIONS (or None)."""
-  region, truth, target = p['region'], p['truth'], p['target']
+  region, truth, target, inputs = p['region'], p['truth'], p['target'], p['inputs']
+  change = truth[..., 0].astype(np.float32) - inputs[..., 0].astype(np.float32)
+  moved = (np.abs(change) > CHANGE_LEVELS) & region  # the pixels the expression changes
   err = {
     'l1': region_l1(translated, truth, region),
-    'l1_do_nothing': region_l1(p['inputs'], truth, region),
-    'l1_blurred_input': region_l1(blur(p['inputs']), truth, region),
+    'l1_do_nothing': region_l1(inputs, truth, region),
+    'l1_blurred_input': region_l1(blur(inputs), truth, region),
     'l1_truth_at_mid_intensity': region_l1(p['truth_at_mid_intensity'], truth, region),
+    # Perfect expressions drawn softly: how much of the bar a one-pixel blur of the drawing alone uses up.
+    'l1_blurred_truth_where_changed': region_l1(np.where(moved[..., None], blur(truth), inputs), truth, region),
+    'l1_input_plus_blurred_change': region_l1(_uint8(inputs[..., 0] + _blur(change)), truth, region),
   }
   changed = p['source'] != target
   out = {k: _mean(v, changed) for k, v in err.items()}
   out['l1_over_do_nothing'] = out['l1'] / out['l1_do_nothing'] if out['l1_do_nothing'] else None
   out['l1_same_emotion'] = _mean(err['l1'], ~changed)
+  # Where the error is: l1 = on_changed + on_unchanged (each a sum over those face pixels / all face pixels).
+  n = np.maximum(region.sum((1, 2)), 1)
+  diff = np.abs(translated[..., 0].astype(np.float32) - truth[..., 0].astype(np.float32)) / 255.0
+  out['split'] = {
+    'changed_pixel_share': _mean(moved.sum((1, 2)) / n, changed),
+    'on_changed': _mean((diff * moved).sum((1, 2)) / n, changed),
+    'on_unchanged': _mean((diff * (region & ~moved)).sum((1, 2)) / n, changed),
+    'do_nothing_on_changed': _mean((np.abs(change) / 255.0 * moved).sum((1, 2)) / n, changed),
+    'changed_levels': CHANGE_LEVELS,
+  }
   per = {
     name: {k: _mean(v, changed & (target == t)) for k, v in err.items()} for t, name in enumerate(emotions.EMOTIONS)
   }

@@ -1,4 +1,4 @@
-"""Expression GAN trainer: StarGAN (optionally GANimation's attention output) on the GAN pool's 7 classes.
+"""Expression GAN trainer: StarGAN (optionally GANimation's attention and AU conditioning) on the GAN pool.
 
 `train_and_evaluate(config, workdir)` trains on the GAN pool's training subjects (`fer_jax.data.pool`), then
 evaluates on the held-out subjects' faces (with a procedural pool, also against ground truth:
@@ -6,11 +6,17 @@ evaluates on the held-out subjects' faces (with a procedural pool, also against 
 
 Training follows StarGAN: every step is one critic update (WGAN loss + class loss on real faces + gradient
 penalty); every `n_critic`-th step is followed by one generator update (adversarial + target class +
-lambda_rec * cycle L1) on the same batch and targets. Adam (betas from the config) for both, the learning
-rate decaying linearly to 0 over the second half. G and D have separate optax states; the EMA of G's
-params is updated inside the jitted generator step and is what `translate` uses. With `cls_augment` the
-critic's class head reads real faces (learning) and generated ones (scoring the generator) through the same
-random shift/blur/noise (`fer_jax.augment`), so a target class cannot be passed with a few isolated pixels.
+lambda_rec * cycle L1) on the same batch and targets. With `condition='aus'` (GANimation) G is told a vector
+of action-unit intensities instead of a class: the targets are the AUs of other real faces of the batch, the
+critic's head regresses AUs (squared error) where it would classify, and everything else is the same. Its
+evaluation tells G the AUs of a real training face of each target emotion (`generators.conditions`, what the
+synthetic set does), and the ground truth's own AUs when scoring against the ground truth.
+
+Adam (betas from the config) for both, the learning rate decaying linearly to 0 over the second half. G and
+D have separate optax states; the EMA of G's params is updated inside the jitted generator step and is what
+`translate` uses. With `cls_augment` the critic's class head reads real faces (learning) and generated ones
+(scoring the generator) through the same random shift/blur/noise (`fer_jax.augment`), so a target class cannot
+be passed with a few isolated pixels.
 
 Resumability: the state (incl. step and PRNG key) is checkpointed; per-step randomness is
 fold_in(key, step); the data order is a function of (seed, epoch), and a resumed run starts at the batch
@@ -310,9 +316,7 @@ def programs(hp):
     generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
     """
     x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
-    (fake, mask), first_vjp = jax.vjp(
-      lambda gp_: g_model.apply(gp_, x, told(trg), return_mask=True), state.g_params
-    )
+    (fake, mask), first_vjp = jax.vjp(lambda gp_: g_model.apply(gp_, x, told(trg), return_mask=True), state.g_params)
     state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k)
     (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(generator_losses, argnums=(0, 5, 6), has_aux=True)(
       state.g_params, state.d_params, x, org, trg, fake, mask, k
