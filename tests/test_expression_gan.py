@@ -337,6 +337,9 @@ def test_au_targets_are_real_faces_aus_keyed_by_id(tiny, tmp_path):
   without = dataclasses.replace(pool, aus=None)
   with pytest.raises(UserError, match="condition='aus' needs action units"):
     generators.conditions(tiny, without, targets, ids, seed=0)
+  tiny.data.pool_sources = 'rafd:/data/RaFD'  # refused before anything runs, not when the pool loads
+  with pytest.raises(UserError, match=r"condition='aus' needs action units.*rafd faces without them.*=emotion"):
+    eg.check_config(tiny)
   tiny.expression_gan.condition = 'au'
   with pytest.raises(UserError, match=r"expression_gan.condition='au'; expected one of emotion, aus"):
     eg.hparams(tiny)

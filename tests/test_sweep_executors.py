@@ -88,9 +88,9 @@ def test_ray_and_slurm_give_the_local_results_after_the_driver_is_killed(finishe
 def test_four_devices_give_the_one_device_sweep(finished, tmp_path):
   """The sweep on 4 forced CPU devices (GANs and runs data-parallel) against the 1-device sweep: the real run's
   row is identical; the GANs agree to float precision (sums in another order), so the synthetic images differ by
-  at most one grey level, and a run trained on them by at most two test images of 24 (the tiny runs sit near
-  chance, where a prediction is a near tie; measured: 0.17% of the synthetic pixels differ, 2 second-domain
-  test images flip)."""
+  at most one grey level, and a run trained on them by at most four test images of 24 (the tiny runs sit near
+  chance, where a prediction is a near tie; measured with the expression GAN told the emotion: 0.17% of the
+  synthetic pixels differ, 2 second-domain test images flip; told action units, 3 flip)."""
   w = tmp_path / 'w'
   run_module(
     'experiments.sweep',
@@ -103,7 +103,17 @@ def test_four_devices_give_the_one_device_sweep(finished, tmp_path):
   for stage in ('identity_gan', 'expression_gan'):
     a, b = (json.loads((d / 'gan0' / stage / 'metrics.json').read_text()) for d in (w, finished))
     votes = ('judge',)  # the judge's votes (itself trained on 4 devices: near ties flip), judged_* included
-    np.testing.assert_allclose(_numbers(a, votes), _numbers(b, votes), rtol=1e-4, atol=1e-6, err_msg=stage)
+    # The expression critic's gradient penalty is the norm of its input gradient at random interpolates: told
+    # continuous AUs, float-order differences move a few pre-activations across LeakyReLU's kink, which changes
+    # that face's input gradient by a step (measured: gp 0.3% apart after 4 steps, the losses 1e-5). It and the
+    # critic loss that holds it get their own tolerance.
+    penalty = ('gp', 'd_loss') if stage == 'expression_gan' else ()
+    np.testing.assert_allclose(
+      _numbers(a, votes + penalty), _numbers(b, votes + penalty), rtol=1e-4, atol=1e-6, err_msg=stage
+    )
+    for k in penalty:
+      if k in b.get('final_train_scalars', {}):
+        np.testing.assert_allclose(a['final_train_scalars'][k], b['final_train_scalars'][k], rtol=1e-2, err_msg=k)
   assert json.loads((w / 'gan0' / 'identity_gan' / 'metrics.json').read_text())['devices'] == 4
   images = [_synthetic_images(d) for d in (w, finished)]
   assert images[0].shape == images[1].shape and np.abs(images[0] - images[1]).max() <= 1
@@ -117,8 +127,8 @@ def test_four_devices_give_the_one_device_sweep(finished, tmp_path):
     k: ref[k] for k in ('n_real', 'n_synthetic', 'regime', 'multiple', 'seed')
   }
   n_test = 6 * default.get_config('tiny').data.procedural.test_subjects
-  for k in ('test_accuracy', 'test2_accuracy', 'val_accuracy'):
-    assert abs(float(got[k]) - float(ref[k])) <= 2 / n_test + 1e-6, (k, got[k], ref[k])
+  for k in ('test_accuracy', 'test2_accuracy', 'val_accuracy'):  # near-chance runs: a few near ties flip
+    assert abs(float(got[k]) - float(ref[k])) <= 4 / n_test + 1e-6, (k, got[k], ref[k])
 
 
 def _numbers(tree, skip):

@@ -56,6 +56,7 @@ CONFIG_KEYS = ('seed', 'data.pool_sources', 'data.pool_holdout_fraction', *workd
 # or 'aus' (GANimation: a vector of action-unit intensities; the critic's head regresses them). 'aus' needs
 # a pool whose records carry them (the procedural sources).
 CONDITIONS = ('emotion', 'aus')
+AU_SOURCES = frozenset({'procedural'})  # source kinds whose records carry action units
 
 # ------------------------------------------------------------------------------------------ hyperparams
 
@@ -379,6 +380,14 @@ def check_config(config):
   if e.batch_size < 1 or e.batch_size % devices:
     raise UserError(f'expression_gan.batch_size={e.batch_size}; expected a positive multiple of the {devices} devices')
   sources.check_pool_disjoint(config)
+  # Checked here, before any stage runs (the sweep checks every stage's config first), not when the pool loads.
+  other = {s.kind for s in sources.parse_sources(config.data.pool_sources, 'data.pool_sources')} - AU_SOURCES
+  if hp.condition == 'aus' and other:
+    raise UserError(
+      f"expression_gan.condition='aus' needs action units in the GAN pool's records; data.pool_sources="
+      f'{config.data.pool_sources!r} has {", ".join(sorted(other))} faces without them (only '
+      f'{", ".join(sorted(AU_SOURCES))} sources record AUs): use --config.expression_gan.condition=emotion'
+    )
   return hp
 
 
@@ -389,11 +398,6 @@ def train(config, workdir, pool=None):
   e = config.expression_gan
   bs = int(e.batch_size)
   pool = pool if pool is not None else pool_lib.load_pool(config, workdir)
-  if hp.condition == 'aus' and pool.aus is None:
-    raise UserError(
-      f"expression_gan.condition='aus' needs action units in the GAN pool's records; "
-      f'data.pool_sources={config.data.pool_sources!r} has none (only procedural sources do): use condition=emotion'
-    )
   progs = programs(hp)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
   state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
