@@ -121,7 +121,7 @@ def _quick():
   # truth, against 1.16 and 1.21 x told the emotion (README "The expression GAN against ground truth").
   c.expression_gan.condition = 'aus'
   c.expression_gan.lambda_mask = 0.02  # GANimation's L1 on the mask (keeps it from copying the input everywhere)
-  # The critic's class head reads shifted, blurred, noisy faces (fer_jax.augment), real and generated alike,
+  # The critic's class head reads shifted, blurred, noisy faces (fer_jax.infra.augment), real and generated alike,
   # so the generator cannot pass a target class with a few isolated pixels (issue #22).
   c.expression_gan.cls_augment = True
   c.expression_gan.lambda_tv = 1e-5
@@ -134,7 +134,7 @@ def _quick():
   c.expression_gan.eval_batch_size = 64
 
   # ------------------------------------------------------------------------------ evaluation instruments
-  # Two small CNNs (fer_jax.eval.pool_judge.SmallCNN) trained once per GAN pool on its training subjects' real
+  # Two small CNNs (fer_jax.eval.small_cnn.SmallCNN) trained once per GAN pool on its training subjects' real
   # faces and cached by a fingerprint of those faces and these settings (fer_jax.eval.instruments): the
   # expression judge (7 classes) and the identity net (classifies subjects; its features are the identity
   # space of the identity GAN's Frechet distance and of the expression GAN's "identity kept").

@@ -204,7 +204,7 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
   """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
   from configs import default  # pylint: disable=import-outside-toplevel
   from fer_jax import parallel  # pylint: disable=import-outside-toplevel
-  from fer_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra.errors import UserError  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
 

@@ -7,7 +7,8 @@ on), one nested TFDS set (ArrayRecord) large enough for the largest of config.sw
 folder, to be used as `--config.classifier.synthetic_source=synthetic:FOLDER`.
 """
 
-from fer_jax import cli, sweep
+from fer_jax import sweep
+from fer_jax.infra import cli
 
 
 def _generate(config, workdir):

@@ -3,8 +3,8 @@
 python -m experiments.preview --config=configs/default.py:quick --workdir=DIR
 """
 
-from fer_jax import cli
 from fer_jax.data import preview
+from fer_jax.infra import cli
 
 if __name__ == '__main__':
   cli.main(preview.preview)

@@ -11,7 +11,7 @@ from absl import app, flags
 
 from configs import default
 from fer_jax import report
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 _RESULTS = flags.DEFINE_string('results', None, 'A results.csv (one row per classifier run).')
 _OUT = flags.DEFINE_string('out', None, 'Folder for report.md, accuracy_vs_multiple.png and summary.json.')

@@ -6,7 +6,8 @@
 Rerunning the same command resumes; see fer_jax/sweep.py for the layout of the workdir.
 """
 
-from fer_jax import cli, sweep
+from fer_jax import sweep
+from fer_jax.infra import cli
 
 if __name__ == '__main__':
   cli.main(sweep.run_sweep)

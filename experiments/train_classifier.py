@@ -7,7 +7,7 @@
 Writes DIR/metrics.json, DIR/confusion.png, TensorBoard logs and checkpoints; rerunning resumes.
 """
 
-from fer_jax import cli
+from fer_jax.infra import cli
 from fer_jax.train import classifier
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 python -m experiments.train_expression_gan --config=configs/default.py:quick --workdir=DIR
 """
 
-from fer_jax import cli
+from fer_jax.infra import cli
 from fer_jax.train import expression_gan
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Trains the identity GAN (StyleGAN2-style random faces): python -m experiments.train_identity_gan
 --config=configs/default.py:quick --workdir=DIR."""
 
-from fer_jax import cli
+from fer_jax.infra import cli
 from fer_jax.train import identity_gan
 
 if __name__ == '__main__':

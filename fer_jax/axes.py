@@ -16,7 +16,7 @@ section itself are refused: each value would need another dataset or is already 
 import difflib
 import itertools
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 STAGES = ('identity_gan', 'expression_gan', 'synthetic', 'classifier')
 FIXED = ('classifier.regime', 'classifier.multiple', 'classifier.synthetic_source')

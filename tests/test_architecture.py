@@ -1,6 +1,6 @@
-"""The package's layers point down: data and models import nothing above them, and no module imports itself
-back through others (the data-source registry's plugins aside). Read from the source, imports inside functions
-included, so a lazy import cannot hide a dependency."""
+"""The package's layers point down: infrastructure imports nothing of the study, data and models nothing above
+them, and no module imports itself back through others (the data-source registry's plugins aside). Read from the
+source, imports inside functions included, so a lazy import cannot hide a dependency."""
 
 import ast
 import os
@@ -11,14 +11,7 @@ PACKAGE = os.path.join(ROOT, 'fer_jax')
 # Modules that import their registry, which imports them to register them: the one allowed cycle.
 REGISTRY = {'fer_jax.data.sources'}
 REGISTRY_PLUGINS = {'fer_jax.data.procedural_source', 'fer_jax.data.real_sources', 'fer_jax.data.synthetic_source'}
-ABOVE_DATA = (
-  'fer_jax.train',
-  'fer_jax.eval',
-  'fer_jax.synthetic',
-  'fer_jax.sweep',
-  'fer_jax.executors',
-  'fer_jax.report',
-)
+ABOVE_DATA = ('fer_jax.train', 'fer_jax.eval', 'fer_jax.synthetic', 'fer_jax.sweep', 'fer_jax.report')
 
 
 def _modules():
@@ -59,6 +52,17 @@ def test_data_and_models_import_nothing_above_them():
   assert not {m: d for m, d in bad.items() if d}, bad
 
 
+def test_infrastructure_imports_nothing_of_the_study():
+  """`fer_jax.infra` (mesh, checkpoints, workdirs, files, writers, image helpers, executors) sits below every layer."""
+  graph = _graph()
+  bad = {
+    m: sorted(d for d in deps if not d.startswith('fer_jax.infra'))
+    for m, deps in graph.items()
+    if m.startswith('fer_jax.infra')
+  }
+  assert not {m: d for m, d in bad.items() if d}, bad
+
+
 def test_no_import_cycle_but_the_registrys():
   graph = _graph()
   for m in REGISTRY:
@@ -84,5 +88,6 @@ def test_the_graph_is_read_at_all():
   """The checks above would pass on an empty graph: make sure the known edges are seen."""
   graph = _graph()
   assert 'fer_jax.data.sources' in graph['fer_jax.data.procedural_source']
-  assert 'fer_jax.parallel' in graph['fer_jax.train.classifier']
+  assert 'fer_jax.infra.parallel' in graph['fer_jax.train.classifier']
   assert 'fer_jax.train.generators' in graph['fer_jax.synthetic']
+  assert 'fer_jax.infra.io_utils' in graph['fer_jax.infra.workdirs']

@@ -1,10 +1,10 @@
-"""The perturbations a reader of expressions must not care about (fer_jax.augment)."""
+"""The perturbations a reader of expressions must not care about (fer_jax.infra.augment)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fer_jax import augment
+from fer_jax.infra import augment
 
 
 def _dot_and_block():

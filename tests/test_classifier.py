@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import classifier

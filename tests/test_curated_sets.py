@@ -11,8 +11,8 @@ import tensorflow_datasets as tfds
 
 from fer_jax import sweep, synthetic
 from fer_jax.data import emotions
-from fer_jax.errors import UserError
-from fer_jax.eval import instruments, pool_judge
+from fer_jax.eval import instruments, small_cnn
+from fer_jax.infra.errors import UserError
 
 
 def _make(tiny, finished, folder, n_images, expression_gan_dir=None, **synthetic_fields):
@@ -44,14 +44,16 @@ def test_judge_filter_keeps_what_the_judge_reads_as_the_label_balanced_and_neste
   judge here is one that reads the tiny GANs' labels: trained on an unfiltered set of theirs, and put in the
   pool judge's place."""
   seen, seen_labels, _ = _read(_make(tiny, finished, tmp_path / 'seen', 600))
-  judge = pool_judge.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=16)
-  monkeypatch.setattr(instruments, 'judge', lambda config, workdir, pool=None: instruments.Judge(judge, 16, 'seen'))
+  judge = small_cnn.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=16)
+  monkeypatch.setattr(
+    instruments, 'expression', lambda config, workdir, pool=None: instruments.ExpressionNet(judge, 16, 'seen')
+  )
   ex_dir = tmp_path / 'expression_gan'
   shutil.copytree(finished / 'gan0' / 'expression_gan', ex_dir)
   folder = _make(tiny, finished, tmp_path / 'big', 60, ex_dir, filter='judge', min_confidence=0.3)
   images, labels, meta = _read(folder)
   assert len(labels) == 60 and (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced, label order per row
-  logits, _ = pool_judge.predict(judge, images, len(emotions.EMOTIONS), width=16)
+  logits, _ = small_cnn.predict(judge, images, len(emotions.EMOTIONS), width=16)
   p = np.asarray(jax.nn.softmax(logits, axis=1))
   assert (p.argmax(1) == labels).all() and (p[np.arange(len(labels)), labels] >= 0.3 - 1e-6).all()
   stats = meta['filter_stats']

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_jax.data import emotions, pipeline, preview, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 from tests.conftest import ROOT
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from configs.default import get_config
-from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions
 from fer_jax.data import pool as pool_lib
-from fer_jax.errors import UserError
+from fer_jax.infra.checkpointing import Checkpointer
+from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stargan
 from fer_jax.train import expression_gan as eg
 from fer_jax.train import generators
@@ -56,7 +56,7 @@ def _run_train(workdir, data_dir, devices=1, kill_after_first_checkpoint=False):
   code = f"""
 import os, signal
 from configs.default import get_config
-from fer_jax import checkpointing
+from fer_jax.infra import checkpointing
 from fer_jax.train import expression_gan as eg
 if {kill_after_first_checkpoint!r}:
   save = checkpointing.Checkpointer.save
@@ -163,7 +163,7 @@ def test_two_processes_of_two_devices_train_and_evaluate_as_one_device(reference
   work = tmp_path / 'two'
   code = f"""
 from configs.default import get_config
-from fer_jax import parallel
+from fer_jax.infra import parallel
 from fer_jax.train import expression_gan as eg
 parallel.initialize_distributed()
 import jax

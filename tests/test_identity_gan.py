@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from configs import default
-from fer_jax import io_utils
 from fer_jax.data import sources
 from fer_jax.eval import gan_metrics
+from fer_jax.infra import io_utils
 from fer_jax.train import generators, identity_gan
 from tests.conftest import run_processes
 

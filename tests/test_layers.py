@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fer_jax import parallel
+from fer_jax.infra import parallel
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 

@@ -11,7 +11,7 @@ import pytest
 
 from configs import default
 from fer_jax.data import emotions, real_sources, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 E = emotions.EMOTIONS
 EKMAN = set(range(emotions.NUM_EKMAN))

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as st
 
 from fer_jax import report, stats
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 from tests.conftest import run_module
 
 MULTIPLES = (0.5, 1.0, 2.0, 5.0)

@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from configs import default
 from fer_jax import sweep
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 from tests.conftest import ROOT, data_only, result_rows, run_module, sweep_cmd
 
 

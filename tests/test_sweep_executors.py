@@ -13,7 +13,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import default
-from fer_jax import executors, sweep
+from fer_jax import sweep
+from fer_jax.infra import executors
 from tests.conftest import ROOT, result_rows, run_module, sweep_cmd
 
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from fer_jax import io_utils, workdirs
-from fer_jax.errors import UserError
+from fer_jax.infra import io_utils, workdirs
+from fer_jax.infra.errors import UserError
 from fer_jax.train import classifier, expression_gan, identity_gan
 from tests.conftest import run_module
 

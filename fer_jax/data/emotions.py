@@ -51,7 +51,7 @@ def prototype_matrix():
 
 def label_index(name):
   """Emotion name -> label index, with a clear error for anything else."""
-  from fer_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra.errors import UserError  # pylint: disable=import-outside-toplevel
 
   key = name.strip().lower()
   if key not in EMOTIONS:

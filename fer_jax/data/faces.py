@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fer_jax import parallel
 from fer_jax.data import emotions
+from fer_jax.infra import parallel
 
 VIEW = 1.1
 

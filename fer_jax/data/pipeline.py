@@ -10,7 +10,7 @@ process's rows of the global batch; images stay uint8 until they are on the devi
 import grain
 import numpy as np
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 
 def _record(x):

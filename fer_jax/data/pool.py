@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from fer_jax.data import pipeline, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 SOURCE_STRIDE = 1 << 20  # subject id = source index * SOURCE_STRIDE + the source's own subject id
 

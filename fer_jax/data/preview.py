@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from fer_jax import grids, io_utils
 from fer_jax.data import emotions, sources
+from fer_jax.infra import grids, io_utils
 
 SPLITS = ('train', 'validation', 'test', 'pool')
 

@@ -1,7 +1,7 @@
 """`procedural:a` / `procedural:b`: the embedded procedural faces as a data source."""
 
 from fer_jax.data import faces, procedural_tfds, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 
 @sources.register('procedural')

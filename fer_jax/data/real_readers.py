@@ -49,7 +49,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from fer_jax.data import emotions
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.pgm', '.ppm', '.gif')
 VIDEO_EXTS = ('.avi', '.mp4', '.wmv', '.mov', '.mpg', '.mpeg')

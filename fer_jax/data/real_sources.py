@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from fer_jax.data import emotions, real_readers, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 SPLITS = ('train', 'validation', 'test', 'pool', 'full')
 FACE_MARGIN = 0.15  # the Haar box is brow-to-mouth tight; widen it to keep the forehead and chin

@@ -10,8 +10,8 @@ import dataclasses
 import os
 import shutil
 
-from fer_jax import io_utils
-from fer_jax.errors import UserError
+from fer_jax.infra import io_utils
+from fer_jax.infra.errors import UserError
 
 _MAKERS = {}
 

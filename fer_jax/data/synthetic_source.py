@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from fer_jax.data import emotions, sources
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 
 def features(image_size):

@@ -17,7 +17,7 @@ in [0, 1] pixel units, next to two baselines:
 Pairs whose target is the input's own emotion have an error of 0 for "do nothing"; the summary numbers are over
 the other pairs (`changed`), and the error on the own-emotion pairs is reported apart (`l1_same_emotion`).
 
-The expression judge (`fer_jax.eval.pool_judge`) is scored on the same pairs: its accuracy on the ground-truth
+The expression judge (`fer_jax.eval.small_cnn`) is scored on the same pairs: its accuracy on the ground-truth
 renders is the most it can say about a perfect translator, and comparing it with its accuracy on the GAN's
 output shows whether it is reading the expression or being fooled by pixel patterns.
 

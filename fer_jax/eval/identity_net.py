@@ -1,7 +1,7 @@
 """Identity network: a small CNN trained here to tell GAN-pool SUBJECTS apart; its features measure identity.
 
 No pretrained weights (Inception, FaceNet) can be downloaded, so identity is measured in the penultimate
-layer of a network we train ourselves: `fer_jax.eval.pool_judge.SmallCNN` trained to classify the subject
+layer of a network we train ourselves: `fer_jax.eval.small_cnn.SmallCNN` trained to classify the subject
 id of pool images across all 7 expressions of each subject. The cheapest way to solve that task is what
 stays constant per person while the expression changes: face shape, skin tone, hair, background, lighting,
 eye/brow/nose/mouth geometry. So its features see identity and are pushed to be invariant to expression (a
@@ -19,7 +19,7 @@ faces in this feature space) and the expression GAN's "identity kept" (`embed`, 
 
 import numpy as np
 
-from fer_jax.eval import pool_judge
+from fer_jax.eval import small_cnn
 
 WIDTH = 32
 EMBED_DIM = 256
@@ -33,7 +33,7 @@ def labels_of(subjects):
 
 def features(params, num_subjects, images, *, width=WIDTH, embed_dim=EMBED_DIM):
   """Penultimate-layer features [N, embed_dim] (float64 numpy)."""
-  _, f = pool_judge.predict(params, images, num_subjects, width=width, embed_dim=embed_dim)
+  _, f = small_cnn.predict(params, images, num_subjects, width=width, embed_dim=embed_dim)
   return np.asarray(f, np.float64)
 
 
@@ -53,5 +53,5 @@ def nearest_subject(query, gallery, gallery_subjects, exclude=None):
 
 def accuracy(params, num_subjects, images, labels, **kw):
   """Subject accuracy; `labels` are the class indices the net was trained with (not raw subject ids)."""
-  logits, _ = pool_judge.predict(params, images, num_subjects, **kw)
+  logits, _ = small_cnn.predict(params, images, num_subjects, **kw)
   return float(np.mean(logits.argmax(1) == np.asarray(labels)))

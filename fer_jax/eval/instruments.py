@@ -1,6 +1,6 @@
 """The evaluation instruments of a GAN pool, trained once per pool and read by everything that scores faces.
 
-- the expression **judge**: `pool_judge.SmallCNN` trained on the 7 expression labels;
+- the expression **judge**: `small_cnn.SmallCNN` trained on the 7 expression labels;
 - the **identity net**: the same CNN trained to tell subjects apart (`fer_jax.eval.identity_net`); its
   features are the space of the identity GAN's Fréchet distance and of the expression GAN's "identity kept".
 
@@ -22,25 +22,25 @@ from absl import logging
 import jax
 import numpy as np
 
-from fer_jax import io_utils
-from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, sources
 from fer_jax.data import pool as pool_lib
-from fer_jax.eval import identity_net, pool_judge
+from fer_jax.eval import identity_net, small_cnn
+from fer_jax.infra import io_utils
+from fer_jax.infra.checkpointing import Checkpointer
 
 JUDGE_EMBED_DIM = 256
 IDENTITY_VALIDATION = 0.125  # share of the identity net's images kept aside to report how well it tells subjects apart
 
 
 @dataclasses.dataclass(frozen=True)
-class Judge:
+class ExpressionNet:
   params: dict
   width: int
   fingerprint: str
 
   def logits(self, images):
     """Logits [N, 7] of uint8 faces [N, H, W, 1] (numpy; one compiled batch shape for every call)."""
-    return pool_judge.predict(self.params, images, len(emotions.EMOTIONS), width=self.width)[0]
+    return small_cnn.predict(self.params, images, len(emotions.EMOTIONS), width=self.width)[0]
 
   def predict(self, images):
     return self.logits(images).argmax(1)
@@ -92,7 +92,7 @@ def _cached(config, workdir, kind, fp, template, train):
       return params, meta
 
 
-def judge(config, workdir, pool=None):
+def expression(config, workdir, pool=None):
   """The pool's expression judge (trained on first use)."""
   pool = pool if pool is not None else pool_lib.load_pool(config, workdir)
   e = config.eval
@@ -102,14 +102,14 @@ def judge(config, workdir, pool=None):
   fp = fingerprint(images, labels, kind='judge', steps=steps, seed=seed, width=width, embed_dim=JUDGE_EMBED_DIM)
 
   def template():
-    return pool_judge.template(c, images.shape[1:], width=width, embed_dim=JUDGE_EMBED_DIM)
+    return small_cnn.template(c, images.shape[1:], width=width, embed_dim=JUDGE_EMBED_DIM)
 
   def train():
-    params = pool_judge.train_cnn(images, labels, c, steps=steps, seed=seed, width=width, embed_dim=JUDGE_EMBED_DIM)
+    params = small_cnn.train_cnn(images, labels, c, steps=steps, seed=seed, width=width, embed_dim=JUDGE_EMBED_DIM)
     return params, dict(fingerprint=fp, steps=steps, seed=seed, width=width, train_images=int(len(images)))
 
   params, _ = _cached(config, workdir, 'judge', fp, template, train)
-  return Judge(params, width, fp)
+  return ExpressionNet(params, width, fp)
 
 
 def identity(config, workdir, pool=None):
@@ -123,10 +123,10 @@ def identity(config, workdir, pool=None):
   fp = fingerprint(images, subjects, kind='identity', steps=steps, seed=seed, width=width, embed_dim=embed_dim)
 
   def template():
-    return pool_judge.template(n, images.shape[1:], width=width, embed_dim=embed_dim)
+    return small_cnn.template(n, images.shape[1:], width=width, embed_dim=embed_dim)
 
   def train():
-    params = pool_judge.train_cnn(
+    params = small_cnn.train_cnn(
       images[~val], labels[~val], n, steps=steps, seed=seed, width=width, embed_dim=embed_dim, desc='identity'
     )
     acc = identity_net.accuracy(params, n, images[val], labels[val], width=width, embed_dim=embed_dim)
@@ -135,7 +135,7 @@ def identity(config, workdir, pool=None):
   params, meta = _cached(config, workdir, 'identity', fp, template, train)
   info = dict(
     fingerprint=fp,
-    net='fer_jax.eval.pool_judge.SmallCNN',
+    net='fer_jax.eval.small_cnn.SmallCNN',
     width=width,
     embed_dim=embed_dim,
     subjects=n,

@@ -21,8 +21,8 @@ from scipy import stats
 
 from fer_jax.data import emotions, sources
 from fer_jax.data import pool as pool_lib
-from fer_jax.errors import UserError
-from fer_jax.eval import instruments, pool_judge
+from fer_jax.eval import instruments, small_cnn
+from fer_jax.infra.errors import UserError
 
 WIDTH = 16  # of the real-vs-synthetic CNN: 16 keeps it under a minute on 2 CPU cores at 32x32
 
@@ -81,8 +81,8 @@ def realism(real_images, real_subjects, fake_images, fake_subjects, steps, seed,
     return x, np.repeat(np.array([0, 1], np.int32), m), idx_r, idx_f
 
   (x_tr, y_tr, tr_r, tr_f), (x_ho, y_ho, ho_r, ho_f) = balanced(r_tr, f_tr), balanced(r_ho, f_ho)
-  params = pool_judge.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH)
-  hit = pool_judge.predict(params, x_ho, 2, width=WIDTH)[0].argmax(1) == y_ho
+  params = small_cnn.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH)
+  hit = small_cnn.predict(params, x_ho, 2, width=WIDTH)[0].argmax(1) == y_ho
   clusters = np.concatenate([np.asarray(real_subjects)[ho_r], np.asarray(fake_subjects)[ho_f]])
   return {
     'accuracy': float(hit.mean()),
@@ -119,7 +119,7 @@ def evaluate(config, workdir, synthetic_dir, *, max_images=2000, realism_steps=3
   pool = pool_lib.load_pool(config, workdir)
   images, labels, subjects = load_synthetic(config, workdir, synthetic_dir, max_images)
   ho = pool.holdout_idx[pool.labels[pool.holdout_idx] < emotions.NUM_EKMAN]
-  judge = instruments.judge(config, workdir, pool)
+  judge = instruments.expression(config, workdir, pool)
   (agreement, per_class), (reference, _) = (
     judge_agreement(judge, images, labels),
     judge_agreement(judge, pool.images[ho], pool.labels[ho]),

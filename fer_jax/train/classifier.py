@@ -21,11 +21,11 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from fer_jax import io_utils, parallel, workdirs, writers
-from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, pipeline, sources
-from fer_jax.errors import UserError
 from fer_jax.eval import metrics as metrics_lib
+from fer_jax.infra import io_utils, parallel, workdirs, writers
+from fer_jax.infra.checkpointing import Checkpointer
+from fer_jax.infra.errors import UserError
 from fer_jax.models import layers
 from fer_jax.models.classifier import PaperCNN
 from fer_jax.train import lib

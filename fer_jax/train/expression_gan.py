@@ -15,7 +15,7 @@ synthetic set does), and the ground truth's own AUs when scoring against the gro
 Adam (betas from the config) for both, the learning rate decaying linearly to 0 over the second half. G and
 D have separate optax states; the EMA of G's params is updated inside the jitted generator step and is what
 `translate` uses. With `cls_augment` the critic's class head reads real faces (learning) and generated ones
-(scoring the generator) through the same random shift/blur/noise (`fer_jax.augment`), so a target class cannot
+(scoring the generator) through the same random shift/blur/noise (`fer_jax.infra.augment`), so a target class cannot
 be passed with a few isolated pixels.
 
 Resumability: the state (incl. step and PRNG key) is checkpointed; per-step randomness is
@@ -40,12 +40,12 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from fer_jax import augment, grids, io_utils, parallel, pixels, workdirs, writers
-from fer_jax.checkpointing import Checkpointer
 from fer_jax.data import emotions, sources
 from fer_jax.data import pool as pool_lib
-from fer_jax.errors import UserError
 from fer_jax.eval import ground_truth, identity_net, instruments
+from fer_jax.infra import augment, grids, io_utils, parallel, pixels, workdirs, writers
+from fer_jax.infra.checkpointing import Checkpointer
+from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stargan
 from fer_jax.train import generators, lib, losses
 
@@ -249,7 +249,7 @@ def programs(hp):
     return {name + '_acc': jnp.mean(jnp.argmax(head, -1) == c)}
 
   def classify(dp, images, key):
-    """The critic's class logits; with cls_augment, of shifted, blurred, noisy images (`fer_jax.augment`)."""
+    """The critic's class logits; with cls_augment, of shifted, blurred, noisy images (`fer_jax.infra.augment`)."""
     return d_model.apply(dp, augment.shift_noise(key, images, blur=True))[1]
 
   def critic_update(state, x, org, fake, alpha, k):
@@ -534,7 +534,7 @@ def evaluate(config, workdir, g_params, pool):
   c = len(emotions.EMOTIONS)
   tr, ho = pool.train_idx, pool.holdout_idx
   t0 = time.time()
-  judge = instruments.judge(config, workdir, pool)
+  judge = instruments.expression(config, workdir, pool)
   ident = instruments.identity(config, workdir, pool)
   t_instruments = time.time() - t0
 

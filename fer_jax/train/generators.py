@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fer_jax import checkpointing, parallel, pixels
-from fer_jax.errors import UserError
+from fer_jax.infra import checkpointing, parallel, pixels
+from fer_jax.infra.errors import UserError
 from fer_jax.models import stargan, stylegan
 
 # ------------------------------------------------------------------------------------------ identity GAN

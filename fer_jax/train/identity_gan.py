@@ -35,11 +35,11 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from fer_jax import checkpointing, grids, io_utils, parallel, pixels, workdirs, writers
 from fer_jax.data import pool as pool_lib
 from fer_jax.data import sources
-from fer_jax.errors import UserError
 from fer_jax.eval import gan_metrics, instruments
+from fer_jax.infra import checkpointing, grids, io_utils, parallel, pixels, workdirs, writers
+from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stylegan
 from fer_jax.train import generators, lib, losses
 

@@ -5,7 +5,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from fer_jax.errors import TrainingDiverged
+from fer_jax.infra.errors import TrainingDiverged
 
 
 def every(step, n, last=None):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fer_jax import augment, parallel, pixels
+from fer_jax.infra import augment, parallel, pixels
 
 
 class SmallCNN(nn.Module):

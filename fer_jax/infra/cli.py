@@ -11,8 +11,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fer_jax import parallel
-from fer_jax.errors import UserError
+from fer_jax.infra import parallel
+from fer_jax.infra.errors import UserError
 
 DEFAULT_CONFIG = 'configs/default.py:quick'
 # No default here: with one, config_flags parses the overrides while this module is imported, where a

@@ -1,7 +1,7 @@
 """Random image perturbations that a reader of expressions should not care about: small shifts, blur, noise.
 
 Used where a network's reading of the expression must not hang on single pixels: the pool judge's training
-(`fer_jax.eval.pool_judge`) and, with `expression_gan.cls_augment`, the expression GAN critic's class head
+(`fer_jax.eval.small_cnn`) and, with `expression_gan.cls_augment`, the expression GAN critic's class head
 (on real faces when the critic learns, on generated ones when the generator is scored: DiffAugment's rule,
 Zhao et al. 2020, that both sides see the same distribution). Differentiable in the images. Images are float
 NHWC in [-1, 1].

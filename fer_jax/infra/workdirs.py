@@ -18,8 +18,8 @@ import functools
 import json
 import os
 
-from fer_jax import io_utils
-from fer_jax.errors import UserError
+from fer_jax.infra import io_utils
+from fer_jax.infra.errors import UserError
 
 # The data keys every stage that reads a source depends on (how images are rendered, read and split).
 DATA_KEYS = ('data.image_size', 'data.procedural', 'data.real')

@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fer_jax import parallel
 from fer_jax.data import emotions
-from fer_jax.errors import UserError
+from fer_jax.infra import parallel
+from fer_jax.infra.errors import UserError
 
 CLASSES = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 INPUT_SIZE = 64
@@ -163,7 +163,7 @@ def preprocess(images):
   return (x / 255.0 - 0.5) * 2.0
 
 
-class Judge:
+class Fer2013Net:
   """The ported network with its weights; `logits(images_uint8)` runs it in fixed-size jitted batches."""
 
   def __init__(self, path=None, batch_size=256):
@@ -189,8 +189,8 @@ class Judge:
 
 
 @functools.lru_cache(maxsize=2)
-def default_judge(batch_size=256):
-  return Judge(batch_size=batch_size)
+def default_net(batch_size=256):
+  return Fer2013Net(batch_size=batch_size)
 
 
 def judge_scores(images_uint8, labels, judge=None):
@@ -204,7 +204,7 @@ def judge_scores(images_uint8, labels, judge=None):
     raise UserError(f'judge_scores: {len(images_uint8)} images but {len(labels)} labels')
   if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
     raise UserError(f'judge_scores: labels must be in 0..{len(CLASSES) - 1} (emotions.EMOTIONS order)')
-  judge = judge or default_judge()
+  judge = judge or default_net()
   pred = judge.predict(images_uint8) if len(labels) else np.zeros(0, np.int64)
   k = len(CLASSES)
   confusion = np.zeros((k, k), np.int64)

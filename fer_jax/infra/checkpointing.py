@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 # Orbax narrates every save at INFO; keep its warnings and errors, drop the rest from our logs.
 absl_logging.get_absl_logger().addFilter(lambda r: r.levelno >= logging.WARNING or '/orbax/' not in r.pathname)

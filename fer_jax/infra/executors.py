@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 EXECUTORS = ('local', 'ray', 'slurm')
 

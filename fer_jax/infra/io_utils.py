@@ -11,7 +11,7 @@ import tempfile
 
 from absl import logging as absl_logging
 
-from fer_jax.errors import UserError
+from fer_jax.infra.errors import UserError
 
 
 def _umask():
