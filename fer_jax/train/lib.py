@@ -1,9 +1,12 @@
-"""What the trainers share: resuming from a checkpoint, when to act in a loop, the EMA of parameters and the one
-divergence check."""
+"""What the trainers share: resuming from a checkpoint, when to act in a loop, the one metric reduction, the EMA of
+parameters and the one divergence check."""
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from fer_jax.infra import parallel
 
 from fer_jax.infra.errors import TrainingDiverged
 
@@ -11,6 +14,18 @@ from fer_jax.infra.errors import TrainingDiverged
 def every(step, n, last=None):
   """True on every n-th step, and on `last` (big_vision's `itstime`): when a loop logs, saves or samples."""
   return step % int(n) == 0 or step == last
+
+
+def interval_means(pending):
+  """The one metric reduction of every trainer: the mean of each metric over the steps of a logging interval.
+
+  `pending` is the list of per-step metric dicts (device arrays) gathered since the last log; they are stacked on
+  the device and fetched in one host sync. Returns (name -> float mean, name -> numpy array of per-step values),
+  the second for the divergence check, which names any step's NaN even when the mean would hide it."""
+  if not pending:
+    return {}, {}
+  per_step = parallel.to_host(jax.tree.map(lambda *x: jnp.stack(x), *pending))
+  return {k: float(np.mean(v)) for k, v in per_step.items()}, per_step
 
 
 def ema(average, params, decay):
