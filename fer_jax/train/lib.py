@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fer_jax.infra import parallel
-
 from fer_jax.infra.errors import TrainingDiverged
 
 
