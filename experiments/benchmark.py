@@ -63,7 +63,7 @@ def timed(step, steps, warmup=2):
 
 def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu', runs=1):
   """img/s of the train step; runs > 1: that many runs at once in threads (as `sweep.concurrent_runs`)."""
-  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
 
@@ -154,7 +154,7 @@ def bench_expression_gan(
 ):
   """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
-  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
 
@@ -203,7 +203,7 @@ def bench_expression_gan(
 def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
   """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
   from configs import default  # pylint: disable=import-outside-toplevel
-  from fer_jax import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
   from fer_jax.infra.errors import UserError  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import identity_gan  # pylint: disable=import-outside-toplevel
