@@ -6,6 +6,7 @@ directory by a rename, so a process killed at any moment leaves either the previ
 one, never half of one; leftover temp folders are removed when the manager opens.
 """
 
+import contextlib
 import logging
 import os
 import shutil
@@ -18,8 +19,22 @@ import orbax.checkpoint as ocp
 
 from fer_jax.infra.errors import UserError
 
+_from_orbax = lambda record: '/orbax/' in record.pathname.replace(os.sep, '/')
 # Orbax narrates every save at INFO; keep its warnings and errors, drop the rest from our logs.
-absl_logging.get_absl_logger().addFilter(lambda r: r.levelno >= logging.WARNING or '/orbax/' not in r.pathname)
+absl_logging.get_absl_logger().addFilter(lambda r: r.levelno >= logging.WARNING or not _from_orbax(r))
+
+
+@contextlib.contextmanager
+def _orbax_silenced():
+  """Drops everything orbax logs (errors and tracebacks included) while it opens a checkpoint folder or a fall-back
+  restore tries a step: an unreadable step is reported in one line of ours (`restore`), and the one before it used."""
+  logger = absl_logging.get_absl_logger()
+  quiet = lambda record: not _from_orbax(record)
+  logger.addFilter(quiet)
+  try:
+    yield
+  finally:
+    logger.removeFilter(quiet)
 
 
 class Checkpointer:
@@ -28,12 +43,13 @@ class Checkpointer:
 
   def __init__(self, directory, max_to_keep=2):
     self.directory = epath.Path(os.path.abspath(os.fspath(directory)))
-    self._mngr = ocp.CheckpointManager(
-      self.directory,
-      options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True
-      ),
-    )
+    with _orbax_silenced():  # it reads each step's metadata and logs (not raises) what it cannot parse: restore says
+      self._mngr = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False, cleanup_tmp_directories=True
+        ),
+      )
 
   def latest_step(self):
     return self._mngr.latest_step()
@@ -66,7 +82,8 @@ class Checkpointer:
     errors = []
     for s in steps:
       try:
-        out = self._restore(template, s)
+        with _orbax_silenced():
+          out = self._restore(template, s)
       except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many kinds
         errors.append(f'step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
         continue
@@ -84,7 +101,8 @@ class Checkpointer:
           shutil.rmtree(aside)
         os.replace(self.directory / str(bad), aside)
       if errors:
-        self._mngr.reload()
+        with _orbax_silenced():
+          self._mngr.reload()
       return out
     raise UserError(
       f'no checkpoint in {self.directory} can be restored ({"; ".join(errors)}); delete that '
