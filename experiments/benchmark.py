@@ -43,6 +43,16 @@ flags.DEFINE_enum(
   'Convolution lowering (classifier, expression GAN); default: cpu, or xla with --what=all (the '
   'paper preset, for GPUs/TPUs).',
 )
+flags.DEFINE_enum(
+  'condition', 'emotion', ['emotion', 'aus'], "--what=expression_gan: what G is told (quick's GAN: aus)."
+)
+flags.DEFINE_enum(
+  'preset',
+  None,
+  ['tiny', 'quick', 'paper'],
+  '--what=identity_gan and input: the preset whose settings are timed (default: identity_gan paper at 64 px, '
+  'quick below; input quick). tiny: the tests.',
+)
 flags.DEFINE_string('workdir', '/tmp/fer_jax_bench', "--what=input: where the quick preset's TFDS data is built.")
 FLAGS = flags.FLAGS
 
@@ -67,7 +77,8 @@ def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float3
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
 
-  _, _, fns = classifier._model_and_steps(num_classes, image_size, 1e-4, dtype, conv_impl)  # pylint: disable=protected-access
+  hp = classifier.Hparams(num_classes=num_classes, image_size=image_size, lr=1e-4, dtype=dtype, conv_impl=conv_impl)
+  programs = classifier.compiled(hp)
   rng = np.random.default_rng(0)
   batch = parallel.shard_batch(
     {
@@ -76,12 +87,12 @@ def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float3
     }
   )
   key = jax.random.key(1)
-  boxes = [[fns['init'](jax.random.key(r))] for r in range(runs)]
+  boxes = [[programs.init(jax.random.key(r))] for r in range(runs)]
 
   def loop(box, n):
     out = None
     for _ in range(n):
-      box[0], out = fns['train'](box[0], batch, key)
+      box[0], out = programs.train(box[0], batch, key)
     jax.block_until_ready(out)
 
   for box in boxes:
@@ -106,14 +117,13 @@ def bench_render(batch_size, image_size, steps):
   return {'params': 0, 'img_per_s': batch_size / sec}
 
 
-def bench_input(batch_size, steps, workdir):
+def bench_input(batch_size, steps, workdir, preset='quick'):
   """The classifier's input pipeline at the quick preset (grain over the TFDS ArrayRecord source, shuffled,
   batched, one read thread) against the classifier's train step at the same batch and image size."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
-  from fer_jax.data import pipeline  # pylint: disable=import-outside-toplevel
   from fer_jax.train import classifier  # pylint: disable=import-outside-toplevel
 
-  config = get_config('quick')
+  config = get_config(preset)
   data = classifier.build_datasets(config, workdir)  # builds the procedural data once (not timed)
   epoch, n, it = 0, 0, iter(())
   t = None
@@ -121,7 +131,7 @@ def bench_input(batch_size, steps, workdir):
     try:
       batch = next(it)
     except StopIteration:
-      it, epoch = iter(pipeline.train_batches(data.train, batch_size, config.seed, epoch)), epoch + 1
+      it, epoch = iter(classifier.epoch_batches(config, data, batch_size, epoch)), epoch + 1  # the trainer's
       continue
     n += 1
     if n == 2:  # the first batch starts the read thread and fills the prefetch buffer
@@ -151,9 +161,14 @@ def bench_expression_gan(
   warmup=2,
   conv_impl='cpu',
   dtype='float32',
+  condition='emotion',
 ):
-  """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's)."""
+  """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's).
+
+  `condition` is what G is told: 'emotion' (StarGAN's one-hot class: the peer's and the paper preset's) or 'aus'
+  (the 14 action-unit intensities quick's expression GAN is told)."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
+  from fer_jax.data import emotions  # pylint: disable=import-outside-toplevel
   from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
@@ -166,17 +181,19 @@ def bench_expression_gan(
     e.attention, e.batch_size, e.n_critic = bool(attention), int(batch_size), 1
     e.lambda_id = 0.0  # the peer's step: adversarial + class + cycle only
     e.conv_impl, e.dtype = conv_impl, dtype
+    e.condition = condition
   hp = expression_gan.hparams(config)
   parallel.check_batch_size(int(batch_size), 'batch_size')
   progs = expression_gan.programs(hp)
   state = progs.init(0)
   rng = np.random.default_rng(0)
-  batch = parallel.shard_batch(
-    {
-      'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
-      'label': rng.integers(0, hp.c_dim, (batch_size,)).astype(np.int32),
-    }
-  )
+  batch = {
+    'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
+    'label': rng.integers(0, len(emotions.EMOTIONS), (batch_size,)).astype(np.int32),
+  }
+  if condition == 'aus':  # the batch the trainer reads from a pool with action units (fer_jax.data.pool)
+    batch['aus'] = rng.uniform(0, 1, (batch_size, emotions.NUM_AUS)).astype(np.float32)
+  batch = parallel.shard_batch(batch)
   for _ in range(warmup):
     state, m = progs.dg_step(state, batch)
   jax.block_until_ready(m)
@@ -218,27 +235,27 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
         raise UserError(f'benchmark: unknown identity_gan field {k!r}')
       config.identity_gan[k] = type(config.identity_gan[k])(v)
   identity_gan.check_config(config)
-  state = parallel.replicate(identity_gan.init_state(config, jax.random.PRNGKey(0)))
-  n_params = layers.count_params(state.g) + layers.count_params(state.d)
-  main_step, r1_step = identity_gan.make_train_steps(config)
+  programs = identity_gan.compiled(identity_gan.hparams(config))
+  state = parallel.replicate(programs.init(jax.random.PRNGKey(0)))
+  n_params = layers.count_params(state.g_params) + layers.count_params(state.d_params)
   nan_step = parallel.replicate(np.int32(-1))
   rng = np.random.default_rng(0)
   batch = parallel.shard_batch({'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8)})
   r1_every = int(config.identity_gan.r1_every)
-  state, m = r1_step(state, batch, nan_step)  # compile both
-  state, m = main_step(state, batch, nan_step)
+  state, m = programs.r1(state, batch, nan_step)  # compile both
+  state, m = programs.train(state, batch, nan_step)
   jax.block_until_ready(m)
   t = time.time()
   for i in range(int(steps)):
     if i % r1_every == 0:
-      state, _ = r1_step(state, batch, nan_step)
-    state, m = main_step(state, batch, nan_step)
+      state, _ = programs.r1(state, batch, nan_step)
+    state, m = programs.train(state, batch, nan_step)
   jax.block_until_ready((state, m))
   dt = time.time() - t
   return dict(
     params=n_params,
-    params_generator=layers.count_params(state.g),
-    params_discriminator=layers.count_params(state.d),
+    params_generator=layers.count_params(state.g_params),
+    params_discriminator=layers.count_params(state.d_params),
     img_per_s=steps * batch_size / dt,
     preset=preset,
     r1_every=r1_every,
@@ -252,7 +269,7 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
   elif what == 'render':
     out = bench_render(batch_size, image_size, steps)
   elif what == 'input':
-    out = bench_input(batch_size, max(steps, 50), FLAGS.workdir)
+    out = bench_input(batch_size, max(steps, 50), FLAGS.workdir, FLAGS.preset or 'quick')
   elif what == 'expression_gan':
     out = bench_expression_gan(
       batch_size,
@@ -263,9 +280,10 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
       d_repeat_num=FLAGS.d_repeat_num,
       conv_impl=conv_impl,
       dtype=FLAGS.dtype,
+      condition=FLAGS.condition,
     )
   else:
-    out = bench_identity_gan(batch_size, image_size, steps)
+    out = bench_identity_gan(batch_size, image_size, steps, **({'preset': FLAGS.preset} if FLAGS.preset else {}))
   line = {
     'what': what,
     'batch_size': batch_size,

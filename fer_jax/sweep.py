@@ -227,7 +227,7 @@ def check_settings(config):
     )
   for combo in axes.combinations(config):  # every value of every axis, as its runs would see it
     c = apply_overrides(config, dict(combo))
-    classifier.check_config(c.classifier)
+    classifier.check_config(c)
     if any(r.generator == 'gan' for r in run_list):
       identity_gan.check_config(c)
       expression_gan.check_config(c)
