@@ -69,8 +69,9 @@ def _quick():
   # Channels at the image resolution, doubled at each lower resolution up to max_channels (G and D).
   c.identity_gan.channels = 16
   c.identity_gan.max_channels = 64
-  # Quick has a higher lr and no style mixing (StyleGAN2-ADA's CIFAR setting) to learn in minutes: FD 48.9
-  # at 1,000 steps, against 62.6 with StyleGAN2's lr 2e-3 and mixing 0.9. `paper` restores those two.
+  # Quick has a higher lr and no style mixing (StyleGAN2-ADA's CIFAR setting): it learns in minutes where
+  # StyleGAN2's lr 2e-3 and mixing 0.9 lag (chosen on the Frechet distance: docs/findings.md). `paper` restores
+  # those two.
   c.identity_gan.style_mixing_prob = 0.0
   c.identity_gan.r1_gamma = 0.1  # ~ StyleGAN2-ADA heuristic 2e-4 * res^2 / batch, rounded up for stability
   c.identity_gan.r1_every = 16  # lazy R1
@@ -78,7 +79,7 @@ def _quick():
   c.identity_gan.betas = (0.0, 0.99)
   c.identity_gan.ema_half_life_images = 2000
   c.identity_gan.batch_size = 32
-  c.identity_gan.steps = 1500  # FD 40.9; the stage took 4 min 45 s of the quick sweep (with evaluations)
+  c.identity_gan.steps = 1500  # sized to quick's 30-minute budget (the FD and time it gives: docs/findings.md)
   c.identity_gan.psi = 0.7
   c.identity_gan.sample_every = 500
   c.identity_gan.checkpoint_every = 250
@@ -94,9 +95,9 @@ def _quick():
   # loss (without it, a cycle of inverted brightness passes for identity). It also draws with GANimation's
   # attention mask (so the input's own pixels, noise included, are kept where the expression does not change),
   # reads the critic's head through shift/blur/noise (so a target cannot be passed with isolated pixels) and
-  # is told action units rather than an emotion (GANimation's conditioning). Chosen by the error against ground
-  # truth (fer_jax.eval.ground_truth, README "The expression GAN against ground truth"): 1.05 x the do-nothing
-  # error against 2.71 x for the paper's recipe at this size. `paper` restores the recipe.
+  # is told action units rather than an emotion (GANimation's conditioning). Chosen on the error against ground
+  # truth (fer_jax.eval.ground_truth), far below the paper's recipe's at this size: docs/findings.md. `paper`
+  # restores the recipe.
   c.expression_gan.conv_dim = 16
   c.expression_gan.repeat_num = 3  # generator residual blocks (paper: 6)
   c.expression_gan.d_repeat_num = 4  # critic stride-2 layers (paper: 5 at 64x64)
@@ -117,8 +118,8 @@ def _quick():
   # What G is told to draw: 'emotion' (StarGAN: one of the 7 classes; the critic's head classifies) or 'aus'
   # (GANimation: the 14 action-unit intensities of a real pool face of the target emotion; the critic's head
   # regresses them). 'aus' needs AU labels in the pool: the procedural sources have them, real datasets here
-  # do not (use 'emotion' with them). Quick, seeds 0 and 1: 1.05 and 1.17 x the do-nothing error against ground
-  # truth, against 1.16 and 1.21 x told the emotion (README "The expression GAN against ground truth").
+  # do not (use 'emotion' with them). Quick uses 'aus': told the action units, G comes closer to ground truth
+  # than told the emotion (docs/findings.md).
   c.expression_gan.condition = 'aus'
   c.expression_gan.lambda_mask = 0.02  # GANimation's L1 on the mask (keeps it from copying the input everywhere)
   # The critic's class head reads shifted, blurred, noisy faces (fer_jax.infra.augment), real and generated alike,
@@ -139,7 +140,7 @@ def _quick():
   # expression judge (7 classes) and the identity net (classifies subjects; its features are the identity
   # space of the identity GAN's Frechet distance and of the expression GAN's "identity kept").
   c.eval = ml_collections.ConfigDict()
-  c.eval.width = 16  # 16 keeps each under a minute on 2 CPU cores at 32x32
+  c.eval.width = 16  # narrow enough to train both within quick's budget on 2 CPU cores (times: docs/findings.md)
   c.eval.judge_steps = 500
   c.eval.identity_steps = 600
   c.eval.identity_embed_dim = 128
@@ -158,8 +159,8 @@ def _quick():
   c.synthetic.quality_images = 2000
   c.synthetic.realism_steps = 300
   # Images scored by the fer package's FER2013 judge (trained on real photographs; 0 = skip). Quick skips it:
-  # on the procedural faces it agrees with the real test labels 28% of the time (chance 17%), so its column
-  # says little, and it costs ~60 s of the 30-minute budget. The paper preset (real photographs) keeps it.
+  # it reads the procedural faces' exact test labels little better than chance, so its column says little, and
+  # it takes a share of quick's budget (docs/findings.md). The paper preset (real photographs) keeps it.
   c.synthetic.fer_judge_images = 0
 
   # ---------------------------------------------------------------------------------------- classifier
@@ -176,8 +177,8 @@ def _quick():
   # equal compute, so a run with k x more data sees fewer epochs); report.md states which protocol ran.
   c.classifier.max_steps = 0
   # Early stopping may end a run only after this many Adam steps: with a small training set an epoch is a
-  # couple of steps, and 5 epochs of patience would stop a run that has not started learning (measured: 150
-  # real images stopped at epoch 6 at chance level).
+  # couple of steps, and 5 epochs of patience would stop a run that has not started learning (a small real set
+  # stopped at chance level without it: docs/findings.md).
   c.classifier.min_steps = 100
   c.classifier.eval_batch_size = 256
   # A checkpoint at most this often (and at the end): a save costs as much as a short epoch. A killed run
@@ -220,7 +221,7 @@ def _quick():
   # A value re-runs only what depends on its key (a classifier key: the runs; synthetic: the sets and runs).
   c.sweep.axes = ''
   # Classifier runs trained at once, as threads of the sweep's process: one small CNN step leaves a CPU's cores
-  # partly idle, two runs fill them (8-21% more images/s on 2 cores). Results do not depend on it.
+  # partly idle, two runs fill them (the throughput: docs/findings.md). Results do not depend on it.
   c.sweep.concurrent_runs = 2
   # Where the stages and runs execute: 'local' (this process), 'ray' (each a Ray task) or 'slurm' (job arrays
   # through submitit). Ray and Slurm need the workdir on a filesystem every worker sees (README: "Past one
@@ -242,6 +243,142 @@ def _quick():
   return c
 
 
+def _tiny(c):
+  """Every stage in seconds, for the tests: the smallest sizes that still run each code path."""
+  c.data.image_size = 32  # tiny stays 32x32 whatever quick uses
+  p = c.data.procedural
+  p.train_subjects = 8
+  p.validation_subjects = 4
+  p.test_subjects = 4
+  p.pool_subjects = 12
+  p.images_per_emotion = 1
+  p.pool_images_per_emotion = 1
+
+  g = c.identity_gan
+  g.z_dim = 16
+  g.w_dim = 16
+  g.mapping_layers = 2
+  g.channels = 16
+  g.max_channels = 16
+  g.batch_size = 8
+  g.steps = 4
+  g.sample_every = 2
+  g.checkpoint_every = 2
+  g.eval_samples = 32
+  g.log_every = 1
+  # StyleGAN2's lr and mixing: the tests go through the style-mixing path, and the smaller lr keeps a run on 4
+  # devices close to the same run on 1.
+  g.lr = 2e-3
+  g.style_mixing_prob = 0.9
+
+  e = c.expression_gan
+  e.conv_dim = 8
+  e.repeat_num = 1
+  e.d_repeat_num = 3
+  e.batch_size = 8
+  e.steps = 4
+  e.n_critic = 2
+  e.sample_every = 2
+  e.checkpoint_every = 2
+  e.log_every = 2
+  e.sample_faces = 3
+  # The paper's lr: tests compare runs weight by weight, and small steps keep them close.
+  e.g_lr = 1e-4
+  e.d_lr = 1e-4
+
+  c.eval.width = 8
+  c.eval.judge_steps = 20
+  c.eval.identity_steps = 20
+  c.eval.identity_embed_dim = 16
+
+  c.synthetic.batch_size = 16
+  c.synthetic.quality_images = 200
+  c.synthetic.realism_steps = 20
+  c.synthetic.fer_judge_images = 48  # tests go through the fer judge's path
+
+  k = c.classifier
+  k.batch_size = 16
+  k.eval_batch_size = 64
+  k.num_epochs = 3
+  k.patience = 2
+  k.max_steps = 0
+  k.min_steps = 0  # early stopping can act within tiny's 3 epochs
+  k.checkpoint_every_seconds = 0.0  # every epoch: the kill-and-resume tests cut runs between epochs
+
+  c.sweep.multiples = (0.5, 1)
+  c.sweep.seeds = (0,)
+
+
+def _paper(c):
+  """The paper's scale and recipes: 64x64 greyscale, StyleGAN2 and StarGAN as published, its classifier and
+  protocol (train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI)."""
+  c.data.image_size = 64
+  p = c.data.procedural
+  p.train_subjects = 200
+  p.validation_subjects = 40
+  p.test_subjects = 80
+  p.pool_subjects = 2000
+
+  # StyleGAN2 (Karras et al. 2020) at 64x64.
+  g = c.identity_gan
+  g.z_dim = 512
+  g.w_dim = 512
+  g.mapping_layers = 8
+  g.channels = 256  # 16384 / res, capped at 512
+  g.max_channels = 512
+  g.batch_size = 32
+  g.steps = 200_000
+  g.sample_every = 5000
+  g.checkpoint_every = 5000
+  g.eval_samples = 10_000
+  g.lr = 2e-3
+  g.style_mixing_prob = 0.9
+
+  # StarGAN (Choi et al. 2018) as published: everything quick departs from, restored.
+  e = c.expression_gan
+  e.conv_dim = 64
+  e.repeat_num = 6
+  e.d_repeat_num = 5
+  e.batch_size = 16
+  e.steps = 200_000
+  e.sample_every = 10_000
+  e.checkpoint_every = 10_000
+  e.n_critic = 5
+  e.g_lr = 1e-4
+  e.d_lr = 1e-4
+  e.lambda_id = 0.0  # StarGAN has no identity-mapping loss
+  e.attention = False  # StarGAN's plain output ...
+  e.cls_augment = False  # ... and plain critic
+  e.lambda_mask = 0.1  # its value before quick's 0.02; it weighs nothing without attention
+  e.condition = 'emotion'  # StarGAN's class labels (RaFD has no AU labels)
+  e.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
+
+  c.synthetic.batch_size = 256
+  c.synthetic.fer_judge_images = 600  # real photographs: what the FER2013 judge was trained on
+
+  c.classifier.lr = 1e-4  # the paper's Adam step
+  c.classifier.min_steps = 0  # the paper: up to 50 epochs, early stopping from the first
+  c.classifier.conv_impl = 'xla'
+
+  # The paper's multiples, 5 seeds; one run at a time fills an accelerator.
+  c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
+  c.sweep.seeds = (0, 1, 2, 3, 4)
+  c.sweep.concurrent_runs = 1
+  c.sweep.slurm.gpus_per_task = 1
+  c.sweep.ray_gpus_per_task = 1
+  c.sweep.slurm.array_parallelism = 32
+
+  # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
+  # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with
+  # "path does not exist"; point them at your copies, e.g.
+  #   --config.data.train_sources=rafd:/data/RaFD,oulu_casia:/data/OriginalImg
+  #   --config.data.test_sources=mmi:/data/MMI@full --config.data.pool_sources=rafd:/data/RaFD
+  # (the procedural faces at paper scale: --config.data.train_sources=procedural:a and so on).
+  c.data.train_sources = 'rafd:/data/RaFD,oulu_casia:/data/OriginalImg'
+  c.data.test_sources = 'mmi:/data/MMI@full'
+  c.data.pool_sources = 'rafd:/data/RaFD'
+
+
 def get_config(arg=None):
   preset = arg or 'quick'
   if preset not in PRESETS:
@@ -249,63 +386,8 @@ def get_config(arg=None):
   c = _quick()
   c.preset = preset
   if preset == 'tiny':
-    c.data.image_size = 32
-    p = c.data.procedural
-    p.train_subjects, p.validation_subjects, p.test_subjects, p.pool_subjects = 8, 4, 4, 12
-    p.images_per_emotion = p.pool_images_per_emotion = 1
-    g = c.identity_gan
-    g.z_dim = g.w_dim = 16
-    g.mapping_layers = 2
-    g.channels = g.max_channels = 16
-    g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 8, 4, 2, 2, 32
-    g.log_every = 1
-    g.lr, g.style_mixing_prob = 2e-3, 0.9  # tests go through the mixing path; 4 devices = 1 stays tight
-    e = c.expression_gan
-    e.conv_dim, e.repeat_num, e.d_repeat_num = 8, 1, 3
-    e.batch_size, e.steps, e.n_critic, e.sample_every, e.checkpoint_every = 8, 4, 2, 2, 2
-    e.log_every, e.sample_faces = 2, 3
-    c.eval.width, c.eval.judge_steps, c.eval.identity_steps, c.eval.identity_embed_dim = 8, 20, 20, 16
-    e.g_lr = e.d_lr = 1e-4  # the paper's: tests compare runs weight by weight, small steps keep that tight
-    c.synthetic.batch_size, c.synthetic.quality_images, c.synthetic.realism_steps = 16, 200, 20
-    c.synthetic.fer_judge_images = 48  # tests go through the fer judge's path
-    k = c.classifier
-    k.batch_size, k.eval_batch_size, k.num_epochs, k.patience, k.max_steps, k.min_steps = 16, 64, 3, 2, 0, 0
-    k.checkpoint_every_seconds = 0.0  # every epoch: the kill-and-resume tests cut runs between epochs
-    c.sweep.multiples = (0.5, 1)
-    c.sweep.seeds = (0,)
+    _tiny(c)
   elif preset == 'paper':
-    c.data.image_size = 64
-    p = c.data.procedural
-    p.train_subjects, p.validation_subjects, p.test_subjects, p.pool_subjects = 200, 40, 80, 2000
-    g = c.identity_gan
-    g.z_dim = g.w_dim = 512
-    g.mapping_layers = 8
-    g.channels, g.max_channels = 256, 512  # StyleGAN2 at 64x64: 16384 / res, capped at 512
-    g.batch_size, g.steps, g.sample_every, g.checkpoint_every, g.eval_samples = 32, 200_000, 5000, 5000, 10_000
-    g.lr, g.style_mixing_prob = 2e-3, 0.9  # StyleGAN2's
-    e = c.expression_gan
-    e.conv_dim, e.repeat_num, e.d_repeat_num = 64, 6, 5
-    e.batch_size, e.steps, e.sample_every, e.checkpoint_every = 16, 200_000, 10_000, 10_000
-    e.n_critic, e.g_lr, e.d_lr, e.lambda_id = 5, 1e-4, 1e-4, 0.0
-    e.attention, e.cls_augment, e.lambda_mask = False, False, 0.1  # StarGAN's plain output and critic
-    e.condition = 'emotion'  # StarGAN's class labels (RaFD has no AU labels)
-    c.synthetic.batch_size, c.synthetic.fer_judge_images = 256, 600
-    c.classifier.lr = 1e-4
-    c.classifier.min_steps = 0  # the paper: up to 50 epochs, early stopping from the first
-    c.classifier.conv_impl = e.conv_impl = 'xla'  # paper scale runs on GPUs/TPUs
-    c.sweep.multiples = (0.5, 1, 2, 3, 5, 7, 10)
-    c.sweep.seeds = (0, 1, 2, 3, 4)
-    c.sweep.concurrent_runs = 1  # one run at a time fills an accelerator
-    c.sweep.slurm.gpus_per_task = c.sweep.ray_gpus_per_task = 1
-    c.sweep.slurm.array_parallelism = 32
-    # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
-    # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with
-    # "path does not exist"; point them at your copies, e.g.
-    #   --config.data.train_sources=rafd:/data/RaFD,oulu_casia:/data/OriginalImg
-    #   --config.data.test_sources=mmi:/data/MMI@full --config.data.pool_sources=rafd:/data/RaFD
-    # (the procedural faces at paper scale: --config.data.train_sources=procedural:a and so on).
-    c.data.train_sources = 'rafd:/data/RaFD,oulu_casia:/data/OriginalImg'
-    c.data.test_sources = 'mmi:/data/MMI@full'
-    c.data.pool_sources = 'rafd:/data/RaFD'
+    _paper(c)
   c.lock()
   return c

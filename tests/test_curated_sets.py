@@ -44,7 +44,7 @@ def test_judge_filter_keeps_what_the_judge_reads_as_the_label_balanced_and_neste
   judge here is one that reads the tiny GANs' labels: trained on an unfiltered set of theirs, and put in the
   pool judge's place."""
   seen, seen_labels, _ = _read(_make(tiny, finished, tmp_path / 'seen', 600))
-  judge = small_cnn.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=16)
+  judge = small_cnn.train_cnn(seen, seen_labels, len(emotions.EMOTIONS), steps=300, width=16, embed_dim=256)
   monkeypatch.setattr(
     instruments, 'expression', lambda config, workdir, pool=None: instruments.ExpressionNet(judge, 16, 'seen')
   )
@@ -53,7 +53,7 @@ def test_judge_filter_keeps_what_the_judge_reads_as_the_label_balanced_and_neste
   folder = _make(tiny, finished, tmp_path / 'big', 60, ex_dir, filter='judge', min_confidence=0.3)
   images, labels, meta = _read(folder)
   assert len(labels) == 60 and (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced, label order per row
-  logits, _ = small_cnn.predict(judge, images, len(emotions.EMOTIONS), width=16)
+  logits, _ = small_cnn.predict(judge, images, len(emotions.EMOTIONS), width=16, embed_dim=256)
   p = np.asarray(jax.nn.softmax(logits, axis=1))
   assert (p.argmax(1) == labels).all() and (p[np.arange(len(labels)), labels] >= 0.3 - 1e-6).all()
   stats = meta['filter_stats']

@@ -40,7 +40,8 @@ class ExpressionNet:
 
   def logits(self, images):
     """Logits [N, 7] of uint8 faces [N, H, W, 1] (numpy; one compiled batch shape for every call)."""
-    return small_cnn.predict(self.params, images, len(emotions.EMOTIONS), width=self.width)[0]
+    n = len(emotions.EMOTIONS)
+    return small_cnn.predict(self.params, images, n, width=self.width, embed_dim=JUDGE_EMBED_DIM)[0]
 
   def predict(self, images):
     return self.logits(images).argmax(1)

@@ -24,9 +24,11 @@ from fer_jax.infra import augment, parallel, pixels
 class SmallCNN(nn.Module):
   """conv-conv-pool x2, conv-pool, dense `embed_dim` (the features), dense `num_classes`."""
 
+  # No defaults: the judge, the identity net and the realism net each have their own embed_dim (the identity
+  # net's is config.eval.identity_embed_dim), so every caller says which.
   num_classes: int
-  width: int = 16
-  embed_dim: int = 256
+  width: int
+  embed_dim: int
 
   @nn.compact
   def __call__(self, x, train=False, return_features=False):
@@ -77,9 +79,7 @@ def _programs(num_classes, width, embed_dim, lr):
   return model, tx, step, predict, init
 
 
-def train_cnn(
-  images, labels, num_classes, *, steps, batch_size=64, lr=1e-3, seed=0, width=16, embed_dim=256, desc='judge'
-):
+def train_cnn(images, labels, num_classes, *, steps, embed_dim, batch_size=64, lr=1e-3, seed=0, width=16, desc='judge'):
   """Trains SmallCNN on in-memory (uint8 [N,H,W,C], int [N]) data; returns its params."""
   del desc
   images = np.asarray(images)
@@ -100,7 +100,7 @@ def train_cnn(
   return params
 
 
-def predict(params, images, num_classes, *, width=16, embed_dim=256, lr=1e-3, batch_size=256):
+def predict(params, images, num_classes, *, embed_dim, width=16, lr=1e-3, batch_size=256):
   """(logits [N, classes], features [N, embed_dim]) as numpy, in fixed-size batches (one compile)."""
   _, _, _, fn, _ = _programs(int(num_classes), int(width), int(embed_dim), float(lr))
   # Every call, however few images, pads to batch_size: one compile for all callers.
@@ -108,7 +108,7 @@ def predict(params, images, num_classes, *, width=16, embed_dim=256, lr=1e-3, ba
   return logits, feats
 
 
-def template(num_classes, image_shape, *, width=16, embed_dim=256, lr=1e-3):
+def template(num_classes, image_shape, *, embed_dim, width=16, lr=1e-3):
   """Params of the right structure (freshly initialised): what a saved net is restored into."""
   *_, init = _programs(int(num_classes), int(width), int(embed_dim), float(lr))
   return init(0, jnp.zeros((1,) + tuple(image_shape), jnp.float32))

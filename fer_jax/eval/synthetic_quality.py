@@ -25,6 +25,7 @@ from fer_jax.eval import instruments, small_cnn
 from fer_jax.infra.errors import UserError
 
 WIDTH = 16  # of the real-vs-synthetic CNN: 16 keeps it under a minute on 2 CPU cores at 32x32
+EMBED_DIM = 256  # its feature width (the expression judge's)
 
 
 def load_synthetic(config, workdir, synthetic_dir, max_images=None):
@@ -81,8 +82,8 @@ def realism(real_images, real_subjects, fake_images, fake_subjects, steps, seed,
     return x, np.repeat(np.array([0, 1], np.int32), m), idx_r, idx_f
 
   (x_tr, y_tr, tr_r, tr_f), (x_ho, y_ho, ho_r, ho_f) = balanced(r_tr, f_tr), balanced(r_ho, f_ho)
-  params = small_cnn.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH)
-  hit = small_cnn.predict(params, x_ho, 2, width=WIDTH)[0].argmax(1) == y_ho
+  params = small_cnn.train_cnn(x_tr, y_tr, 2, steps=steps, seed=seed, width=WIDTH, embed_dim=EMBED_DIM)
+  hit = small_cnn.predict(params, x_ho, 2, width=WIDTH, embed_dim=EMBED_DIM)[0].argmax(1) == y_ho
   clusters = np.concatenate([np.asarray(real_subjects)[ho_r], np.asarray(fake_subjects)[ho_f]])
   return {
     'accuracy': float(hit.mean()),

@@ -12,9 +12,9 @@ from fer_jax.models.layers import Conv, Dropout, layer_impl, max_pool_2x2
 
 
 class PaperCNN(nn.Module):
-  num_classes: int = 6
+  num_classes: int
+  conv_impl: str  # 'cpu' is faster on CPU, 'xla' for GPU/TPU (fer_jax.models.layers): config.classifier's
   dtype: jnp.dtype = jnp.float32  # compute dtype; parameters stay float32
-  conv_impl: str = 'xla'  # 'cpu' is faster on CPU (fer_jax.models.layers)
 
   @nn.compact
   def __call__(self, x, train: bool = False):

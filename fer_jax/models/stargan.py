@@ -50,12 +50,13 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
   """(images [N,H,W,C], one-hot or soft target labels [N,c_dim]) -> images (and the mask with attention)."""
 
-  channels: int = 1
-  conv_dim: int = 64
-  c_dim: int = 7
-  repeat_num: int = 6
-  attention: bool = False
-  conv_impl: str = 'xla'
+  # No defaults but dtype's: the caller passes config.expression_gan's (`from_config`).
+  channels: int
+  conv_dim: int
+  c_dim: int
+  repeat_num: int
+  attention: bool
+  conv_impl: str
   dtype: jnp.dtype = jnp.float32  # compute dtype (bfloat16 on GPU/TPU); parameters and outputs float32
 
   @nn.compact
@@ -90,11 +91,11 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
   """images [N,H,W,C] -> (real/fake patch scores [N,H/2^r,W/2^r,1], class logits [N,c_dim])."""
 
-  image_size: int = 64
-  conv_dim: int = 64
-  c_dim: int = 7
-  repeat_num: int = 5
-  conv_impl: str = 'xla'
+  image_size: int  # no defaults but dtype's: the caller passes the config's (`from_config`)
+  conv_dim: int
+  c_dim: int
+  repeat_num: int
+  conv_impl: str
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact

@@ -211,12 +211,12 @@ class Generator(nn.Module):
   """z [B, z_dim] -> image [B, H, W, 1] in about [-1, 1]. Call `mapping` / `synthesis` for control."""
 
   image_size: int
+  channels: int  # config.identity_gan.channels / max_channels (no default: the caller passes the config's)
+  max_channels: int
   z_dim: int = 64
   w_dim: int = 64
   mapping_layers: int = 4
   mapping_lr_mul: float = 0.01
-  channels: int = 32
-  max_channels: int = 128
 
   def setup(self):
     if self.image_size < 8 or self.image_size & (self.image_size - 1):
@@ -275,8 +275,8 @@ class Discriminator(nn.Module):
   """image [B, H, W, 1] in [-1, 1] -> logit [B]."""
 
   image_size: int
-  channels: int = 32
-  max_channels: int = 128
+  channels: int  # config.identity_gan.channels / max_channels
+  max_channels: int
   mbstd_group: int = 4
 
   @nn.compact
