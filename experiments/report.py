@@ -4,8 +4,11 @@
 
 Reads any results.csv with the contract columns (a sweep's, an edited one, or runs gathered from many
 machines; synthetic_quality.json beside it is used when present) and writes OUT/report.md,
-OUT/accuracy_vs_multiple.png and OUT/summary.json: the same files the sweep writes, from the same function.
+OUT/accuracy_vs_multiple.png and OUT/summary.json: the same files the sweep writes, from the same function. It
+prints the answer in a few lines, as the sweep does at its end.
 """
+
+import os
 
 from absl import app, flags
 
@@ -30,8 +33,9 @@ def main(argv):
     s = report.build(_RESULTS.value, _OUT.value, margin=margin)
   except UserError as e:
     raise SystemExit(f'error: {e}') from None
-  sat = s['saturation']
-  print(f'best k (validation) = {s["best_multiple"]}; saturation: {sat["verdict"]}; wrote {_OUT.value}/report.md')
+  quality = report.table.read_quality(_RESULTS.value)
+  for line in report.answer.answer_lines(s, quality, os.path.join(_OUT.value, 'report.md')):
+    print(line)
 
 
 if __name__ == '__main__':

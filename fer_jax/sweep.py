@@ -297,27 +297,19 @@ def _run_sweep(config, workdir):
   first_set = next(iter(synthetic_dirs.values()), None)
   first_gans = {name: gan_folder(workdir, g, name, own) for g, name, own in reversed(trainings)}
   try:
-    summary = write_outputs(config, workdir, rows, first_gans, first_set, quality)
+    summary = write_outputs(config, workdir, rows, first_gans, first_set, quality, failures)
   except UserError as e:
     if not failures:
       raise
     failures.append(
       executors.Failure('report', f'not built from the runs that finished ({e})', os.path.join(workdir, 'results.csv'))
     )
-  else:
-    if failures:  # results.csv holds only the finished runs: the report says which ones are missing and why
-      path = os.path.join(workdir, 'report.md')
-      with open(path) as f:
-        text = f.read()
-      missing = '\n'.join(f'- `{f.name}`: {f.message} (log: `{f.log}`)' for f in failures)
-      io_utils.write_text(
-        path,
-        f'{text.rstrip()}\n\n## Runs that did not finish (not in results.csv; rerun the sweep to retry them)\n\n'
-        f'{missing}\n',
-      )
   if failures:  # the finished runs' results are kept (and reused by a rerun, which retries the failed ones)
     raise executors.Failed(failures, f'of {len(run_list)} runs')
-  tqdm.write(f'done in {time.perf_counter() - t0:.0f}s: {os.path.join(workdir, "report.md")}')
+  quality_seen = report.table.read_quality(os.path.join(workdir, 'results.csv'))  # what report.md shows
+  for line in report.answer.answer_lines(summary, quality_seen, os.path.join(workdir, 'report.md')):
+    tqdm.write(line)
+  tqdm.write(f'done in {time.perf_counter() - t0:.0f}s')
   return summary
 
 
@@ -451,7 +443,7 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
     # The oracle set is scored by the first GAN set's judge when there is one (the same instrument).
     judge_of = gan_runs[0] if run.generator == 'oracle' and gan_runs else run
     home = os.path.join(workdir, 'oracle') if run.generator == 'oracle' else gan_dir(workdir, run.gan_seed)
-    stem, ext = os.path.splitext(report.QUALITY_FILE)
+    stem, ext = os.path.splitext(report.table.QUALITY_FILE)
     path = os.path.join(home, f'{stem}{axes.tag(own)}{ext}')
     if not os.path.exists(path):
       cfg = apply_overrides(config, dict(own))
@@ -474,14 +466,14 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
   first = next(iter(synthetic_dirs.values()))
   n_fer = int(config.synthetic.fer_judge_images)
   out['fer_judge'] = _judge(config, workdir, first, n_fer) if n_fer > 0 else None
-  io_utils.write_json(os.path.join(workdir, report.QUALITY_FILE), out)
+  io_utils.write_json(os.path.join(workdir, report.table.QUALITY_FILE), out)
   return out
 
 
 def _row(run, result, overrides, config, run_dir):
   tests = list(result['tests'].items())
   # The report's required columns, then what it reads when present (how each run ended).
-  kept = (*report.REQUIRED, 'protocol', 'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')
+  kept = (*report.table.REQUIRED, 'protocol', 'steps', 'best_epoch', 'val_loss', 'test_max_pred_share', 'stop_reason')
   row = {k: result.get(k) for k in kept}
   row['gan_seed'] = run.gan_seed
   row['generator'] = run.generator
@@ -490,16 +482,17 @@ def _row(run, result, overrides, config, run_dir):
     row['test2_source'] = tests[1][0]
     row['test2_accuracy'], row['test2_macro_f1'] = tests[1][1]['accuracy'], tests[1][1]['macro_f1']
   row['run'] = run.name
-  row.update(dict(run.axes))  # a column per axis key (report.axis_columns); empty where the run does not vary it
+  row.update(dict(run.axes))  # a column per axis key (report.table.axis_columns); empty where the run does not vary it
   row.update({f'recall_{c}': v for c, v in tests[0][1]['per_class_recall'].items()})
   row['command'] = command_line(config.preset, run_dir, overrides)
   return row
 
 
 # -------------------------------------------------------------------------------------------- outputs
-def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality):
+def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality, failures=()):
   """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it);
-  `first_gans` = {stage: folder} of the GANs whose samples the workdir shows."""
+  `first_gans` = {stage: folder} of the GANs whose samples the workdir shows; `failures` (executors.Failure):
+  the runs that did not finish, which report.md names."""
   samples = os.path.join(workdir, 'samples')
   os.makedirs(samples, exist_ok=True)
   for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
@@ -511,8 +504,8 @@ def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality):
   if synthetic_dir:
     _synthetic_grid(synthetic_dir, config, os.path.join(samples, 'synthetic_train.png'))
   results_csv = os.path.join(workdir, 'results.csv')
-  report.write_csv(results_csv, rows)
-  summary = report.build(results_csv, workdir, margin=config.sweep.margin)
+  report.table.write_csv(results_csv, rows)
+  summary = report.build(results_csv, workdir, margin=config.sweep.margin, failures=failures)
   io_utils.write_json(
     os.path.join(workdir, 'results.json'),
     {

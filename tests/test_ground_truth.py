@@ -77,7 +77,7 @@ def test_without_a_procedural_pool_it_says_why():
 
 def test_report_table_shows_the_error_and_says_why_it_is_missing(tiny_pairs):
   _, _, p = tiny_pairs
-  md = report.ground_truth_markdown(
+  md = report.markdown.ground_truth_markdown(
     {
       '0': {'available': True, **ground_truth.score(p, p['truth'])},
       '1': {'available': False, 'reason': 'data.pool_sources=rafd:/x is not one procedural source'},

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as st
 
 from fer_jax import report, stats
+from fer_jax.infra import executors
 from fer_jax.infra.errors import UserError
 from tests.conftest import run_module
 
@@ -77,8 +78,8 @@ def _study(
 
 def _csv_roundtrip(rows, tmp_path):
   path = tmp_path / 'results.csv'
-  report.write_csv(path, rows)
-  return report.read_csv(path)
+  report.table.write_csv(path, rows)
+  return report.table.read_csv(path)
 
 
 # ------------------------------------------------------------------------------------ scipy as oracle
@@ -141,7 +142,7 @@ def test_null_studies_keep_the_nominal_rate():
   positive = any_holm = 0
   for _ in range(n):
     rows = _study(rng, 5, {k: 0.6 for k in MULTIPLES}, sd_seed=0.02, sd_run=0.02)
-    s = report.summarize(rows)
+    s = report.analysis.summarize(rows)
     positive += s['gain']['significant'] and s['gain']['mean'] > 0
     any_holm += any(v['beats_real'] for v in s['versus_real'])
   # Binomial sd at 2.5% of 800 is 0.55%; allow 3 sd.
@@ -154,7 +155,7 @@ def test_best_multiple_is_chosen_on_validation_not_test():
   rows = _study(
     rng, 5, test_means={0.5: 0.6, 1.0: 0.6, 2.0: 0.6, 5.0: 0.75}, val_means={0.5: 0.6, 1.0: 0.72, 2.0: 0.6, 5.0: 0.6}
   )
-  s = report.summarize(rows)
+  s = report.analysis.summarize(rows)
   assert s['selected_on'] == 'validation' and s['best_multiple'] == 1.0
   assert s['gain']['multiple'] == 1.0 and abs(s['gain']['mean']) < 0.05  # the test gain at k = 1, not at 5
 
@@ -162,7 +163,7 @@ def test_best_multiple_is_chosen_on_validation_not_test():
 def test_saturating_curve_many_seeds_finds_the_knee():
   rng = np.random.default_rng(2)
   curve = {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70}
-  s = report.summarize(_study(rng, 30, curve, sd_seed=0.03, sd_run=0.004))
+  s = report.analysis.summarize(_study(rng, 30, curve, sd_seed=0.03, sd_run=0.004))
   assert s['saturation']['verdict'] == 'saturated' and s['saturation']['multiple'] == 2.0
   assert s['gain']['significant'] and s['gain']['mean'] > 0.05
   assert [v['beats_real'] for v in s['versus_real']] == [True] * 4
@@ -171,7 +172,7 @@ def test_saturating_curve_many_seeds_finds_the_knee():
 def test_saturating_curve_two_noisy_seeds_is_inconclusive():
   rng = np.random.default_rng(3)
   curve = {0.5: 0.62, 1.0: 0.66, 2.0: 0.70, 5.0: 0.70}
-  s = report.summarize(_study(rng, 2, curve, sd_seed=0.05, sd_run=0.05))
+  s = report.analysis.summarize(_study(rng, 2, curve, sd_seed=0.05, sd_run=0.05))
   sat = s['saturation']
   assert sat['verdict'] == 'inconclusive' and sat['multiple'] is None
   assert sat['seeds_needed'] is None or sat['seeds_needed'] > 2
@@ -179,7 +180,7 @@ def test_saturating_curve_two_noisy_seeds_is_inconclusive():
 
 def test_rising_curve_is_called_rising():
   rng = np.random.default_rng(4)
-  s = report.summarize(_study(rng, 20, {0.5: 0.60, 1.0: 0.64, 2.0: 0.68, 5.0: 0.74}, sd_run=0.004))
+  s = report.analysis.summarize(_study(rng, 20, {0.5: 0.60, 1.0: 0.64, 2.0: 0.68, 5.0: 0.74}, sd_run=0.004))
   assert s['best_multiple'] == 5.0 and s['saturation']['verdict'] == 'rising'
 
 
@@ -192,12 +193,12 @@ def test_failed_runs_are_named_and_left_out(tmp_path):
   other = next(r for r in rows if r['run'] == 'mixed_k2_g0_s1')
   other.update(test_accuracy=0.4, test_max_pred_share=0.75)
   rows = _csv_roundtrip(rows, tmp_path)
-  s = report.summarize(rows)
+  s = report.analysis.summarize(rows)
   assert [f['run'] for f in s['failed_runs']] == ['mixed_k1_g0_s0', 'mixed_k2_g0_s1']
   assert 'below chance' in s['failed_runs'][0]['reason'] and 'one class' in s['failed_runs'][1]['reason']
   cell = next(c for c in s['cells'] if c['regime'] == 'mixed' and c['multiple'] == 1.0)
   assert cell['seeds'] == 2
-  md = report.markdown(s)
+  md = report.markdown.render(s)
   assert '## Failed runs' in md and '`mixed_k1_g0_s0`' in md
 
 
@@ -215,8 +216,8 @@ def test_report_is_rebuilt_identically_from_the_table(tmp_path):
     )
   src = tmp_path / 'study'
   src.mkdir()
-  report.write_csv(src / 'results.csv', rows)
-  (src / report.QUALITY_FILE).write_text(
+  report.table.write_csv(src / 'results.csv', rows)
+  (src / report.table.QUALITY_FILE).write_text(
     json.dumps(
       {
         'replicates': {
@@ -261,7 +262,7 @@ def test_a_table_with_only_the_contract_columns_is_enough(tmp_path):
   rows = _study(rng, 2, {1.0: 0.65})
   path = tmp_path / 'results.csv'
   with open(path, 'w', newline='') as f:
-    w = csv.DictWriter(f, fieldnames=report.REQUIRED, extrasaction='ignore')
+    w = csv.DictWriter(f, fieldnames=report.table.REQUIRED, extrasaction='ignore')
     w.writeheader()
     w.writerows(rows)
   s = report.build(path, tmp_path / 'out')
@@ -273,9 +274,9 @@ def test_a_table_with_only_the_contract_columns_is_enough(tmp_path):
   'content,match',
   [
     ('regime,multiple\nreal,0\n', 'missing column'),
-    (','.join(report.REQUIRED) + '\nreal,zero,0,1,0,0.5,0.5,0.5,3,1\n', 'column multiple'),
-    (','.join(report.REQUIRED) + '\nhybrid,0,0,1,0,0.5,0.5,0.5,3,1\n', "regime 'hybrid'"),
-    (','.join(report.REQUIRED) + '\n', 'no runs'),
+    (','.join(report.table.REQUIRED) + '\nreal,zero,0,1,0,0.5,0.5,0.5,3,1\n', 'column multiple'),
+    (','.join(report.table.REQUIRED) + '\nhybrid,0,0,1,0,0.5,0.5,0.5,3,1\n', "regime 'hybrid'"),
+    (','.join(report.table.REQUIRED) + '\n', 'no runs'),
   ],
 )
 def test_bad_tables_get_one_clear_line(tmp_path, content, match):
@@ -329,7 +330,7 @@ def _with_oracle(rng, seeds, gan_means, oracle_means, sd_run=0.005):
 def test_oracle_control_gives_the_gans_share_of_the_oracles_gain(tmp_path):
   rng = np.random.default_rng(8)
   rows = _csv_roundtrip(_with_oracle(rng, 20, {1.0: 0.62, 2.0: 0.63}, {1.0: 0.64, 2.0: 0.68}), tmp_path)
-  s = report.summarize(rows)
+  s = report.analysis.summarize(rows)
   assert s['generator'] == 'gan' and s['best_multiple'] in (1.0, 2.0)
   assert {c['regime'] for c in s['cells']} == {'real', 'mixed'}  # the oracle's runs stay out of the main answer
   shares = {v['multiple']: v for v in s['gan_vs_oracle']}
@@ -338,11 +339,11 @@ def test_oracle_control_gives_the_gans_share_of_the_oracles_gain(tmp_path):
     assert v['verdict'] == 'estimated'
     lo, hi = v['share']['ci95']
     assert lo < true < hi and abs(v['share']['mean'] - true) < 0.15
-  assert 'Perfect-generator control' in report.markdown(s)
+  assert 'Perfect-generator control' in report.markdown.render(s)
   # An oracle that does not help makes the share undecidable, not a number.
-  flat = report.summarize(_with_oracle(rng, 10, {1.0: 0.62}, {1.0: 0.60}))
+  flat = report.analysis.summarize(_with_oracle(rng, 10, {1.0: 0.62}, {1.0: 0.60}))
   assert flat['gan_vs_oracle'][0]['verdict'] == 'inconclusive' and flat['gan_vs_oracle'][0]['share'] is None
-  assert 'inconclusive' in report.markdown(flat)
+  assert 'inconclusive' in report.markdown.render(flat)
 
 
 def test_share_of_gain_pairs_seeds_and_bootstraps():
@@ -371,10 +372,10 @@ def test_axes_are_analysed_per_value_from_the_table_alone(tmp_path):
         dict(r, **{'synthetic.psi': psi, 'run': r['run'] + f'__psi={psi}'}) for r in study if r['regime'] != 'real'
       ]
   path = tmp_path / 'results.csv'
-  report.write_csv(path, rows)
+  report.table.write_csv(path, rows)
   header = path.read_text().splitlines()[0].split(',')
   assert 'classifier.real_fraction' in header and 'synthetic.psi' in header
-  assert all(r['synthetic.psi'] is None for r in report.read_csv(path) if r['regime'] == 'real')
+  assert all(r['synthetic.psi'] is None for r in report.table.read_csv(path) if r['regime'] == 'real')
   s = report.build(str(path), str(tmp_path / 'out'))
   cells = {(c['values']['classifier.real_fraction'], c['values']['synthetic.psi']): c for c in s['axes']['cells']}
   assert sorted(cells) == [(0.25, 0.7), (0.25, 1.0), (1.0, 0.7), (1.0, 1.0)]
@@ -400,3 +401,77 @@ def test_axes_are_analysed_per_value_from_the_table_alone(tmp_path):
     assert (tmp_path / 'out' / f'gain_vs_{key}.png').stat().st_size > 10_000
   run_module('experiments.report', f'--results={path}', f'--out={tmp_path / "again"}')
   assert (tmp_path / 'again' / 'report.md').read_text() == text
+
+
+# ------------------------------------------------------------------------- failures and the answer
+def test_build_names_the_runs_that_did_not_finish(tmp_path):
+  """The sweep hands build() the runs that failed: report.md ends with their section (as the sweep wrote it when
+  it appended the section itself), and nothing else in it changes."""
+  rng = np.random.default_rng(5)
+  path = tmp_path / 'results.csv'
+  report.table.write_csv(path, _study(rng, 3, {1.0: 0.65}))
+  report.build(path, tmp_path / 'plain')
+  failures = [
+    executors.Failure('mixed_k5_g0_s2', 'ValueError: boom', 'logs/mixed_k5_g0_s2.log'),
+    executors.Failure('real_k0_s3', 'killed', 'logs/real_k0_s3.log'),
+  ]
+  s = report.build(path, tmp_path / 'out', failures=failures)
+  plain = (tmp_path / 'plain' / 'report.md').read_text()
+  text = (tmp_path / 'out' / 'report.md').read_text()
+  assert 'did not finish' not in plain
+  assert text == (
+    f'{plain.rstrip()}\n\n## Runs that did not finish (not in results.csv; rerun the sweep to retry them)\n\n'
+    '- `mixed_k5_g0_s2`: ValueError: boom (log: `logs/mixed_k5_g0_s2.log`)\n'
+    '- `real_k0_s3`: killed (log: `logs/real_k0_s3.log`)\n'
+  )
+  # The summary does not depend on the failures (they are not in the table).
+  assert (tmp_path / 'out' / 'summary.json').read_text() == (tmp_path / 'plain' / 'summary.json').read_text()
+  assert s['num_runs'] == 3 * 2
+
+
+def _quality(realism, lo, hi):
+  return {'replicates': {'0': {'realism_accuracy': realism, 'realism_ci95': [lo, hi]}}}
+
+
+def test_answer_lines_give_a_conclusive_answer(tmp_path):
+  rng = np.random.default_rng(6)
+  rows = _with_oracle(rng, 20, {1.0: 0.66, 2.0: 0.70, 5.0: 0.70}, {1.0: 0.68, 2.0: 0.74, 5.0: 0.74}, sd_run=0.004)
+  path = tmp_path / 'results.csv'
+  report.table.write_csv(path, rows)
+  s = report.build(path, tmp_path / 'out')
+  g = s['gain']
+  assert g['significant'] and g['mean'] > 0.05 and s['saturation']['verdict'] == 'saturated'
+  lines = report.answer.answer_lines(s, _quality(0.992, 0.98, 1.0), 'runs/quick/report.md')
+  text = '\n'.join(lines)
+  best = s['best_multiple']
+  lo, hi = g['ci95']
+  assert lines[0] == f'best k (chosen on validation): {best:g}'
+  assert f'gain of mixed@{best:g} over real only (test): {100 * g["mean"]:+.1f} points' in text
+  assert f'95% CI {100 * lo:+.1f} to {100 * hi:+.1f}, p = {g["p"]:.3g}' in text and 'synthetic data helps here' in text
+  assert 'inconclusive' not in text
+  assert f'saturation: saturated at k = {s["saturation"]["multiple"]:g}' in text
+  v = next(v for v in s['gan_vs_oracle'] if v['multiple'] == best)
+  assert v['share'] and f'the GANs reach {100 * v["share"]["mean"]:.0f}% of its gain' in text
+  assert 'realism' in text and 'GAN replicate 0 99.2% (95% CI 98% to 100%)' in text
+  assert lines[-1] == 'report: runs/quick/report.md' and len(lines) == 6
+  # The same lines from summary.json (NaN written as null) and from experiments.report's output.
+  saved = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+  assert report.answer.answer_lines(saved, _quality(0.992, 0.98, 1.0), 'runs/quick/report.md') == lines
+  proc = run_module('experiments.report', f'--results={path}', f'--out={tmp_path / "again"}')
+  printed = proc.stdout.strip().splitlines()
+  assert printed == lines[:-2] + [f'report: {tmp_path / "again" / "report.md"}']  # no quality file beside it
+
+
+def test_answer_lines_say_inconclusive_and_how_many_seeds_would_decide():
+  rng = np.random.default_rng(4)  # no gain, 3 noisy seeds; the best k (validation) is not the smallest
+  s = report.analysis.summarize(_study(rng, 3, {1.0: 0.61, 2.0: 0.60, 5.0: 0.61}, sd_seed=0.02, sd_run=0.05))
+  g, sat = s['gain'], s['saturation']
+  assert not g['significant'] and g['seeds_for_halfwidth_3pts'] > 3
+  assert sat['verdict'] == 'inconclusive' and sat['seeds_needed'] > 3
+  lines = report.answer.answer_lines(s)
+  text = '\n'.join(lines)
+  assert f'over real only (test): inconclusive: {100 * g["mean"]:+.1f} points' in text
+  assert f'about {g["seeds_for_halfwidth_3pts"]} seeds would give a ±3-point interval' in text
+  assert f'saturation: inconclusive: about {sat["seeds_needed"]} seeds would decide it' in text
+  assert 'helps' not in text and 'hurts' not in text and 'report:' not in text and 'realism' not in text
+  assert len(lines) == 3

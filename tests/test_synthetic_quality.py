@@ -66,7 +66,7 @@ def test_evaluate_on_real_faces_posing_as_synthetic(tiny, tmp_path):
   images, labels, subjects = sq.load_synthetic(tiny, workdir, folder, max_images=7)
   assert len(images) == 7 and list(labels) == list(pool.labels[ho][:7])
   assert list(subjects) == list(pool.subjects[ho][:7])
-  md = report.quality_markdown({'replicates': {'0': q}})
+  md = report.markdown.quality_markdown({'replicates': {'0': q}})
   assert 'pool-judge agreement' in md and '50% = indistinguishable' in md
 
 
