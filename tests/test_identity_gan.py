@@ -129,7 +129,7 @@ def test_four_devices_match_one_device(runs):
   s1, m1 = _state(runs['ref'])
   s4, m4 = _state(runs['four'])
   assert int(s1.step) == int(s4.step) == STEPS
-  for part in ('g', 'd', 'g_ema', 'w_avg'):
+  for part in ('g_params', 'd_params', 'g_ema', 'w_avg'):
     for a, b in zip(jax.tree.leaves(getattr(s1, part)), jax.tree.leaves(getattr(s4, part))):
       np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
   np.testing.assert_allclose(m1['history'][-1]['fd'], m4['history'][-1]['fd'], rtol=0.05)
@@ -143,7 +143,7 @@ def test_two_processes_match_one_process(env, runs):
   s1, m1 = _state(runs['ref'])
   s2, m2 = _state(work)
   assert int(s2.step) == STEPS
-  for part in ('g', 'd', 'g_ema', 'w_avg'):
+  for part in ('g_params', 'd_params', 'g_ema', 'w_avg'):
     for a, b in zip(jax.tree.leaves(getattr(s1, part)), jax.tree.leaves(getattr(s2, part))):
       np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3, err_msg=part)
   np.testing.assert_allclose(m1['history'][-1]['fd'], m2['history'][-1]['fd'], rtol=0.05)
