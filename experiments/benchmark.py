@@ -184,8 +184,8 @@ def bench_expression_gan(
     e.condition = condition
   hp = expression_gan.hparams(config)
   parallel.check_batch_size(int(batch_size), 'batch_size')
-  progs = expression_gan.programs(hp)
-  state = progs.init(0)
+  programs = expression_gan.compiled(hp)
+  state = programs.init(0)
   rng = np.random.default_rng(0)
   batch = {
     'image': rng.integers(0, 256, (batch_size, image_size, image_size, 1), dtype=np.uint8),
@@ -195,11 +195,11 @@ def bench_expression_gan(
     batch['aus'] = rng.uniform(0, 1, (batch_size, emotions.NUM_AUS)).astype(np.float32)
   batch = parallel.shard_batch(batch)
   for _ in range(warmup):
-    state, m = progs.dg_step(state, batch)
+    state, m = programs.dg(state, batch)
   jax.block_until_ready(m)
   t = time.perf_counter()
   for _ in range(steps):
-    state, m = progs.dg_step(state, batch)
+    state, m = programs.dg(state, batch)
   jax.block_until_ready((state, m))
   dt = time.perf_counter() - t
   return dict(

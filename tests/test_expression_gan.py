@@ -148,7 +148,7 @@ def test_translate_api_is_deterministic_and_keeps_dtype(reference, data_dir):
   assert f.dtype == np.float32 and float(jnp.abs(f).max()) <= 1.0
   # Told an emotion, class indices and one-hot rows are the same request.
   emotion = _tiny(data_dir, condition='emotion')
-  g_params = eg.programs(eg.hparams(emotion)).init(0).g_ema
+  g_params = eg.compiled(eg.hparams(emotion)).init(0).g_ema
   translate = generators.make_translate_fn(emotion)
   np.testing.assert_array_equal(
     np.asarray(translate(g_params, faces, targets)), np.asarray(translate(g_params, faces, jax.nn.one_hot(targets, 7)))
@@ -262,7 +262,7 @@ def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id
   config = get_config('tiny')
   config.expression_gan.attention, config.expression_gan.lambda_id = attention, lambda_id
   config.expression_gan.cls_augment, config.expression_gan.condition = cls_augment, condition
-  progs = eg.programs(eg.hparams(config))
+  steps = eg.compiled(eg.hparams(config))
   rng = np.random.default_rng(0)
   size, n = config.data.image_size, 4
   batch = {
@@ -271,14 +271,14 @@ def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id
   }
   if condition == 'aus':
     batch['aus'] = rng.uniform(0, 1, (n, emotions.NUM_AUS)).astype(np.float32)
-  fused, (d_fused, g_fused) = progs.dg_step(progs.init(0), batch)
-  plain, d_plain = progs.d_step(progs.init(0), batch)
-  plain, g_plain = progs.g_step(plain, batch)
+  fused, (d_fused, g_fused) = steps.dg(steps.init(0), batch)
+  plain, d_plain = steps.d(steps.init(0), batch)
+  plain, g_plain = steps.g(plain, batch)
   for a, b in ((d_fused, d_plain), (g_fused, g_plain)):
     assert a.keys() == b.keys()
     for k in a:
       np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
-  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), fused.g_params, progs.init(0).g_params)
+  moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), fused.g_params, steps.init(0).g_params)
   assert max(jax.tree.leaves(moved)) > 0  # the generator was updated at all
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), fused, plain)
 

@@ -21,9 +21,6 @@ import numpy as np
 
 from fer_jax.eval import small_cnn
 
-WIDTH = 32
-EMBED_DIM = 256
-
 
 def labels_of(subjects):
   """(class index per image, number of subjects): the labels the net is trained with."""
@@ -31,8 +28,9 @@ def labels_of(subjects):
   return labels.astype(np.int32), int(labels.max()) + 1
 
 
-def features(params, num_subjects, images, *, width=WIDTH, embed_dim=EMBED_DIM):
-  """Penultimate-layer features [N, embed_dim] (float64 numpy)."""
+def features(params, num_subjects, images, *, width, embed_dim):
+  """Penultimate-layer features [N, embed_dim] (float64 numpy); width and embed_dim are eval.width and
+  eval.identity_embed_dim, what the net was trained with."""
   _, f = small_cnn.predict(params, images, num_subjects, width=width, embed_dim=embed_dim)
   return np.asarray(f, np.float64)
 

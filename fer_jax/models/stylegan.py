@@ -293,18 +293,29 @@ class Discriminator(nn.Module):
     return EqualDense(1, name='out')(x)[:, 0]
 
 
+def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max_channels):
+  """(Generator, Discriminator) of greyscale faces."""
+  gen = Generator(
+    image_size=image_size,
+    z_dim=z_dim,
+    w_dim=w_dim,
+    mapping_layers=mapping_layers,
+    mapping_lr_mul=mapping_lr_mul,
+    channels=channels,
+    max_channels=max_channels,
+  )
+  return gen, Discriminator(image_size=image_size, channels=channels, max_channels=max_channels)
+
+
 def from_config(config):
   """(Generator, Discriminator) for `config.identity_gan` at `config.data.image_size`."""
   g = config.identity_gan
-  size = int(config.data.image_size)
-  gen = Generator(
-    image_size=size,
-    z_dim=g.z_dim,
-    w_dim=g.w_dim,
-    mapping_layers=g.mapping_layers,
-    mapping_lr_mul=g.mapping_lr_mul,
-    channels=g.channels,
-    max_channels=g.max_channels,
+  return make(
+    int(config.data.image_size),
+    int(g.z_dim),
+    int(g.w_dim),
+    int(g.mapping_layers),
+    float(g.mapping_lr_mul),
+    int(g.channels),
+    int(g.max_channels),
   )
-  disc = Discriminator(image_size=size, channels=g.channels, max_channels=g.max_channels)
-  return gen, disc

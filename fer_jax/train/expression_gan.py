@@ -26,6 +26,7 @@ The synthetic stage loads and runs the trained generator through `fer_jax.train.
 (`load_expression`, `make_translate_fn`, `translate_all`).
 """
 
+import dataclasses
 import functools
 import math
 import os
@@ -43,7 +44,7 @@ from tqdm import tqdm
 from fer_jax.data import emotions, sources
 from fer_jax.data import pool as pool_lib
 from fer_jax.eval import ground_truth, identity_net, instruments
-from fer_jax.infra import augment, grids, io_utils, parallel, pixels, workdirs, writers
+from fer_jax.infra import augment, grids, io_utils, parallel, pixels, profiling, workdirs, writers
 from fer_jax.infra.checkpointing import Checkpointer
 from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stargan
@@ -58,15 +59,17 @@ CONFIG_KEYS = ('seed', 'data.pool_sources', 'data.pool_holdout_fraction', *workd
 CONDITIONS = ('emotion', 'aus')
 AU_SOURCES = frozenset({'procedural'})  # source kinds whose records carry action units
 
-# ------------------------------------------------------------------------------------------ hyperparams
+# ------------------------------------------------------------------------------------- hyper-parameters
 
 
-class Hparams(NamedTuple):
-  """The config fields that shape the compiled programs (hashable: the jit cache key)."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Hparams:
+  """What the compiled programs depend on: `compiled(hp)` is shared by all runs with equal hparams."""
 
   image_size: int
   channels: int
-  c_dim: int
+  devices: int  # the mesh the programs are compiled for
+  c_dim: int  # the width of G's condition input: 7 classes or NUM_AUS action units
   conv_dim: int
   repeat_num: int
   d_repeat_num: int
@@ -81,8 +84,7 @@ class Hparams(NamedTuple):
   lambda_id: float
   g_lr: float
   d_lr: float
-  beta1: float
-  beta2: float
+  betas: tuple[float, float]
   steps: int
   n_critic: int
   ema_decay: float
@@ -91,7 +93,7 @@ class Hparams(NamedTuple):
   dtype: str
 
 
-def hparams(config):
+def hparams(config) -> Hparams:
   e = config.expression_gan
   if e.num_classes != len(emotions.EMOTIONS):
     raise UserError(
@@ -118,35 +120,36 @@ def hparams(config):
     )
   b1, b2 = e.betas
   return Hparams(
-    size,
-    1,
-    stargan.condition_dim(e.condition, e.num_classes),
-    int(e.conv_dim),
-    int(e.repeat_num),
-    int(e.d_repeat_num),
-    bool(e.attention),
-    str(e.condition),
-    bool(e.cls_augment),
-    float(e.lambda_cls),
-    float(e.lambda_rec),
-    float(e.lambda_gp),
-    float(e.lambda_mask),
-    float(e.lambda_tv),
-    float(e.lambda_id),
-    float(e.g_lr),
-    float(e.d_lr),
-    float(b1),
-    float(b2),
-    int(e.steps),
-    int(e.n_critic),
-    float(e.ema_decay),
-    bool(e.ema_warmup),
-    str(e.conv_impl),
-    str(e.dtype),
+    image_size=size,
+    channels=1,
+    devices=jax.device_count(),
+    c_dim=stargan.condition_dim(e.condition, e.num_classes),
+    conv_dim=int(e.conv_dim),
+    repeat_num=int(e.repeat_num),
+    d_repeat_num=int(e.d_repeat_num),
+    attention=bool(e.attention),
+    condition=str(e.condition),
+    cls_augment=bool(e.cls_augment),
+    lambda_cls=float(e.lambda_cls),
+    lambda_rec=float(e.lambda_rec),
+    lambda_gp=float(e.lambda_gp),
+    lambda_mask=float(e.lambda_mask),
+    lambda_tv=float(e.lambda_tv),
+    lambda_id=float(e.lambda_id),
+    g_lr=float(e.g_lr),
+    d_lr=float(e.d_lr),
+    betas=(float(b1), float(b2)),
+    steps=int(e.steps),
+    n_critic=int(e.n_critic),
+    ema_decay=float(e.ema_decay),
+    ema_warmup=bool(e.ema_warmup),
+    conv_impl=str(e.conv_impl),
+    dtype=str(e.dtype),
   )
 
 
 def models(hp):
+  """(Generator, Discriminator) of `hp`."""
   return stargan.make(
     hp.image_size, hp.conv_dim, hp.c_dim, hp.repeat_num, hp.d_repeat_num, hp.attention, hp.conv_impl, hp.dtype
   )
@@ -160,11 +163,16 @@ def _schedule(lr, total):
   )
 
 
-def _optimizers(hp):
+def optimizers(hp):
+  """Separate Adam for G (one update per n_critic steps) and D, each decaying over its own updates."""
+  b1, b2 = hp.betas
   g_total = max(hp.steps // hp.n_critic, 1)
-  g_tx = optax.adam(_schedule(hp.g_lr, g_total), b1=hp.beta1, b2=hp.beta2)
-  d_tx = optax.adam(_schedule(hp.d_lr, hp.steps), b1=hp.beta1, b2=hp.beta2)
+  g_tx = optax.adam(_schedule(hp.g_lr, g_total), b1=b1, b2=b2)
+  d_tx = optax.adam(_schedule(hp.d_lr, hp.steps), b1=b1, b2=b2)
   return g_tx, d_tx
+
+
+# ---------------------------------------------------------------------------------------------- state
 
 
 @flax.struct.dataclass
@@ -179,181 +187,211 @@ class TrainState:
   d_opt: Any
 
 
-class Programs(NamedTuple):
-  init: Any
-  d_step: Any  # one critic update
-  dg_step: Any  # a critic update, then a generator update on the same batch and targets (one program)
-  g_step: Any  # the generator update alone, after d_step (the reference dg_step is tested against)
-  all_finite: Any
+def init(seed, *, hp):
+  """The full train state: steps, key, G, D, G's EMA and the two Adam states."""
+  g_model, d_model = models(hp)
+  g_tx, d_tx = optimizers(hp)
+  # Weights are drawn with the 'rbg' PRNG: XLA:CPU takes ~30 s to compile threefry for every weight
+  # tensor of the init program, rbg a few. Per-step randomness stays threefry (`key`), whose values do
+  # not depend on how the batch is sharded.
+  init_key = jax.random.key(seed, impl='rbg')
+  x = jnp.zeros((1, hp.image_size, hp.image_size, hp.channels), jnp.float32)
+  g_params = g_model.init(jax.random.fold_in(init_key, 1), x, jnp.zeros((1, hp.c_dim)))
+  d_params = d_model.init(jax.random.fold_in(init_key, 2), x)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    g_count=jnp.zeros((), jnp.int32),
+    key=jax.random.fold_in(jax.random.PRNGKey(seed), 3),
+    g_params=g_params,
+    d_params=d_params,
+    g_ema=g_params,
+    g_opt=g_tx.init(g_params),
+    d_opt=d_tx.init(d_params),
+  )
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+
+def _iteration_inputs(state, batch, critic_step, hp):
+  """(x, org, trg, alpha, k): org and trg are the source and target conditions, class indices (emotion)
+  or action-unit vectors (aus)."""
+  x = pixels.to_unit(batch['image'])
+  # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
+  k = jax.random.fold_in(state.key, critic_step)
+  if hp.condition == 'aus':
+    # GANimation: the targets are the AUs of other faces of the batch (real AU combinations).
+    org = batch['aus']
+    trg = org[jax.random.permutation(jax.random.fold_in(k, 0), org.shape[0])]
+  else:
+    org = batch['label']
+    trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, hp.c_dim)
+  alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
+  return x, org, trg, alpha, k
+
+
+def _told(c, hp):
+  """G's condition input [N, c_dim]: the one-hot class, or the AUs themselves."""
+  return c if hp.condition == 'aus' else jax.nn.one_hot(c, hp.c_dim)
+
+
+def _condition_loss(head, c, hp):
+  """The critic head's loss against condition c: cross-entropy (emotion), squared error summed over the
+  AUs (aus, GANimation's regression), mean over faces."""
+  if hp.condition == 'aus':
+    return jnp.sum(jnp.square(head - c), -1).mean()
+  return optax.softmax_cross_entropy_with_integer_labels(head, c).mean()
+
+
+def _condition_metrics(head, c, name, hp):
+  if hp.condition == 'aus':  # mean absolute AU error
+    return {name + '_au_mae': jnp.abs(head - c).mean()}
+  return {name + '_acc': jnp.mean(jnp.argmax(head, -1) == c)}
+
+
+def _critic_head(d_model, d_params, images, key, hp):
+  """The critic's condition head; with cls_augment, of shifted, blurred, noisy images (`fer_jax.infra.augment`),
+  so that a target cannot be passed with a few isolated pixels."""
+  if hp.cls_augment:
+    images = augment.shift_noise(key, images, blur=True)
+  return d_model.apply(d_params, images)[1]
+
+
+def _generator_losses(g_params, d_params, x, org, trg, fake, mask, k, hp):
+  """The generator's loss given its first pass (fake, mask) = G(x, c_trg); g_params enters via the others."""
+  g_model, d_model = models(hp)
+  src, cls = d_model.apply(d_params, fake)
+  if hp.cls_augment:
+    cls = _critic_head(d_model, d_params, fake, jax.random.fold_in(k, 3), hp)
+  rec, rmask = g_model.apply(g_params, fake, _told(org, hp), return_mask=True)
+  adv = -src.mean()
+  cls_loss = _condition_loss(cls, trg, hp)
+  rec_loss = jnp.abs(x - rec).mean()
+  loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
+  metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss, **_condition_metrics(cls, trg, 'g_trg', hp))
+  if hp.lambda_id:
+    # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
+    # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
+    same = g_model.apply(g_params, x, _told(org, hp))
+    id_loss = jnp.abs(x - same).mean()
+    loss = loss + hp.lambda_id * id_loss
+    metrics['g_id'] = id_loss
+  if hp.attention:
+    # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
+    # it smooth.
+    tv = losses.total_variation(mask) + losses.total_variation(rmask)
+    reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * tv
+    loss = loss + reg
+    metrics.update(mask_mean=mask.mean(), mask_reg=reg)
+  metrics['g_loss'] = loss
+  return loss, metrics
+
+
+# --------------------------------------------------------------------------------------------- steps
+
+
+def _critic_update(state, x, org, fake, alpha, k, hp):
+  _, d_model = models(hp)
+  _, d_tx = optimizers(hp)
+
+  def loss_fn(d_params):
+    src_real, cls_real = d_model.apply(d_params, x)
+    if hp.cls_augment:
+      cls_real = _critic_head(d_model, d_params, x, jax.random.fold_in(k, 2), hp)
+    src_fake, _ = d_model.apply(d_params, fake)
+    gp = losses.gradient_penalty(lambda xh: d_model.apply(d_params, xh)[0], x, fake, alpha)
+    cls = _condition_loss(cls_real, org, hp)
+    adv = src_fake.mean() - src_real.mean()
+    loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
+    return loss, dict(
+      d_loss=loss,
+      d_adv=adv,
+      d_cls=cls,
+      gp=gp,
+      wasserstein=src_real.mean() - src_fake.mean(),
+      **_condition_metrics(cls_real, org, 'd_real', hp),
+    )
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
+  d_params = optax.apply_updates(state.d_params, updates)
+  return state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt), metrics
+
+
+def _generator_update(state, grads, hp):
+  g_tx, _ = optimizers(hp)
+  updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
+  g_params = optax.apply_updates(state.g_params, updates)
+  n = state.g_count.astype(jnp.float32)
+  decay = jnp.minimum(hp.ema_decay, (1.0 + n) / (10.0 + n)) if hp.ema_warmup else hp.ema_decay
+  g_ema = lib.ema(state.g_ema, g_params, decay)
+  return state.replace(g_count=state.g_count + 1, g_params=g_params, g_opt=g_opt, g_ema=g_ema)
+
+
+def d_step(state, batch, *, hp):
+  """One critic update (WGAN loss + condition loss on real faces + gradient penalty)."""
+  g_model, _ = models(hp)
+  x, org, trg, alpha, k = _iteration_inputs(state, batch, state.step, hp)
+  fake = g_model.apply(state.g_params, x, _told(trg, hp))
+  return _critic_update(state, x, org, fake, alpha, k, hp)
+
+
+def dg_step(state, batch, *, hp):
+  """A critic update, then a generator update on the same batch and targets.
+
+  The critic's fake and the generator's first pass are the same G(x, c_trg) on unchanged G weights, so
+  it is computed once, with its VJP kept for the generator update (one G pass of ~7 saved). The
+  generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
+  """
+  g_model, _ = models(hp)
+  x, org, trg, alpha, k = _iteration_inputs(state, batch, state.step, hp)
+  (fake, mask), first_vjp = jax.vjp(
+    lambda g_params: g_model.apply(g_params, x, _told(trg, hp), return_mask=True), state.g_params
+  )
+  state, d_metrics = _critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k, hp)
+  (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(_generator_losses, argnums=(0, 5, 6), has_aux=True)(
+    state.g_params, state.d_params, x, org, trg, fake, mask, k, hp
+  )
+  (g_first,) = first_vjp((d_fake, d_mask))
+  return _generator_update(state, jax.tree.map(jnp.add, g_direct, g_first), hp), (d_metrics, g_metrics)
+
+
+def g_step(state, batch, *, hp):
+  """The generator update after a critic step on `batch`, written plainly (G(x, c_trg) recomputed inside
+  the differentiated loss): the reference `dg_step` is tested against."""
+  g_model, _ = models(hp)
+  x, org, trg, _, k = _iteration_inputs(state, batch, state.step - 1, hp)
+
+  def loss_fn(g_params):
+    fake, mask = g_model.apply(g_params, x, _told(trg, hp), return_mask=True)
+    return _generator_losses(g_params, state.d_params, x, org, trg, fake, mask, k, hp)
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  return _generator_update(state, grads, hp), metrics
+
+
+def all_finite(state):
+  leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_ema))
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+class Steps(NamedTuple):
+  init: Any  # seed -> TrainState
+  d: Any  # (state, batch) -> (state, critic metrics); donates the state
+  dg: Any  # (state, batch) -> (state, (critic metrics, generator metrics)): what every n_critic-th step runs
+  g: Any  # (state, batch) -> (state, generator metrics): the plain generator update `dg` is tested against
+  all_finite: Any  # state -> bool scalar
 
 
 @functools.lru_cache(maxsize=None)
-def programs(hp):
-  """The jitted programs of one configuration (cached so that repeated runs in a process compile once)."""
-  g_model, d_model = models(hp)
-  g_tx, d_tx = _optimizers(hp)
-  c_dim = hp.c_dim
-
-  def init(seed):
-    # Weights are drawn with the 'rbg' PRNG: XLA:CPU takes ~30 s to compile threefry for every weight
-    # tensor of the init program, rbg a few. Per-step randomness stays threefry (`key`), whose values do
-    # not depend on how the batch is sharded.
-    init_key = jax.random.key(seed, impl='rbg')
-    x = jnp.zeros((1, hp.image_size, hp.image_size, hp.channels), jnp.float32)
-    g_params = g_model.init(jax.random.fold_in(init_key, 1), x, jnp.zeros((1, c_dim)))
-    d_params = d_model.init(jax.random.fold_in(init_key, 2), x)
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), 3)
-    return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      g_count=jnp.zeros((), jnp.int32),
-      key=key,
-      g_params=g_params,
-      d_params=d_params,
-      g_ema=g_params,
-      g_opt=g_tx.init(g_params),
-      d_opt=d_tx.init(d_params),
-    )
-
-  by_aus = hp.condition == 'aus'
-
-  def iteration_inputs(state, batch, critic_step):
-    """(x, org, trg, alpha, k): org and trg are the source and target conditions, class indices (emotion)
-    or action-unit vectors (aus)."""
-    x = pixels.to_unit(batch['image'])
-    # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
-    k = jax.random.fold_in(state.key, critic_step)
-    if by_aus:
-      # GANimation: the targets are the AUs of other faces of the batch (real AU combinations).
-      org = batch['aus']
-      trg = org[jax.random.permutation(jax.random.fold_in(k, 0), org.shape[0])]
-    else:
-      org = batch['label']
-      trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, c_dim)
-    alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
-    return x, org, trg, alpha, k
-
-  def told(c):
-    """G's condition input [N, c_dim]: the one-hot class, or the AUs themselves."""
-    return c if by_aus else jax.nn.one_hot(c, c_dim)
-
-  def condition_loss(head, c):
-    """The critic head's loss against condition c: cross-entropy (emotion), squared error summed over the
-    AUs (aus, GANimation's regression), mean over faces."""
-    if by_aus:
-      return jnp.sum(jnp.square(head - c), -1).mean()
-    return optax.softmax_cross_entropy_with_integer_labels(head, c).mean()
-
-  def condition_metrics(head, c, name):
-    if by_aus:  # mean absolute AU error
-      return {name + '_au_mae': jnp.abs(head - c).mean()}
-    return {name + '_acc': jnp.mean(jnp.argmax(head, -1) == c)}
-
-  def classify(dp, images, key):
-    """The critic's class logits; with cls_augment, of shifted, blurred, noisy images (`fer_jax.infra.augment`)."""
-    return d_model.apply(dp, augment.shift_noise(key, images, blur=True))[1]
-
-  def critic_update(state, x, org, fake, alpha, k):
-    def loss_fn(dp):
-      src_real, cls_real = d_model.apply(dp, x)
-      if hp.cls_augment:
-        cls_real = classify(dp, x, jax.random.fold_in(k, 2))
-      src_fake, _ = d_model.apply(dp, fake)
-      gp = losses.gradient_penalty(lambda xh: d_model.apply(dp, xh)[0], x, fake, alpha)
-      cls = condition_loss(cls_real, org)
-      adv = src_fake.mean() - src_real.mean()
-      loss = adv + hp.lambda_cls * cls + hp.lambda_gp * gp
-      return loss, dict(
-        d_loss=loss,
-        d_adv=adv,
-        d_cls=cls,
-        gp=gp,
-        wasserstein=src_real.mean() - src_fake.mean(),
-        **condition_metrics(cls_real, org, 'd_real'),
-      )
-
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-    updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
-    return state.replace(step=state.step + 1, d_params=d_params, d_opt=d_opt), metrics
-
-  def d_step(state, batch):
-    x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
-    fake = g_model.apply(state.g_params, x, told(trg))
-    return critic_update(state, x, org, fake, alpha, k)
-
-  def generator_losses(gp_, d_params, x, org, trg, fake, mask, k):
-    """The generator's loss given its first pass (fake, mask) = G(x, c_trg); gp_ enters via the others."""
-    src, cls = d_model.apply(d_params, fake)
-    if hp.cls_augment:
-      cls = classify(d_params, fake, jax.random.fold_in(k, 3))
-    rec, rmask = g_model.apply(gp_, fake, told(org), return_mask=True)
-    adv = -src.mean()
-    cls_loss = condition_loss(cls, trg)
-    rec_loss = jnp.abs(x - rec).mean()
-    loss = adv + hp.lambda_cls * cls_loss + hp.lambda_rec * rec_loss
-    metrics = dict(g_adv=adv, g_cls=cls_loss, g_rec=rec_loss, **condition_metrics(cls, trg, 'g_trg'))
-    if hp.lambda_id:
-      # Identity mapping (CycleGAN's L_idt): asked for its own class, G returns the input. The cycle
-      # alone also accepts global changes that undo themselves (e.g. inverted brightness) as identity.
-      same = g_model.apply(gp_, x, told(org))
-      id_loss = jnp.abs(x - same).mean()
-      loss = loss + hp.lambda_id * id_loss
-      metrics['g_id'] = id_loss
-    if hp.attention:
-      # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
-      # it smooth.
-      tv = losses.total_variation(mask) + losses.total_variation(rmask)
-      reg = hp.lambda_mask * (mask.mean() + rmask.mean()) + hp.lambda_tv * tv
-      loss = loss + reg
-      metrics.update(mask_mean=mask.mean(), mask_reg=reg)
-    metrics['g_loss'] = loss
-    return loss, metrics
-
-  def dg_step(state, batch):
-    """A critic update, then a generator update on the same batch and targets.
-
-    The critic's fake and the generator's first pass are the same G(x, c_trg) on unchanged G weights, so
-    it is computed once, with its VJP kept for the generator update (one G pass of ~7 saved). The
-    generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
-    """
-    x, org, trg, alpha, k = iteration_inputs(state, batch, state.step)
-    (fake, mask), first_vjp = jax.vjp(lambda gp_: g_model.apply(gp_, x, told(trg), return_mask=True), state.g_params)
-    state, d_metrics = critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k)
-    (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(generator_losses, argnums=(0, 5, 6), has_aux=True)(
-      state.g_params, state.d_params, x, org, trg, fake, mask, k
-    )
-    (g_first,) = first_vjp((d_fake, d_mask))
-    return generator_update(state, jax.tree.map(jnp.add, g_direct, g_first)), (d_metrics, g_metrics)
-
-  def generator_update(state, grads):
-    updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    n = state.g_count.astype(jnp.float32)
-    decay = jnp.minimum(hp.ema_decay, (1.0 + n) / (10.0 + n)) if hp.ema_warmup else hp.ema_decay
-    g_ema = lib.ema(state.g_ema, g_params, decay)
-    return state.replace(g_count=state.g_count + 1, g_params=g_params, g_opt=g_opt, g_ema=g_ema)
-
-  def g_step(state, batch):
-    """The generator update after a critic step on `batch`, written plainly (G(x, c_trg) recomputed inside
-    the differentiated loss): the reference `dg_step` is tested against."""
-    x, org, trg, _, k = iteration_inputs(state, batch, state.step - 1)
-
-    def loss_fn(gp_):
-      fake, mask = g_model.apply(gp_, x, told(trg), return_mask=True)
-      return generator_losses(gp_, state.d_params, x, org, trg, fake, mask, k)
-
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-    return generator_update(state, grads), metrics
-
-  def all_finite(state):
-    leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_ema))
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-
-  return Programs(
-    init=parallel.data_parallel(init, batch_argnums=(), static_argnums=(0,)),
-    d_step=parallel.data_parallel(d_step, batch_argnums=(1,), donate_argnums=(0,)),
-    dg_step=parallel.data_parallel(dg_step, batch_argnums=(1,), donate_argnums=(0,)),
-    g_step=parallel.data_parallel(g_step, batch_argnums=(1,), donate_argnums=(0,)),
+def compiled(hp: Hparams) -> Steps:
+  """The jitted programs of `hp` (over the mesh), compiled once per hparams."""
+  jit = functools.partial(parallel.data_parallel, batch_argnums=(1,), donate_argnums=(0,), num_args=2)
+  return Steps(
+    init=parallel.data_parallel(functools.partial(init, hp=hp), batch_argnums=(), static_argnums=(0,), num_args=1),
+    d=jit(functools.partial(d_step, hp=hp)),
+    dg=jit(functools.partial(dg_step, hp=hp)),
+    g=jit(functools.partial(g_step, hp=hp)),
     all_finite=parallel.data_parallel(all_finite, batch_argnums=()),
   )
 
@@ -362,9 +400,7 @@ def programs(hp):
 
 
 def state_template(config):
-  hp = hparams(config)
-  progs = programs(hp)
-  abstract = progs.init.eval_shape(int(config.seed))
+  abstract = compiled(hparams(config)).init.eval_shape(int(config.seed))
   sharding = parallel.replicated()
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
@@ -391,18 +427,21 @@ def check_config(config):
   return hp
 
 
-def train(config, workdir, pool=None):
-  """Trains (or resumes) the GAN; returns (state, last logged scalars)."""
-
+def train(config, workdir, pool=None, profile=None):
+  """The loop on `pool`'s training faces, resuming from WORKDIR/checkpoints: a critic step every step, the
+  generator's after every n_critic-th; logging (tensorboard, the means over each interval), checkpoints and the
+  sample grid; `profile` (`profiling.Profile`) receives its seconds. Returns (state, the last interval's means)."""
   hp = check_config(config)
   e = config.expression_gan
-  bs = int(e.batch_size)
+  profile = profile or profiling.Profile()
   pool = pool if pool is not None else pool_lib.load_pool(config, workdir)
-  progs = programs(hp)
+  steps = compiled(hp)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
+  with profile.part('checkpoints'):
+    state, meta = lib.resume(ckpt, state_template(config), 'expression GAN')
   if state is None:
-    state, meta = progs.init(int(config.seed)), {}
+    with profile.part('compile'):
+      state, meta = steps.init(int(config.seed)), {}
   last_scalars = meta.get('scalars', {})
   start = int(parallel.to_host(state.step))
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
@@ -410,51 +449,60 @@ def train(config, workdir, pool=None):
     ckpt.close()
     return state, last_scalars
   stream = pool_lib.batches(
-    pool.train_dataset(with_aus=hp.condition == 'aus'), bs, config.seed, start, 'expression_gan.batch_size'
+    pool.train_dataset(with_aus=hp.condition == 'aus'),
+    int(e.batch_size),
+    config.seed,
+    start,
+    'expression_gan.batch_size',
   )
-  samples = sample_faces(config, pool)
-  d_metrics = g_metrics = None
-  t0, timed_from = time.time(), start
+  with profile.part('pictures'):
+    samples = sample_faces(config, pool)
+  pending_d, pending_g, first = [], [], start
+  t0 = time.time()
   bar = tqdm(total=hp.steps, initial=start, desc='expression GAN', unit='step', dynamic_ncols=True, disable=None)
   try:
     for step in range(start, hp.steps):
-      batch = next(stream)
-      batch = parallel.shard_batch({k: batch[k] for k in ('image', 'label', 'aus') if k in batch})
-      if (step + 1) % hp.n_critic == 0:
-        state, (d_metrics, g_metrics) = progs.dg_step(state, batch)
-      else:
-        state, d_metrics = progs.d_step(state, batch)
+      with profile.part('input'):
+        batch = next(stream)
+        batch = parallel.shard_batch({k: batch[k] for k in ('image', 'label', 'aus') if k in batch})
+      # A run's first d and dg steps compile them (when this process has not run their shapes yet).
+      with profile.part('compile' if step < start + hp.n_critic else 'steps'):
+        if (step + 1) % hp.n_critic == 0:
+          state, (d_metrics, g_metrics) = steps.dg(state, batch)
+          pending_g.append(g_metrics)
+        else:
+          state, d_metrics = steps.d(state, batch)
+      pending_d.append(d_metrics)
       done = step + 1
       bar.update(1)
-      is_last = done == hp.steps
       at_ckpt = lib.every(done, e.checkpoint_every, hp.steps)
       if lib.every(done, e.log_every) or at_ckpt:
-        scalars = {k: float(v) for k, v in parallel.to_host(d_metrics).items()}
-        if g_metrics is not None:
-          scalars.update({k: float(v) for k, v in parallel.to_host(g_metrics).items()})
-        params_finite = bool(parallel.to_host(progs.all_finite(state)))
+        with profile.part('steps'):  # the interval's one host sync: where its steps' compute is waited for
+          means, per_step = lib.interval_means(pending_d)
+          means_g, per_step_g = lib.interval_means(pending_g)  # G stepped on fewer steps: its own means
+          per_step['parameters'] = 0.0 if bool(parallel.to_host(steps.all_finite(state))) else np.nan
+        means.update(means_g)
+        per_step.update(per_step_g)
         lib.check_finite(
-          dict(scalars, parameters=0.0 if params_finite else np.nan),
+          per_step,
           ckpt,
-          lambda bad, done=done: f'expression GAN diverged by step {done}: non-finite {", ".join(bad)}',
+          lambda bad, first=first, done=done: (
+            f'expression GAN diverged by step {done}: non-finite {", ".join(bad)} in steps {first + 1} to {done}'
+          ),
           hint='Try a lower expression_gan.g_lr/d_lr.',
         )
-        dt = time.time() - t0
-        scalars['steps_per_s'] = (done - timed_from) / max(dt, 1e-9)
-        t0, timed_from = time.time(), done
-        writer.write_scalars(done, scalars)
-        last_scalars = scalars
-        bar.set_postfix(
-          {
-            k: f'{scalars[k]:.3g}'
-            for k in ('d_loss', 'g_rec', 'g_trg_acc', 'g_trg_au_mae', 'mask_mean')
-            if k in scalars
-          }
-        )
+        means['steps_per_s'] = len(pending_d) / max(time.time() - t0, 1e-9)
+        writer.write_scalars(done, means)
+        last_scalars = means
+        shown = ('d_loss', 'g_rec', 'g_trg_acc', 'g_trg_au_mae', 'mask_mean')
+        bar.set_postfix({k: f'{means[k]:.3g}' for k in shown if k in means})
+        pending_d, pending_g, first, t0 = [], [], done, time.time()
         if at_ckpt:
-          ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
-      if lib.every(done, e.sample_every) and not is_last:  # the final grid is train_and_evaluate's
-        write_samples(config, workdir, state.g_ema, samples, writer, done)
+          with profile.part('checkpoints'):
+            ckpt.save(done, state, {'step': done, 'scalars': last_scalars})
+      if lib.every(done, e.sample_every) and done != hp.steps:  # the final grid is train_and_evaluate's
+        with profile.part('pictures'):
+          write_samples(config, workdir, state.g_ema, samples, writer, done)
   finally:
     bar.close()
     writer.flush()
@@ -600,19 +648,21 @@ def train_and_evaluate(config, workdir):
   if done is not None:
     logging.info('expression GAN: %s is complete; not redoing it', workdir)
     return done
-  pool = pool_lib.load_pool(config, workdir)
-  t0 = time.time()
-  state, scalars = train(config, workdir, pool)
-  train_seconds = time.time() - t0
+  profile = profiling.Profile()
+  with profile.part('data'):
+    pool = pool_lib.load_pool(config, workdir)
+  state, scalars = train(config, workdir, pool, profile)
   g_ema = parallel.to_host(state.g_ema)
   step = int(parallel.to_host(state.step))
-  write_samples(config, workdir, g_ema, sample_faces(config, pool), step=step)
-  metrics = evaluate(config, workdir, g_ema, pool)
+  with profile.part('pictures'):
+    write_samples(config, workdir, g_ema, sample_faces(config, pool), step=step)
+  with profile.part('evaluation'):
+    metrics = evaluate(config, workdir, g_ema, pool)
   metrics.update(
     step=step,
-    train_seconds_this_run=train_seconds,
     params=layers.count_params(state.g_params) + layers.count_params(state.d_params),
     final_train_scalars=scalars,
+    profile=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
   )
   io_utils.write_json(os.path.join(workdir, workdirs.METRICS), metrics)
   logging.info(

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from fer_jax.data import pool as pool_lib
 from fer_jax.data import sources
 from fer_jax.eval import gan_metrics, instruments
-from fer_jax.infra import checkpointing, grids, io_utils, parallel, pixels, workdirs, writers
+from fer_jax.infra import checkpointing, grids, io_utils, parallel, pixels, profiling, workdirs, writers
 from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stylegan
 from fer_jax.train import generators, lib, losses
@@ -134,17 +134,10 @@ def hparams(config) -> Hparams:
 
 
 def models(hp):
-  """(Generator, Discriminator) of `hp` (the same modules as `stylegan.from_config`)."""
-  gen = stylegan.Generator(
-    image_size=hp.image_size,
-    z_dim=hp.z_dim,
-    w_dim=hp.w_dim,
-    mapping_layers=hp.mapping_layers,
-    mapping_lr_mul=hp.mapping_lr_mul,
-    channels=hp.channels,
-    max_channels=hp.max_channels,
+  """(Generator, Discriminator) of `hp`."""
+  return stylegan.make(
+    hp.image_size, hp.z_dim, hp.w_dim, hp.mapping_layers, hp.mapping_lr_mul, hp.channels, hp.max_channels
   )
-  return gen, stylegan.Discriminator(image_size=hp.image_size, channels=hp.channels, max_channels=hp.max_channels)
 
 
 def optimizers(hp):
@@ -343,26 +336,29 @@ def _write_grid(generator, key, workdir):
   return faces
 
 
-def train(config, workdir, pool, evaluator, ckpt, writer):
+def train(config, workdir, pool, evaluator, ckpt, writer, profile):
   """The loop on `pool`'s training faces, resuming from `ckpt`'s latest checkpoint: R1 + main steps, logging
   (tensorboard), checkpoints, the sample grid and the evaluation (`evaluator`) every sample_every steps and at
-  the end. Returns (state, meta {step, history, baselines, feature_net}: what checkpoints hold, setup seconds)."""
-  t0 = time.time()
+  the end; `profile` (`profiling.Profile`) receives its seconds. Returns (state, meta {step, history, baselines,
+  feature_net}: what checkpoints hold)."""
   g = config.identity_gan
   key, sample_key, _ = _keys(config)
   total = int(g.steps)
   programs = compiled(hparams(config))
-  state = parallel.replicate(programs.init(key))
+  with profile.part('compile'):
+    state = parallel.replicate(programs.init(key))
   fp = evaluator.net_info['fingerprint']
-  restored, meta = lib.resume(ckpt, state, 'identity GAN')
+  with profile.part('checkpoints'):
+    restored, meta = lib.resume(ckpt, state, 'identity GAN')
   if restored is not None:
     state = restored
     if meta.get('feature_net') != fp:  # the metrics' feature net changed: old scores are not comparable
       logging.info('identity GAN: feature net changed; recomputing baselines, dropping old scores')
-      meta.update(feature_net=fp, history=[], baselines=baselines(evaluator, config))
+      with profile.part('evaluation'):
+        meta.update(feature_net=fp, history=[], baselines=baselines(evaluator, config))
   else:
-    meta = dict(step=0, history=[], feature_net=fp, baselines=baselines(evaluator, config))
-  setup_seconds = time.time() - t0
+    with profile.part('evaluation'):
+      meta = dict(step=0, history=[], feature_net=fp, baselines=baselines(evaluator, config))
   step = int(meta['step'])
   if int(np.asarray(state.step)) != step:
     raise UserError(
@@ -372,23 +368,28 @@ def train(config, workdir, pool, evaluator, ckpt, writer):
 
   nan_step = parallel.replicate(jnp.int32(g.debug_nan_step))
   batches = pool_lib.batches(pool.train_dataset(), int(g.batch_size), config.seed, step, 'identity_gan.batch_size')
-  pending, pending_r1, first = [], [], step
+  pending, pending_r1, first, start = [], [], step, step
   t_train = time.time()
   bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True, disable=None)
   while step < total:
-    batch = parallel.shard_batch({'image': next(batches)['image']})
+    with profile.part('input'):
+      batch = parallel.shard_batch({'image': next(batches)['image']})
+    # The first steps of a run compile the two programs (when this process has not run their shapes yet).
     if step % int(g.r1_every) == 0:
-      state, m = programs.r1(state, batch, nan_step)
+      with profile.part('compile' if not pending_r1 and step == start else 'steps'):
+        state, m = programs.r1(state, batch, nan_step)
       pending_r1.append(m)
-    state, m = programs.train(state, batch, nan_step)
+    with profile.part('compile' if step == start else 'steps'):
+      state, m = programs.train(state, batch, nan_step)
     pending.append(m)
     step += 1
     bar.update(1)
     at_ckpt = lib.every(step, g.checkpoint_every, total)
     at_sample = lib.every(step, g.sample_every, total)
     if lib.every(step, g.log_every) or at_ckpt or at_sample:
-      means, per_step = lib.interval_means(pending)
-      means_r1, per_step_r1 = lib.interval_means(pending_r1)  # R1 ran on fewer steps: its own means
+      with profile.part('steps'):  # the interval's one host sync: where its steps' compute is waited for
+        means, per_step = lib.interval_means(pending)
+        means_r1, per_step_r1 = lib.interval_means(pending_r1)  # R1 ran on fewer steps: its own means
       means.update(means_r1)
       per_step.update(per_step_r1)
       lib.check_finite(
@@ -405,23 +406,28 @@ def train(config, workdir, pool, evaluator, ckpt, writer):
       pending, pending_r1, first, t_train = [], [], step, time.time()
     if at_sample:
       gen = generator_from_state(config, state)
-      grid = _write_grid(gen, sample_key, workdir)
-      writer.write_images(step, {'identities': grid[:16]})
-      scores = evaluate(evaluator, gen, config)
+      with profile.part('pictures'):
+        grid = _write_grid(gen, sample_key, workdir)
+        writer.write_images(step, {'identities': grid[:16]})
+      with profile.part('evaluation'):
+        scores = evaluate(evaluator, gen, config)
       meta['history'].append(dict(step=step, **scores))
       writer.write_scalars(step, {f'eval/{k}': v for k, v in scores.items() if isinstance(v, float)})
     if at_ckpt:
       meta['step'] = step
-      ckpt.save(step, state, meta)
+      with profile.part('checkpoints'):
+        ckpt.save(step, state, meta)
     writer.flush()
     t_train = time.time() if at_sample else t_train
   bar.close()
 
   if not meta['history'] or meta['history'][-1]['step'] != total:  # resumed after the last eval
     gen = generator_from_state(config, state)
-    _write_grid(gen, sample_key, workdir)
-    meta['history'].append(dict(step=total, **evaluate(evaluator, gen, config)))
-  return state, meta, setup_seconds
+    with profile.part('pictures'):
+      _write_grid(gen, sample_key, workdir)
+    with profile.part('evaluation'):
+      meta['history'].append(dict(step=total, **evaluate(evaluator, gen, config)))
+  return state, meta
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -446,7 +452,7 @@ def baselines(evaluator, config):
   return dict(untrained_generator=untrained, **evaluator.baselines(int(config.identity_gan.eval_samples), config.seed))
 
 
-def summary(config, state, meta, evaluator, counts, setup_seconds):
+def summary(config, state, meta, evaluator, counts, profile):
   """metrics.json: the final scores, their distance to real faces, baselines, history and what was measured."""
   final = meta['history'][-1]
   base = meta['baselines']
@@ -478,7 +484,7 @@ def summary(config, state, meta, evaluator, counts, setup_seconds):
     pool=counts,
     params=dict(generator=layers.count_params(state.g_params), discriminator=layers.count_params(state.d_params)),
     num_ws=models(hparams(config))[0].num_ws,
-    setup_seconds=setup_seconds,
+    profile=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
     devices=jax.device_count(),
   )
 
@@ -491,7 +497,9 @@ def train_and_evaluate(config, workdir):
   """Trains the identity GAN in `workdir` (resuming if it holds a checkpoint); returns the final metrics."""
   check_config(config)
   os.makedirs(workdir, exist_ok=True)
-  pool = pool_lib.load_pool(config, workdir)
+  profile = profiling.Profile()
+  with profile.part('data'):
+    pool = pool_lib.load_pool(config, workdir)
   counts = pool.describe()
   logging.info(
     'identity GAN: %d training images of %d subjects; %d held-out images of %d subjects',
@@ -500,18 +508,17 @@ def train_and_evaluate(config, workdir):
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'))
   writer = writers.create_writer(os.path.join(workdir, 'tensorboard'))
   try:
-    t0 = time.time()
-    evaluator = gan_metrics.Evaluator(
-      instruments.identity(config, workdir, pool), pool.train_images, pool.images[pool.holdout_idx]
-    )
+    with profile.part('instruments'):
+      evaluator = gan_metrics.Evaluator(
+        instruments.identity(config, workdir, pool), pool.train_images, pool.images[pool.holdout_idx]
+      )
     total = int(config.identity_gan.steps)
     done = workdirs.finished(workdir, {'step': total, 'feature_net.fingerprint': evaluator.net_info['fingerprint']})
     if ckpt.latest_step() == total and done is not None:
       logging.info('identity GAN: already trained and evaluated in %s', workdir)
       return done
-    setup_seconds = time.time() - t0
-    state, meta, train_setup_seconds = train(config, workdir, pool, evaluator, ckpt, writer)
-    result = summary(config, state, meta, evaluator, counts, setup_seconds + train_setup_seconds)
+    state, meta = train(config, workdir, pool, evaluator, ckpt, writer, profile)
+    result = summary(config, state, meta, evaluator, counts, profile)
     io_utils.write_json(os.path.join(workdir, workdirs.METRICS), result)
     logging.info(
       'identity GAN: FD %.2f (untrained %.2f, pixel Gaussian %.2f), precision %.3f, recall %.3f',
