@@ -33,7 +33,7 @@ from fer_jax import axes, report, synthetic
 from fer_jax.data import emotions, preview, sources
 from fer_jax.eval import fer2013_net
 from fer_jax.eval import synthetic_quality as sq
-from fer_jax.infra import executors, grids, io_utils, workdirs
+from fer_jax.infra import executors, grids, io_utils, profiling, workdirs
 from fer_jax.infra.errors import UserError
 from fer_jax.train import classifier, expression_gan, identity_gan
 
@@ -250,6 +250,7 @@ def _run_sweep(config, workdir):
   executor = executors.make(config, workdir)
   total = 6
   t0 = time.perf_counter()
+  clock = profiling.Profile()  # the stages' wall seconds (profile.md)
 
   def phase(jobs, **kw):  # a phase's values by job name; its failures end the sweep, each named with its log
     values, failures = executor.run(jobs, **kw)
@@ -258,10 +259,11 @@ def _run_sweep(config, workdir):
     return values
 
   _stage('data (render / read, preview)', 1, total)
-  if os.path.exists(os.path.join(workdir, 'data', 'data_stats.json')):  # prepared: no job to submit for it
-    n_real = _real_train_size(config, workdir)
-  else:
-    n_real = phase([_job(config, workdir, 'data', data_stage)])['data']
+  with clock.part('data'):
+    if os.path.exists(os.path.join(workdir, 'data', 'data_stats.json')):  # prepared: no job to submit for it
+      n_real = _real_train_size(config, workdir)
+    else:
+      n_real = phase([_job(config, workdir, 'data', data_stage)])['data']
 
   synthetic_dirs, quality, sets = {}, None, synthetic_sets(run_list)
   trainings = gan_trainings(run_list)
@@ -270,13 +272,14 @@ def _run_sweep(config, workdir):
       todo = [(g, own) for g, stage, own in trainings if stage == name]
       per_value = f'; {len(todo)} with the axis values' if len(todo) > len(gan_seeds) else ''
       _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', i, total)
-      phase(
-        [
-          _job(config, workdir, f'{name}_g{g}{axes.tag(own)}', gan_stage, g, name, own)
-          for g, own in todo
-          if workdirs.finished(gan_folder(workdir, g, name, own)) is None
-        ]
-      )
+      with clock.part(name):
+        phase(
+          [
+            _job(config, workdir, f'{name}_g{g}{axes.tag(own)}', gan_stage, g, name, own)
+            for g, own in todo
+            if workdirs.finished(gan_folder(workdir, g, name, own)) is None
+          ]
+        )
   if sets:
     _stage(
       'synthetic sets and their quality'
@@ -284,20 +287,24 @@ def _run_sweep(config, workdir):
       4,
       total,
     )
-    made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, r, n_real) for k, r in sets.items()])
+    with clock.part('synthetic_sets'):
+      made = phase([_job(config, workdir, f'synthetic_{_tag(k)}', synthetic_stage, r, n_real) for k, r in sets.items()])
     synthetic_dirs = {k: made[f'synthetic_{_tag(k)}'] for k in sets}
-    quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs, sets)])[
-      'synthetic_quality'
-    ]
+    with clock.part('synthetic_quality'):
+      quality = phase([_job(config, workdir, 'synthetic_quality', synthetic_quality, synthetic_dirs, sets)])[
+        'synthetic_quality'
+      ]
 
   _stage(f'classifier runs ({len(run_list)}, executor {executor.name})', 5, total)
-  rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
+  with clock.part('classifier_runs'):
+    rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
 
   _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 6, total)
   first_set = next(iter(synthetic_dirs.values()), None)
   first_gans = {name: gan_folder(workdir, g, name, own) for g, name, own in reversed(trainings)}
   try:
-    summary = write_outputs(config, workdir, rows, first_gans, first_set, quality, failures)
+    with clock.part('report'):
+      summary = write_outputs(config, workdir, rows, first_gans, first_set, quality, failures)
   except UserError as e:
     if not failures:
       raise
@@ -309,6 +316,7 @@ def _run_sweep(config, workdir):
   quality_seen = report.table.read_quality(os.path.join(workdir, 'results.csv'))  # what report.md shows
   for line in report.answer.answer_lines(summary, quality_seen, os.path.join(workdir, 'report.md')):
     tqdm.write(line)
+  tqdm.write(f'where the time went: {write_profile(workdir, clock.summary(), run_list, trainings)}')
   tqdm.write(f'done in {time.perf_counter() - t0:.0f}s')
   return summary
 
@@ -489,6 +497,51 @@ def _row(run, result, overrides, config, run_dir):
 
 
 # -------------------------------------------------------------------------------------------- outputs
+PROFILE_PARTS = (
+  'data',
+  'instruments',
+  'compile',
+  'input',
+  'steps',
+  'validation',
+  'evaluation',
+  'test',
+  'checkpoints',
+  'pictures',
+  'logging',
+  'other',
+)
+
+
+def write_profile(workdir, stage_seconds, run_list, trainings):
+  """WORKDIR/profile.json and profile.md: the stages' wall seconds of this invocation, and the parts of each GAN
+  and classifier run (`profiling`; each from the invocation that trained it, in its metrics.json). Returns
+  profile.md's path."""
+  parts = {}
+  for g, name, own in trainings:
+    parts[f'{name} g{g}{axes.tag(own)}'] = workdirs.finished(gan_folder(workdir, g, name, own)) or {}
+  for run in run_list:
+    parts[run.name] = workdirs.finished(os.path.join(workdir, 'runs', run.name)) or {}
+  parts = {k: m['profile'] for k, m in parts.items() if 'profile' in m}
+  run_parts = [parts[r.name] for r in run_list if r.name in parts]
+  runs_total = {p: sum(s.get(p, 0.0) for s in run_parts) for p in PROFILE_PARTS if any(p in s for s in run_parts)}
+  io_utils.write_json(os.path.join(workdir, 'profile.json'), {'stages': stage_seconds, 'parts': parts})
+  text = '\n\n'.join(
+    [
+      "# Where the sweep's seconds went",
+      "Stages (this invocation's wall seconds; a stage a rerun found done takes ~0):",
+      profiling.table([('wall', stage_seconds)], list(stage_seconds)),
+      "Within the stages: seconds per part of each GAN and classifier run (host wall time: a step's compute is "
+      "paid in 'steps', where the loop waits for it at its logging interval; runs train `sweep.concurrent_runs` at "
+      "once, so their sum exceeds the stage's wall time):",
+      profiling.table([*parts.items(), ('all classifier runs', runs_total)], list(PROFILE_PARTS)),
+    ]
+  )
+  path = os.path.join(workdir, 'profile.md')
+  io_utils.write_text(path, text + '\n')
+  return path
+
+
 def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality, failures=()):
   """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it);
   `first_gans` = {stage: folder} of the GANs whose samples the workdir shows; `failures` (executors.Failure):

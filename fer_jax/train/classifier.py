@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from fer_jax.data import emotions, pipeline, sources
 from fer_jax.eval import metrics as metrics_lib
-from fer_jax.infra import io_utils, parallel, workdirs, writers
+from fer_jax.infra import io_utils, parallel, profiling, workdirs, writers
 from fer_jax.infra.checkpointing import Checkpointer
 from fer_jax.infra.errors import UserError
 from fer_jax.models import layers
@@ -340,17 +340,20 @@ def _stop_reason(c, meta, steps_done):
   return None
 
 
-def train(config, workdir, data, batch_size, stop=None):
+def train(config, workdir, data, batch_size, stop=None, profile=None):
   """The epoch loop with early stopping on the validation loss; resumes from WORKDIR/checkpoints.
 
   Returns (the last train state, the best epoch's parameters, meta: epochs, best epoch, stop reason, history).
   `stop`, a `threading.Event`, is how a sweep running several runs at once ends the others when one fails or
-  the user interrupts: the run checkpoints after its current epoch and raises `Stopped`.
+  the user interrupts: the run checkpoints after its current epoch and raises `Stopped`. `profile`
+  (`profiling.Profile`) receives the loop's seconds: compile, input, steps, validation, checkpoints, logging.
   """
   c = config.classifier
+  profile = profile or profiling.Profile()
   steps = compiled(hparams(config))
   init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-  state = steps.init(init_key)
+  with profile.part('compile'):  # the run's first init compiles it (when this process has not yet)
+    state = steps.init(init_key)
   # The best epoch's parameters live outside the donated train state, as their own copy.
   best_params = jax.tree.map(jnp.copy, state.params)
   meta = {
@@ -364,9 +367,11 @@ def train(config, workdir, data, batch_size, stop=None):
   }
   with Checkpointer(os.path.join(workdir, 'checkpoints')) as ckpt:
     template = {'state': state, 'best_params': best_params}
-    restored, saved_meta = lib.resume(ckpt, template, f'classifier {workdir}', 'epoch')
+    with profile.part('checkpoints'):
+      restored, saved_meta = lib.resume(ckpt, template, f'classifier {workdir}', 'epoch')
     if restored is not None:
       state, best_params, meta = restored['state'], restored['best_params'], saved_meta
+    first_epoch = meta['epoch']
 
     last_save = time.perf_counter()
     val_batches = device_batches(data.validation, c.eval_batch_size)
@@ -384,10 +389,13 @@ def train(config, workdir, data, batch_size, stop=None):
         epoch = meta['epoch']
         start = time.perf_counter()
         pending = []
-        for batch in epoch_batches(config, data, batch_size, epoch):
-          state, metrics = steps.train(state, parallel.shard_batch(batch), dropout_key)
+        for batch in profile.timed('input', map(parallel.shard_batch, epoch_batches(config, data, batch_size, epoch))):
+          # The run's first step compiles the step when this process has not run its shape yet.
+          with profile.part('steps' if pending or epoch > first_epoch else 'compile'):
+            state, metrics = steps.train(state, batch, dropout_key)
           pending.append(metrics)
-        means, per_step = lib.interval_means(pending)  # the epoch's one host sync
+        with profile.part('steps'):
+          means, per_step = lib.interval_means(pending)  # the epoch's one host sync
         lib.check_finite(
           per_step,
           ckpt,
@@ -395,7 +403,8 @@ def train(config, workdir, data, batch_size, stop=None):
           unit='epoch',
           hint='Try a lower classifier.lr.',
         )
-        val = validate(steps.eval, state.params, val_batches)
+        with profile.part('validation'):
+          val = validate(steps.eval, state.params, val_batches)
         epoch += 1
         record = {
           'epoch': epoch,
@@ -420,11 +429,13 @@ def train(config, workdir, data, batch_size, stop=None):
         # replays the epochs since its last save exactly (batches from (seed, epoch), dropout from the step).
         stopping = stop is not None and stop.is_set() and not meta['done']
         if meta['done'] or stopping or time.perf_counter() - last_save >= c.checkpoint_every_seconds:
-          ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
+          with profile.part('checkpoints'):
+            ckpt.save(epoch, {'state': state, 'best_params': best_params}, meta)
           last_save = time.perf_counter()
-        writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
-        bar.update(1)
-        bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
+        with profile.part('logging'):
+          writer.write_scalars(epoch, {k: v for k, v in record.items() if k != 'epoch'})
+          bar.update(1)
+          bar.set_postfix(val_loss=f'{val["loss"]:.3f}', val_acc=f'{val["accuracy"]:.3f}')
         if stopping:
           raise Stopped(f'{workdir}: stopped after epoch {epoch} (saved; rerunning resumes it)')
     finally:
@@ -474,10 +485,13 @@ def train_and_evaluate(config, workdir, stop=None):
   test source (`evaluate`), writes metrics.json and confusion.png; returns metrics.json's record."""
   c = config.classifier
   check_config(config)
-  data = build_datasets(config, workdir)
+  profile = profiling.Profile()
+  with profile.part('data'):
+    data = build_datasets(config, workdir)
   batch_size = train_batch_size(config, len(data.train))
-  state, best_params, meta = train(config, workdir, data, batch_size, stop)
-  tests = evaluate(config, best_params, data.tests)
+  state, best_params, meta = train(config, workdir, data, batch_size, stop, profile)
+  with profile.part('test'):
+    tests = evaluate(config, best_params, data.tests)
   first = tests[next(iter(tests))]  # the headline numbers: the first test source's
   predicted = np.asarray(first['confusion']).sum(0)
   result = {
@@ -507,6 +521,8 @@ def train_and_evaluate(config, workdir, stop=None):
     'history': meta['history'],
   }
   if jax.process_index() == 0:
-    _plot_confusions(tests, list(emotions.EMOTIONS[: c.num_classes]), os.path.join(workdir, 'confusion.png'))
+    with profile.part('pictures'):
+      _plot_confusions(tests, list(emotions.EMOTIONS[: c.num_classes]), os.path.join(workdir, 'confusion.png'))
+    result['profile'] = profile.summary()  # this invocation's seconds (a resumed run's are of the resumed part)
     io_utils.write_json(os.path.join(workdir, workdirs.METRICS), result)
   return result
