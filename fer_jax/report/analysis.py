@@ -18,6 +18,12 @@ import fer_jax.report.table as table
 HALF_WIDTH_GOAL = 0.03  # the CI half-width at which the gain reads as an answer (3 points)
 
 
+def within_goal(gain):
+  """True when an inconclusive gain's interval is already within ±HALF_WIDTH_GOAL: then it bounds any gain."""
+  lo, hi = gain['ci95']
+  return bool(gain.get('seeds_for_halfwidth_3pts')) and np.isfinite(hi) and (hi - lo) / 2 <= HALF_WIDTH_GOAL
+
+
 def summarize(rows, margin=0.01):
   """Everything the report says, as a JSON-able dict (summary.json).
 

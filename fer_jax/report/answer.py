@@ -42,10 +42,9 @@ def _gain(g, units):
   text = markdown.difference(g)
   if g['significant']:
     return f'{text}: synthetic data {"helps" if g["mean"] > 0 else "hurts"} here'
-  lo, hi = g['ci95']
   need = g.get('seeds_for_halfwidth_3pts')
-  if need and np.isfinite(hi) and (hi - lo) / 2 <= analysis.HALF_WIDTH_GOAL:
-    more = f'; the interval is within ±3 points: a gain, if any, is at most {100 * hi:+.1f} points'
+  if analysis.within_goal(g):
+    more = f'; the interval is within ±3 points: a gain, if any, is at most {100 * g["ci95"][1]:+.1f} points'
   else:
     more = f'; about {need} {units} would give a ±3-point interval' if need else ''
   return f'inconclusive: {text}{more}'

@@ -41,19 +41,51 @@ PROTOCOLS = {
 
 def render(s, quality=None, title='How far can generated faces help?', failures=()):
   """report.md: the summary, the synthetic sets' quality (optional) and, last, the runs that did not finish."""
+  units = 'GAN replicates' if s['gan_replicates'] > 1 else 'seeds'
+  lines = [f'# {title}', '']
+  if s.get('axes'):
+    lines += _axes_markdown(s)
+  lines += _cells_markdown(s)
+  if s['failed_runs']:
+    lines += ['## Failed runs (left out of every statistic)', '']
+    lines += [f'- `{f["run"]}`: {f["reason"]}' for f in s['failed_runs']]
+    lines.append('')
+  lines += _uncertainty_markdown(s)
+  lines += _best_and_gain_markdown(s, units)
+  lines += _saturation_markdown(s, units)
+  if s.get('oracle'):
+    lines += _oracle_markdown(s)
+  if s.get('per_class'):
+    lines += [
+      '## Per-class recall, real only vs mixed@best (in-domain test)',
+      '',
+      '| class | real | mixed@best | gain |',
+      '|---|---|---|---|',
+    ]
+    lines += [
+      f'| {c} | {100 * v["real"]:.1f} | {100 * v["mixed"]:.1f} | {100 * v["gain"]:+.1f} |'
+      for c, v in s['per_class'].items()
+    ]
+    lines.append('')
+  if quality:
+    lines += ["## The synthetic set's own quality", '', quality_markdown(quality), '']
+  lines += ['Plot: `accuracy_vs_multiple.png`. Every run: `results.csv`. Numbers: `summary.json`.', '']
+  if failures:  # results.csv holds only the finished runs: say which ones are missing and why
+    lines += [FAILURES_TITLE, '', *(f'- `{f.name}`: {f.message} (log: `{f.log}`)' for f in failures), '']
+  return '\n'.join(lines)
+
+
+def _cells_markdown(s):
+  """How the runs were trained and ended, and the table of every (regime, k) cell."""
   names = s['test_sources']
   second = any('accuracy2' in c for c in s['cells'])
-  units = 'GAN replicates' if s['gan_replicates'] > 1 else 'seeds'
   ep = ', '.join(f'{r} {v:.1f}' for r, v in s['epochs'].items())
   capped = sum(v.get('epoch_cap', 0) for v in s['stop_reasons'].values())
   stops = '; '.join(
     f'{regime}: ' + ', '.join(f'{n} {why.replace("_", " ")}' for why, n in sorted(v.items()))
     for regime, v in s['stop_reasons'].items()
   )
-  lines = [f'# {title}', '']
-  if s.get('axes'):
-    lines += _axes_markdown(s)
-  lines += [
+  lines = [
     f'**Protocol**: {PROTOCOLS[s["protocol"]]}. Mean epochs trained: {ep}. How runs ended: {stops}.'
     + (
       f' {capped} run(s) were still improving their validation loss when the epoch cap ended them: '
@@ -77,28 +109,30 @@ def render(s, quality=None, title='How far can generated faces help?', failures=
     if second:
       row += f' {_pct(c.get("accuracy2"), c.get("accuracy2_ci"))} |'
     lines.append(row)
-  lines.append('')
-  if s['failed_runs']:
-    lines += ['## Failed runs (left out of every statistic)', '']
-    lines += [f'- `{f["run"]}`: {f["reason"]}' for f in s['failed_runs']]
-    lines.append('')
-  lines += ['## Uncertainty', '']
+  return lines + ['']
+
+
+def _uncertainty_markdown(s):
+  """What the intervals cover: classifier seeds only, or GAN replicates too."""
   if s['gan_replicates'] > 1:
-    lines.append(
+    text = (
       f'{s["gan_replicates"]} GAN replicates (each its own identity GAN, expression GAN and synthetic '
       f'set) × {s["seeds"]} classifier seeds. Gains are averaged per GAN replicate and the intervals '
       'are taken over replicates, so they include the variability of the GANs and synthetic sets.'
     )
   else:
-    lines.append(
+    text = (
       f'{s["seeds"]} classifier seed(s), **one GAN training and one synthetic set**: the intervals '
       "cover the classifier's seeds only, not the variability of the GANs or of the synthetic set "
       '(`--config.sweep.gan_seeds=0,1,2` trains replicates).'
     )
-  lines.append('')
+  return ['## Uncertainty', '', text, '']
 
+
+def _best_and_gain_markdown(s, units):
+  """The multiple chosen on validation, its gain over real only on test, and every k's."""
   best, g = s['best_multiple'], s['gain']
-  lines += ['## Best multiple (chosen on validation)', '']
+  lines = ['## Best multiple (chosen on validation)', '']
   if best is None:
     lines += ['No usable mixed run (none ran, or all failed): no best multiple and no gain.', '']
   else:
@@ -106,46 +140,50 @@ def render(s, quality=None, title='How far can generated faces help?', failures=
       f'Mixed real + k× synthetic, highest mean **validation** accuracy: **k = {best:g}**. No test number chose it.',
       '',
     ]
-  if g:
-    lines += [
-      '## Gain of mixed@best over real only (test)',
-      '',
-      f'In-domain, k = {g["multiple"]:g}: **{difference(g)}**, paired by seed.',
-    ]
-    if g['significant']:
-      lines.append(f'The gain is distinguishable from zero at α = {stats.ALPHA}.')
+  if not g:
+    return lines
+  lines += [
+    '## Gain of mixed@best over real only (test)',
+    '',
+    f'In-domain, k = {g["multiple"]:g}: **{difference(g)}**, paired by seed.',
+  ]
+  if g['significant']:
+    lines.append(f'The gain is distinguishable from zero at α = {stats.ALPHA}.')
+  else:
+    need = g.get('seeds_for_halfwidth_3pts')
+    lo, hi = g['ci95']
+    if analysis.within_goal(g):
+      more = (
+        f' The interval is already within ±3 points: a gain of synthetic data here, if any, is at most '
+        f'{100 * hi:+.1f} points (and a loss at most {100 * lo:+.1f}).'
+      )
     else:
-      need = g.get('seeds_for_halfwidth_3pts')
-      lo, hi = g['ci95']
-      if need and np.isfinite(hi) and (hi - lo) / 2 <= analysis.HALF_WIDTH_GOAL:
-        more = (
-          f' The interval is already within ±3 points: a gain of synthetic data here, if any, is at most '
-          f'{100 * hi:+.1f} points (and a loss at most {100 * lo:+.1f}).'
-        )
-      else:
-        more = f' At the spread seen, about {need} {units} would give a ±3-point interval.' if need else ''
-      lines.append(
-        '**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data helps here.' + more
-      )
-    if s.get('gain2'):
-      lines.append(f'Second domain, same k: {difference(s["gain2"])}.')
-    lines += [
-      '',
-      '### Each k against real only (Holm-corrected over k)',
-      '',
-      '| k | gain (points) | 95% CI | p | p (Holm) | beats real only |',
-      '|---|---|---|---|---|---|',
-    ]
-    for v in s['versus_real']:
-      lo, hi = v['ci95']
-      ci = f'{100 * lo:+.1f} to {100 * hi:+.1f}' if np.isfinite(lo) else '–'
-      lines.append(
-        f'| {v["multiple"]:g} | {100 * v["mean"]:+.1f} | {ci} | {_p(v["p"])} | {_p(v["p_holm"])} | '
-        f'{"yes" if v["beats_real"] else "no"} |'
-      )
-    lines.append('')
-  sat = s['saturation']
-  lines += ['## Where more synthetic data stops helping', '']
+      more = f' At the spread seen, about {need} {units} would give a ±3-point interval.' if need else ''
+    lines.append(
+      '**Inconclusive**: the interval includes zero, so the data cannot say whether synthetic data helps here.' + more
+    )
+  if s.get('gain2'):
+    lines.append(f'Second domain, same k: {difference(s["gain2"])}.')
+  lines += [
+    '',
+    '### Each k against real only (Holm-corrected over k)',
+    '',
+    '| k | gain (points) | 95% CI | p | p (Holm) | beats real only |',
+    '|---|---|---|---|---|---|',
+  ]
+  for v in s['versus_real']:
+    lo, hi = v['ci95']
+    ci = f'{100 * lo:+.1f} to {100 * hi:+.1f}' if np.isfinite(lo) else '–'
+    lines.append(
+      f'| {v["multiple"]:g} | {100 * v["mean"]:+.1f} | {ci} | {_p(v["p"])} | {_p(v["p_holm"])} | '
+      f'{"yes" if v["beats_real"] else "no"} |'
+    )
+  return lines + ['']
+
+
+def _saturation_markdown(s, units):
+  """Where more synthetic data stops helping: the verdict and its one-sided tests."""
+  sat, best = s['saturation'], s['best_multiple']
   verdicts = {
     'saturated': lambda: (
       f'**Saturated at k = {sat["multiple"]:g}**: the smallest multiple whose test accuracy '
@@ -161,7 +199,7 @@ def render(s, quality=None, title='How far can generated faces help?', failures=
       + (f'; about {sat["seeds_needed"]} {units} would decide it at the spread seen.' if sat['seeds_needed'] else '.')
     ),
   }
-  lines.append(verdicts[sat['verdict']]())
+  lines = ['## Where more synthetic data stops helping', '', verdicts[sat['verdict']]()]
   if sat['tests']:
     lines += [
       '',
@@ -174,27 +212,7 @@ def render(s, quality=None, title='How far can generated faces help?', failures=
       f'| {t["multiple"]:g} | {100 * t["gap"]:+.1f} | {_p(t["p_within"])} | {_p(t["p_outside"])} | {t["status"]} |'
       for t in sat['tests']
     ]
-  lines.append('')
-  if s.get('oracle'):
-    lines += _oracle_markdown(s)
-  if s.get('per_class'):
-    lines += [
-      '## Per-class recall, real only vs mixed@best (in-domain test)',
-      '',
-      '| class | real | mixed@best | gain |',
-      '|---|---|---|---|',
-    ]
-    lines += [
-      f'| {c} | {100 * v["real"]:.1f} | {100 * v["mixed"]:.1f} | {100 * v["gain"]:+.1f} |'
-      for c, v in s['per_class'].items()
-    ]
-    lines.append('')
-  if quality:
-    lines += ["## The synthetic set's own quality", '', quality_markdown(quality), '']
-  lines += ['Plot: `accuracy_vs_multiple.png`. Every run: `results.csv`. Numbers: `summary.json`.', '']
-  if failures:  # results.csv holds only the finished runs: say which ones are missing and why
-    lines += [FAILURES_TITLE, '', *(f'- `{f.name}`: {f.message} (log: `{f.log}`)' for f in failures), '']
-  return '\n'.join(lines)
+  return lines + ['']
 
 
 def _cell_name(cell):
