@@ -166,3 +166,17 @@ def test_preview_writes_grid_and_stats(tiny, tmp_path):
   assert saved['splits']['pool']['per_class']['neutral'] == p.pool_subjects * p.pool_images_per_emotion
   assert set(saved['subject_overlap'].values()) == {0}
   assert (tmp_path / 'preview.png').stat().st_size > 10_000
+
+
+def test_batches_cut_from_memory_are_the_records_in_the_epochs_permutation(tiny):
+  """The training set is decoded once (`in_memory`); every epoch's batch b holds exactly the records at positions
+  b*G..(b+1)*G of the (seed, epoch) permutation, as read from the TFDS source through grain."""
+  ds = pipeline.examples(_split(tiny, 'train'))
+  order = np.random.default_rng([5, 2]).permutation(len(ds))
+  batches = list(pipeline.train_batches(pipeline.in_memory(ds), 8, seed=5, epoch=2))
+  assert len(batches) == len(ds) // 8
+  for b, batch in enumerate(batches):
+    want = [ds[int(i)] for i in order[b * 8 : (b + 1) * 8]]
+    np.testing.assert_array_equal(batch['image'], np.stack([r['image'] for r in want]))
+    np.testing.assert_array_equal(batch['label'], np.array([r['label'] for r in want], np.int32))
+    assert batch['image'].dtype == np.uint8 and batch['label'].dtype == np.int32

@@ -2,10 +2,13 @@
 
 A training set is a *mixture*: a list of (source, count) parts whose prefixes are concatenated, so
 real + k x synthetic has exactly the requested proportions, and a nested synthetic set (k=1 a prefix of
-k=2) stays nested. Each epoch is a fresh permutation from (seed, epoch); the same seed gives the same
-batches whatever happened before (what makes a resumed run equal an uninterrupted one). Batches hold this
-process's rows of the global batch; images stay uint8 until they are on the device.
+k=2) stays nested. It is read and decoded once (`in_memory`), and each epoch's batches are cut from memory in
+a fresh permutation from (seed, epoch); the same seed gives the same batches whatever happened before (what
+makes a resumed run equal an uninterrupted one). Batches hold this process's rows of the global batch; images
+stay uint8 until they are on the device.
 """
+
+import dataclasses
 
 import grain
 import numpy as np
@@ -40,6 +43,8 @@ def mixture(parts):
 
 
 def labels_of(ds):
+  if isinstance(ds, Arrays):
+    return ds.label
   return np.array([ds[i]['label'] for i in range(len(ds))], np.int32)
 
 
@@ -81,13 +86,45 @@ def shuffled(ds, seed, epoch):
   return grain.MapDataset.range(len(ds)).map(lambda i: ds[int(order[i])])
 
 
-def train_batches(ds, global_batch_size, seed, epoch, num_threads=_READ_THREADS):
-  """One epoch of shuffled full batches (the remainder is dropped), this process's rows of each."""
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+  """A whole training set in memory: uint8 images [N,H,W,C] and int32 labels [N]."""
+
+  image: np.ndarray
+  label: np.ndarray
+
+  def __len__(self):
+    return len(self.label)
+
+  def __getitem__(self, i):
+    return {'image': self.image[i], 'label': self.label[i]}
+
+
+def in_memory(ds):
+  """`ds` (a MapDataset of records, or Arrays) read and decoded once: the classifier's epochs then cost no
+  reading (one grain pass over the quick preset's largest set takes ~0.7 s; `benchmark --what=input`)."""
+  if isinstance(ds, Arrays):
+    return ds
+  records = [ds[i] for i in range(len(ds))]
+  if not records:
+    return Arrays(np.zeros((0, 1, 1, 1), np.uint8), np.zeros((0,), np.int32))
+  return Arrays(np.stack([r['image'] for r in records]), np.array([r['label'] for r in records], np.int32))
+
+
+def _local_rows(batch, global_batch_size):
+  """This process's block of rows of a global batch (as `process_rows`)."""
   import jax  # pylint: disable=import-outside-toplevel
 
   local = global_batch_size // jax.process_count()
-  it = process_rows(shuffled(ds, seed, epoch), global_batch_size).batch(local, drop_remainder=True)
-  return it.to_iter_dataset(read_options(num_threads))
+  return batch[jax.process_index() * local :][:local]
+
+
+def train_batches(ds, global_batch_size, seed, epoch):
+  """One epoch of shuffled full batches (the remainder is dropped), this process's rows of each."""
+  ds = in_memory(ds)
+  order = np.random.default_rng([int(seed), int(epoch)]).permutation(len(ds))  # as `shuffled`
+  for b in range(len(ds) // global_batch_size):
+    yield ds[_local_rows(order[b * global_batch_size : (b + 1) * global_batch_size], global_batch_size)]
 
 
 def steps_per_epoch(ds, global_batch_size):
@@ -112,15 +149,13 @@ def eval_batches(ds, global_batch_size, num_threads=_READ_THREADS):
   )
 
 
-def fraction_batches(real, synthetic, fraction, global_batch_size, seed, epoch, num_threads=_READ_THREADS):
+def fraction_batches(real, synthetic, fraction, global_batch_size, seed, epoch):
   """One epoch of full batches each holding round(fraction x G) synthetic rows and the rest real ones.
 
   The epoch is one pass over the real set (len(real) // real rows per batch steps), so a run is as long
   whatever the size of the synthetic set; synthetic rows go through the set pass after pass, each pass a
   permutation of its own. The rows of an epoch depend on (seed, epoch) alone, as in `train_batches`.
   """
-  import jax  # pylint: disable=import-outside-toplevel
-
   n_syn = int(round(fraction * global_batch_size))
   n_real = global_batch_size - n_syn
   if not 0 < n_syn < global_batch_size:
@@ -140,12 +175,10 @@ def fraction_batches(real, synthetic, fraction, global_batch_size, seed, epoch, 
       position[chosen] % len(synthetic)
     ]
 
-  def row(i):
-    b, j = divmod(int(i), global_batch_size)
-    return real[int(real_order[b * n_real + j])] if j < n_real else synthetic[int(syn_order[b * n_syn + j - n_real])]
+  real, synthetic = in_memory(real), in_memory(synthetic)
 
-  ds = grain.MapDataset.range(steps * global_batch_size).map(row)
-  local = global_batch_size // jax.process_count()
-  return (
-    process_rows(ds, global_batch_size).batch(local, drop_remainder=True).to_iter_dataset(read_options(num_threads))
-  )
+  def batch(b):
+    r, y = real[real_order[b * n_real : (b + 1) * n_real]], synthetic[syn_order[b * n_syn : (b + 1) * n_syn]]
+    return {k: _local_rows(np.concatenate([r[k], y[k]]), global_batch_size) for k in ('image', 'label')}
+
+  return map(batch, range(steps))

@@ -200,12 +200,12 @@ def compiled(hp: Hparams) -> Steps:
 # ---------------------------------------------------------------------------------------------- data
 @dataclasses.dataclass
 class Datasets:
-  train: object  # grain MapDataset of {'image', 'label'}
+  train: pipeline.Arrays  # read and decoded once (`pipeline.in_memory`): the epochs cut their batches from it
   validation: object
   tests: dict  # source name -> MapDataset
   n_real: int
   n_synthetic: int
-  parts: tuple = ()  # (real, synthetic) MapDatasets of a mixed run, for classifier.mix = 'batch_fraction'
+  parts: tuple = ()  # (real, synthetic) Arrays of a mixed run, for classifier.mix = 'batch_fraction'
 
 
 def _check_multiple(regime, multiple):
@@ -269,9 +269,10 @@ def build_datasets(config, workdir):
     n_synthetic = int(round(multiple * n_real))  # k x the real set size, whatever the regime
     for src in sources.parse_sources(c.synthetic_source, 'classifier.synthetic_source'):
       synthetic_parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
-  train = pipeline.mixture(parts + synthetic_parts)
+  train = pipeline.in_memory(pipeline.mixture(parts + synthetic_parts))
   by_fraction = c.regime == 'mixed' and c.mix == 'batch_fraction'
   split = (pipeline.mixture(real_parts), pipeline.mixture(synthetic_parts)) if by_fraction else ()
+  split = tuple(map(pipeline.in_memory, split))
   validation = pipeline.mixture(val_parts)
   _check_labels(train, 'training data', c.num_classes, require_all=True)
   _check_labels(validation, 'validation data', c.num_classes, require_all=False)
