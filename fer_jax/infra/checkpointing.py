@@ -37,6 +37,14 @@ def _orbax_silenced():
     logger.removeFilter(quiet)
 
 
+def _why(e):
+  """One line saying why a step cannot be read: the innermost cause, without orbax's dump of the TensorStore spec."""
+  while e.__cause__ is not None:
+    e = e.__cause__
+  text = str(e).split('. See full TensorStore details', 1)[0].strip()
+  return f'{type(e).__name__}: {text.splitlines()[0][:200] if text else ""}'
+
+
 class Checkpointer:
   """Keeps the newest `max_to_keep` checkpoints of one training stage in `directory` (two: one to fall back
   on when the newest cannot be read)."""
@@ -85,7 +93,7 @@ class Checkpointer:
         with _orbax_silenced():
           out = self._restore(template, s)
       except Exception as e:  # pylint: disable=broad-except  # orbax/tensorstore raise many kinds
-        errors.append(f'step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ""}')
+        errors.append(f'step {s}: {_why(e)}')
         continue
       for bad, why in zip(steps, errors):
         absl_logging.warning(
