@@ -522,7 +522,7 @@ def write_profile(workdir, stage_seconds, run_list, trainings):
     parts[f'{name} g{g}{axes.tag(own)}'] = workdirs.finished(gan_folder(workdir, g, name, own)) or {}
   for run in run_list:
     parts[run.name] = workdirs.finished(os.path.join(workdir, 'runs', run.name)) or {}
-  parts = {k: m['profile'] for k, m in parts.items() if 'profile' in m}
+  parts = {k: m['profile_seconds'] for k, m in parts.items() if 'profile_seconds' in m}
   run_parts = [parts[r.name] for r in run_list if r.name in parts]
   runs_total = {p: sum(s.get(p, 0.0) for s in run_parts) for p in PROFILE_PARTS if any(p in s for s in run_parts)}
   io_utils.write_json(os.path.join(workdir, 'profile.json'), {'stages': stage_seconds, 'parts': parts})

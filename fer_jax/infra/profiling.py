@@ -1,9 +1,10 @@
 """Where the seconds go: a stage's or a run's wall time split into named parts.
 
-Each trainer times its parts with one `Profile` (`with profile.part('input'): ...`) and writes `profile.seconds`
-into its metrics.json; the sweep gathers them into WORKDIR/profile.json and a table (`table`). Parts are host wall
-time: with jax's asynchronous dispatch a step's compute is paid where the host next waits for it (the logging
-interval's one sync), so the loops time 'steps' as dispatch + that sync and never add a sync of their own.
+Each trainer times its parts with one `Profile` (`with profile.part('input'): ...`) and writes `profile.summary()`
+into its metrics.json as `profile_seconds` (a timing: every comparison of results leaves it out); the sweep
+gathers them into WORKDIR/profile.json and a table (`table`). Parts are host wall time: with jax's asynchronous
+dispatch a step's compute is paid where the host next waits for it (the logging interval's one sync), so the
+loops time 'steps' as dispatch + that sync and never add a sync of their own.
 """
 
 import contextlib

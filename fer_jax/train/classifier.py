@@ -524,6 +524,6 @@ def train_and_evaluate(config, workdir, stop=None):
   if jax.process_index() == 0:
     with profile.part('pictures'):
       _plot_confusions(tests, list(emotions.EMOTIONS[: c.num_classes]), os.path.join(workdir, 'confusion.png'))
-    result['profile'] = profile.summary()  # this invocation's seconds (a resumed run's are of the resumed part)
+    result['profile_seconds'] = profile.summary()  # this invocation's seconds (a resumed run's are of the resumed part)
     io_utils.write_json(os.path.join(workdir, workdirs.METRICS), result)
   return result

@@ -662,7 +662,7 @@ def train_and_evaluate(config, workdir):
     step=step,
     params=layers.count_params(state.g_params) + layers.count_params(state.d_params),
     final_train_scalars=scalars,
-    profile=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
+    profile_seconds=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
   )
   io_utils.write_json(os.path.join(workdir, workdirs.METRICS), metrics)
   logging.info(

@@ -484,7 +484,7 @@ def summary(config, state, meta, evaluator, counts, profile):
     pool=counts,
     params=dict(generator=layers.count_params(state.g_params), discriminator=layers.count_params(state.d_params)),
     num_ws=models(hparams(config))[0].num_ws,
-    profile=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
+    profile_seconds=profile.summary(),  # this invocation's seconds (a resumed run's are of the resumed part)
     devices=jax.device_count(),
   )
 
