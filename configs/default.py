@@ -211,8 +211,10 @@ def _quick():
   # GAN replicates: each trains its own identity + expression GAN and synthetic set (seed = gan_seed), crossed
   # with the classifier seeds. With one, the report's intervals cannot include the GANs' variability.
   c.sweep.gan_seeds = (0,)
-  # Synthetic sets: 'gan' (the study) and/or 'oracle' (procedural sources only: new subjects rendered with
-  # exact labels, a perfect generator; with it the report says what share of the oracle's gain the GANs reach).
+  # Synthetic sets: 'gan' (the study) and the controls: 'oracle' (procedural sources only: new subjects rendered
+  # with exact labels, a perfect generator: the report gives each set's share of its gain), 'pool' (the GAN pool's
+  # own training faces) and 'real_identities' (the expression GAN on neutral faces of people no GAN drew). With
+  # gan, oracle and real_identities the report says how much of the oracle's gain each GAN loses.
   c.sweep.generators = ('gan',)
   # Saturation: the smallest k whose test accuracy is within this margin (a fraction: 0.01 = 1 point) of the
   # best k's. Changing it re-reads the results; it never reruns anything.

@@ -89,7 +89,12 @@ def check_sweep(config):
   return regimes, sorted({float(k) for k in multiples}), seeds, gan_seeds
 
 
-GENERATORS = ('gan', 'oracle')  # the GANs' set, or new procedural faces rendered with exact labels
+# The synthetic set of a run: the GANs' ('gan', the study), or a control read through the same `synthetic:` source
+# in the same runs and tables: 'oracle' (new procedural faces rendered with exact labels: a perfect generator),
+# 'pool' (the GAN pool's own training faces and labels: what both GANs learned from) and 'real_identities' (the
+# expression GAN imposing each emotion on neutral faces of people no GAN drew: the expression GAN alone).
+GENERATORS = report.table.GENERATORS
+NEEDS_EXPRESSION_GAN = ('gan', 'real_identities')
 
 
 def generators_of(config):
@@ -102,8 +107,9 @@ SET_SECTIONS = ('identity_gan', 'expression_gan', 'synthetic')  # the config sec
 
 
 def set_key(run):
-  """Which synthetic set a run reads: its GAN replicate's (or 'oracle'), with the axis values that change it."""
-  base = 'oracle' if run.generator == 'oracle' else run.gan_seed
+  """Which synthetic set a run reads: its GAN replicate's (or a control's: 'oracle', 'pool', 'realids{G}'), with
+  the axis values that change it."""
+  base = {'gan': run.gan_seed, 'real_identities': f'realids{run.gan_seed}'}.get(run.generator, run.generator)
   made_by = axes.only(run.axes, *SET_SECTIONS)
   return f'{_tag(base)}{axes.tag(made_by)}' if made_by else base
 
@@ -114,8 +120,10 @@ def runs(config):
   sweep.axes, except that a run is listed once for the axis values it does not depend on (a real run for
   synthetic.psi; an oracle run for the GANs' keys)."""
   regimes, multiples, seeds, gan_seeds = check_sweep(config)
-  sets = [('gan', g, f'g{g}') for g in gan_seeds] if 'gan' in generators_of(config) else []
-  sets += [('oracle', None, 'oracle')] if 'oracle' in generators_of(config) else []
+  wanted = generators_of(config)
+  sets = [('gan', g, f'g{g}') for g in gan_seeds] if 'gan' in wanted else []
+  sets += [(name, None, name) for name in ('oracle', 'pool') if name in wanted]
+  sets += [('real_identities', g, f'realids{g}') for g in gan_seeds] if 'real_identities' in wanted else []
   out = {}
   for combo in axes.combinations(config):
     for seed in seeds:
@@ -130,7 +138,7 @@ def runs(config):
         )
         out.setdefault(run.name, run)
       for generator, g, tag in sets:
-        own = combo if generator == 'gan' else axes.only(combo, 'synthetic', 'classifier')
+        own = axes.only(combo, *_SECTIONS_OF[generator])
         for regime in ('synthetic', 'mixed'):
           if regime in regimes:
             for k in multiples:
@@ -146,12 +154,21 @@ def runs(config):
   return list(out.values())
 
 
+# The config sections each generator's runs depend on (an axis on another section does not multiply them).
+_SECTIONS_OF = {
+  'gan': ('identity_gan', 'expression_gan', 'synthetic', 'classifier'),
+  'real_identities': ('expression_gan', 'synthetic', 'classifier'),
+  'oracle': ('synthetic', 'classifier'),
+  'pool': ('synthetic', 'classifier'),
+}
+
+
 def gan_trainings(run_list):
   """[(gan_seed, stage, its axis values)]: each GAN the runs need, once; stage in GAN_STAGES."""
   out = {}
   for run in run_list:
-    if run.generator == 'gan':
-      for name in GAN_STAGES:
+    for name in GAN_STAGES:
+      if run.generator in NEEDS_EXPRESSION_GAN and name in _SECTIONS_OF[run.generator]:
         out.setdefault((run.gan_seed, name, axes.only(run.axes, name)), None)
   return list(out)
 
@@ -172,6 +189,15 @@ def gan_config(config, gan_seed):
 
 def gan_dir(workdir, gan_seed):
   return os.path.join(workdir, f'gan{gan_seed}')
+
+
+def set_home(workdir, run):
+  """The folder of the synthetic set `run` reads (it holds FOLDER/synthetic and the set's quality file)."""
+  if run.generator == 'gan':
+    return gan_dir(workdir, run.gan_seed)
+  if run.generator == 'real_identities':
+    return os.path.join(gan_dir(workdir, run.gan_seed), 'real_identities')
+  return os.path.join(workdir, run.generator)
 
 
 def gan_folder(workdir, gan_seed, name, own=()):
@@ -230,6 +256,7 @@ def check_settings(config):
     classifier.check_config(c)
     if any(r.generator == 'gan' for r in run_list):
       identity_gan.check_config(c)
+    if any(r.generator in NEEDS_EXPRESSION_GAN for r in run_list):
       expression_gan.check_config(c)
       synthetic.check_config(c)
 
@@ -246,7 +273,7 @@ def _run_sweep(config, workdir):
   _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
-  needs_gans = any(r.generator == 'gan' for r in run_list)
+  needs_gans = any(r.generator in NEEDS_EXPRESSION_GAN for r in run_list)
   executor = executors.make(config, workdir)
   total = 6
   t0 = time.perf_counter()
@@ -270,6 +297,8 @@ def _run_sweep(config, workdir):
   if needs_gans:
     for i, name in enumerate(GAN_STAGES, 2):
       todo = [(g, own) for g, stage, own in trainings if stage == name]
+      if not todo:  # only the expression GAN's control (real_identities) asks for GANs
+        continue
       per_value = f'; {len(todo)} with the axis values' if len(todo) > len(gan_seeds) else ''
       _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', i, total)
       with clock.part(name):
@@ -300,11 +329,10 @@ def _run_sweep(config, workdir):
     rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
 
   _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 6, total)
-  first_set = next(iter(synthetic_dirs.values()), None)
   first_gans = {name: gan_folder(workdir, g, name, own) for g, name, own in reversed(trainings)}
   try:
     with clock.part('report'):
-      summary = write_outputs(config, workdir, rows, first_gans, first_set, quality, failures)
+      summary = write_outputs(config, workdir, rows, first_gans, synthetic_dirs, quality, failures)
   except UserError as e:
     if not failures:
       raise
@@ -355,19 +383,15 @@ def gan_stage(config, workdir, gan_seed, name, own=()):
 
 
 def synthetic_stage(config, workdir, run, n_real):
-  """The synthetic set `run` reads (set_key): its GAN replicate's or the oracle's, made with its axis values;
+  """The synthetic set `run` reads (set_key): its GAN replicate's or a control's, made with its axis values;
   returns its folder."""
   own = axes.only(run.axes, *SET_SECTIONS)
   config = apply_overrides(config, dict(own))
-  if run.generator == 'oracle':
-    return _generate(config, os.path.join(workdir, 'oracle'), n_real, oracle=True)
+  if run.gan_seed is None:
+    return _generate(config, set_home(workdir, run), n_real, run.generator)
   g = run.gan_seed
-  return _generate(
-    gan_config(config, g),
-    gan_dir(workdir, g),
-    n_real,
-    gan_dirs=[gan_folder(workdir, g, name, axes.only(own, name)) for name in GAN_STAGES],
-  )
+  gans = {name: gan_folder(workdir, g, name, axes.only(own, name)) for name in GAN_STAGES}
+  return _generate(gan_config(config, g), set_home(workdir, run), n_real, run.generator, gans)
 
 
 def run_stage(config, workdir, run, synthetic_dir, stop=None):
@@ -415,22 +439,32 @@ def train_runs(config, workdir, run_list, synthetic_dirs, executor=None):
   return [rows[r.name] for r in run_list if r.name in rows], failures
 
 
-def _generate(config, folder, n_real, oracle=False, gan_dirs=None):
-  """The set for every multiple of the sweep in FOLDER/synthetic, from the GANs in `gan_dirs` (identity,
-  expression; FOLDER/identity_gan and FOLDER/expression_gan by default)."""
+def _generate(config, folder, n_real, generator='gan', gan_dirs=None):
+  """`generator`'s set for every multiple of the sweep in FOLDER/synthetic; the GANs from `gan_dirs` ({stage:
+  folder}; FOLDER/identity_gan and FOLDER/expression_gan by default)."""
   _, multiples, _, _ = check_sweep(config)
   n_images = synthetic.images_needed(n_real, multiples)
-  if oracle:
+  if generator == 'oracle':
     return synthetic.generate_oracle(config, folder, n_images=n_images)
-  id_dir, ex_dir = gan_dirs or [os.path.join(folder, name) for name in GAN_STAGES]
-  return synthetic.generate(config, folder, n_images=n_images, identity_gan_dir=id_dir, expression_gan_dir=ex_dir)
+  if generator == 'pool':
+    return synthetic.generate_pool(config, folder, n_images=n_images, n_real=n_real)
+  gan_dirs = gan_dirs or {name: os.path.join(folder, name) for name in GAN_STAGES}
+  return synthetic.generate(
+    config,
+    folder,
+    n_images=n_images,
+    identity_gan_dir=gan_dirs['identity_gan'] if generator == 'gan' else None,
+    expression_gan_dir=gan_dirs['expression_gan'],
+    identities='real' if generator == 'real_identities' else 'gan',
+  )
 
 
 @workdirs.stage()
 def generate_synthetic(config, workdir, n_real=None):
   """The synthetic set of each GAN replicate (from the GANs trained in WORKDIR/gan{G}) and, when
-  sweep.generators has it, the oracle's (WORKDIR/oracle), large enough for every multiple of the sweep
-  (library entry point of `python -m experiments.generate`); returns {gan_seed or 'oracle': folder}."""
+  sweep.generators has them, the controls' (WORKDIR/oracle, WORKDIR/pool, WORKDIR/gan{G}/real_identities), large
+  enough for every multiple of the sweep
+  (library entry point of `python -m experiments.generate`); returns {set_key: folder}."""
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(os.path.abspath(workdir), 'tfds')
   if n_real is None:
@@ -448,14 +482,14 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
   for key, folder in synthetic_dirs.items():
     run = sets[key]
     own = axes.only(run.axes, *SET_SECTIONS)
-    # The oracle set is scored by the first GAN set's judge when there is one (the same instrument).
-    judge_of = gan_runs[0] if run.generator == 'oracle' and gan_runs else run
-    home = os.path.join(workdir, 'oracle') if run.generator == 'oracle' else gan_dir(workdir, run.gan_seed)
+    # A control's set is scored by the first GAN set's judge when there is one (the same instrument).
+    judge_of = gan_runs[0] if run.generator != 'gan' and gan_runs else run
+    home = set_home(workdir, run)
     stem, ext = os.path.splitext(report.table.QUALITY_FILE)
     path = os.path.join(home, f'{stem}{axes.tag(own)}{ext}')
     if not os.path.exists(path):
       cfg = apply_overrides(config, dict(own))
-      if judge_of.generator == 'gan':
+      if judge_of.gan_seed is not None:
         cfg = gan_config(cfg, judge_of.gan_seed)
       q = sq.evaluate(
         cfg,
@@ -542,10 +576,11 @@ def write_profile(workdir, stage_seconds, run_list, trainings):
   return path
 
 
-def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality, failures=()):
+def write_outputs(config, workdir, rows, first_gans, synthetic_dirs, quality, failures=()):
   """results.csv/json, then the report built from results.csv alone (as `experiments.report` builds it);
-  `first_gans` = {stage: folder} of the GANs whose samples the workdir shows; `failures` (executors.Failure):
-  the runs that did not finish, which report.md names."""
+  `first_gans` = {stage: folder} of the GANs whose samples the workdir shows; `synthetic_dirs` = {set_key: folder}
+  (samples/synthetic_train.png shows the first, synthetic_KEY.png each other); `failures` (executors.Failure): the
+  runs that did not finish, which report.md names."""
   samples = os.path.join(workdir, 'samples')
   os.makedirs(samples, exist_ok=True)
   for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
@@ -554,8 +589,9 @@ def write_outputs(config, workdir, rows, first_gans, synthetic_dir, quality, fai
       if os.path.exists(src):
         with io_utils.atomic_path(os.path.join(samples, png)) as tmp:
           shutil.copyfile(src, tmp)
-  if synthetic_dir:
-    _synthetic_grid(synthetic_dir, config, os.path.join(samples, 'synthetic_train.png'))
+  for i, (key, folder) in enumerate(synthetic_dirs.items()):  # the first set's, then the others' (replicates, controls)
+    name = 'synthetic_train.png' if i == 0 else f'synthetic_{_tag(key)}.png'
+    _synthetic_grid(folder, config, os.path.join(samples, name), key)
   results_csv = os.path.join(workdir, 'results.csv')
   report.table.write_csv(results_csv, rows)
   summary = report.build(results_csv, workdir, margin=config.sweep.margin, failures=failures)
@@ -589,19 +625,22 @@ def _judge(config, workdir, synthetic_dir, max_images):
   }
 
 
-def _synthetic_grid(synthetic_dir, config, path):
-  """The first identities of the synthetic set, one row each, with the label of every image."""
+_GRID_TITLES = {  # by the set key's start (set_key)
+  'oracle': 'oracle set (rows = new rendered subjects; columns = the emotion rendered)',
+  'pool': "pool set: the GAN pool's own training faces (each face another photo; columns = its label)",
+  'realids': 'real identities set (rows = neutral faces of people no GAN drew; columns = the emotion the '
+  'expression GAN imposed)',
+}
+
+
+def _synthetic_grid(synthetic_dir, config, path, key=0):
+  """The first rows of a synthetic set (set_key `key`), one identity each, with the label of every image."""
   ds = sources.load(sources.Source('synthetic', synthetic_dir), 'train', config, '')
   n = min(len(ds), 6 * emotions.NUM_EKMAN)
-  grid = [[None] * len(emotions.EMOTIONS) for _ in range(n // emotions.NUM_EKMAN)]
+  grid = [[None] * emotions.NUM_EKMAN for _ in range(n // emotions.NUM_EKMAN)]
   for i in range(n):
     r = ds[i]
     grid[i // emotions.NUM_EKMAN][int(r['label'])] = r['image']
-  grids.save_grid(
-    grid,
-    path,
-    col_titles=emotions.EMOTIONS,
-    cell=1.3,
-    dpi=110,
-    title='synthetic training images (rows = generated identities; columns = imposed label)',
-  )
+  gan = f'synthetic training images of GAN replicate {key} (rows = generated identities; columns = imposed label)'
+  title = next((t for start, t in _GRID_TITLES.items() if str(key).startswith(start)), gan)
+  grids.save_grid(grid, path, col_titles=emotions.EKMAN, cell=1.3, dpi=110, title=title)

@@ -49,6 +49,7 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   provenance: str = '{}'  # JSON: generator workdirs, checkpoint steps
   filter: str = 'none'
   min_confidence: float = 0.0
+  identities: str = 'gan'  # or 'real': neutral faces of real (or rendered) people, not the identity GAN's
 
 
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
@@ -57,8 +58,9 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
 
   def __init__(self, *, generators=None, config_dict=None, **kwargs):
-    # `generators` = (identity generator, expression G params, judge or None, GAN pool or None); only needed
-    # to build, not to read. The pool is where an AU-conditioned expression GAN's targets come from.
+    # `generators` = (identities, expression G params, judge or None, GAN pool or None); only needed to build,
+    # not to read. identities(start, n) -> uint8 faces of identities start .. start + n - 1 (the identity GAN's
+    # draws, or real neutral faces). The pool is where an AU-conditioned expression GAN's targets come from.
     self._generators = generators
     self._config_dict = config_dict
     super().__init__(**kwargs)
@@ -77,6 +79,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         num_identities=c.num_identities,
         filter=c.filter,
         min_confidence=c.min_confidence,
+        identities=c.identities,
       ),
     )
 
@@ -89,14 +92,13 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       yield from self._judged_examples()
       return
     c = self.builder_config
-    id_gen, g_params, _, pool = self._generators
+    identities, g_params, _, pool = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
-    key = jax.random.key(c.seed)
     labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='synthetic faces', unit='img', leave=False)
     index = 0
     # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
-    all_faces = generators.sample_identities(id_gen, key, c.num_identities, c.psi, batch_size=batch)
+    all_faces = identities(0, c.num_identities)
     for start in range(0, c.num_identities, batch):
       faces = all_faces[start : start + batch]
       n = len(faces)
@@ -118,14 +120,13 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   def _judged_examples(self):
     """Faces the pool judge reads as their label (module docstring): row r = the r-th kept face per emotion."""
     c = self.builder_config
-    id_gen, g_params, judge, pool = self._generators
+    identities, g_params, judge, pool = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
-    key = jax.random.key(c.seed)
     kept = [collections.deque() for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
     generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='curated synthetic faces', unit='img', leave=False)
     while rows < c.num_identities:
-      faces = generators.sample_identities(id_gen, key, batch, c.psi, batch_size=batch, start=start)
+      faces = identities(start, batch)
       for e in range(emotions.NUM_EKMAN):
         images = self._translate(g_params, pool, faces, e, np.arange(start, start + batch))
         p = np.asarray(jax.nn.softmax(judge.logits(images), axis=1))
@@ -261,30 +262,43 @@ def check_config(config):
     raise UserError(f'synthetic.min_confidence={s.min_confidence!r}; expected a probability in [0, 1)')
 
 
-def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir):
-  """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`."""
+def generate(config, workdir, *, n_images, expression_gan_dir, identity_gan_dir=None, identities='gan'):
+  """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`.
+
+  identities='gan': the identity GAN's faces (the study); 'real': faces of people never generated, in
+  neutral expression (`real_identities`), so that the set measures the expression GAN alone."""
 
   check_config(config)
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
-  id_gen = generators.load_identity(identity_gan_dir, config)
+  num_identities = math.ceil(n_images / emotions.NUM_EKMAN)
   g_params = generators.load_expression(expression_gan_dir, config)
   provenance = {
-    'identity_gan': {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)},
     'expression_gan': {
       'workdir': os.path.abspath(expression_gan_dir),
       'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints')),
-    },
+    }
   }
-  num_identities = math.ceil(n_images / emotions.NUM_EKMAN)
-  fields = dict(
-    image_size=int(config.data.image_size),
-    num_identities=num_identities,
-    seed=int(config.synthetic.seed),
-    psi=float(config.synthetic.psi),
-    provenance=json.dumps(provenance, sort_keys=True),
-  )
-  pool = pool_lib.load_pool(config, workdir) if config.expression_gan.condition == 'aus' else None
+  rendered = identities == 'real' and _all_procedural(config)
+  needs_pool = config.expression_gan.condition == 'aus' or (identities == 'real' and not rendered)
+  pool = pool_lib.load_pool(config, workdir) if needs_pool else None
+  fields = dict(image_size=int(config.data.image_size), num_identities=num_identities, seed=int(config.synthetic.seed))
+  if identities == 'gan':
+    id_gen = generators.load_identity(identity_gan_dir, config)
+    provenance['identity_gan'] = {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)}
+    key, psi, batch = (
+      jax.random.key(int(config.synthetic.seed)),
+      float(config.synthetic.psi),
+      config.synthetic.batch_size,
+    )
+    fields['psi'] = psi
+    draw = lambda start, n: generators.sample_identities(id_gen, key, n, psi, batch_size=int(batch), start=start)
+  elif identities == 'real':
+    draw, provenance['identities'] = _real_identities(config, pool, rendered)
+    fields['identities'] = 'real'  # (a GAN set's fields, and so its folder's name, are those of before this option)
+  else:
+    raise ValueError(f'identities={identities!r}; expected gan or real')
+  fields['provenance'] = json.dumps(provenance, sort_keys=True)
   judge = None
   if config.synthetic.filter == 'judge':
     judge = instruments.expression(config, workdir, pool)
@@ -302,9 +316,129 @@ def generate(config, workdir, *, n_images, identity_gan_dir, expression_gan_dir)
     config=cfg,
     data_dir=data_dir,
     file_format='array_record',
-    generators=(id_gen, g_params, judge, pool),
+    generators=(draw, g_params, judge, pool),
     config_dict=config,
   )
+  return sources.prepare(b).data_dir
+
+
+def _all_procedural(config):
+  srcs = sources.parse_sources(config.data.train_sources, 'data.train_sources') + sources.parse_sources(
+    config.data.pool_sources, 'data.pool_sources'
+  )
+  return all(s.kind == 'procedural' for s in srcs)
+
+
+def _real_identities(config, pool, rendered):
+  """(draw(start, n) -> uint8 neutral faces, provenance) of people no GAN drew: on procedural data new rendered
+  subjects, the oracle's people (ids from ORACLE_FIRST_SUBJECT: the same person in both sets); on real data the
+  GAN pool's own neutral faces, training subjects first, in record order."""
+  if rendered:
+    p = config.data.procedural
+    args = (
+      int(config.data.image_size),
+      int(p.seed),
+      oracle_domain(config),
+      float(p.min_intensity),
+      float(p.max_intensity),
+    )
+
+    def draw(start, n):
+      specs = [(ORACLE_FIRST_SUBJECT + i, emotions.NEUTRAL, 0) for i in range(start, start + n)]
+      return faces.render_specs(specs, *args)[0]
+
+    return draw, {'kind': 'rendered neutral subjects', 'first_subject': ORACLE_FIRST_SUBJECT, 'domain': args[2]}
+  order = np.concatenate([pool.train_idx, pool.holdout_idx])
+  neutral = order[pool.labels[order] == emotions.NEUTRAL]
+
+  def draw(start, n):
+    if start + n > len(neutral):
+      raise UserError(
+        f'synthetic identities=real: the set needs {start + n} neutral faces and the GAN pool '
+        f"(data.pool_sources={config.data.pool_sources!r}) has {len(neutral)}; lower the sweep's largest multiple"
+      )
+    return pool.images[neutral[start : start + n]]
+
+  return draw, {'kind': "the GAN pool's neutral faces", 'count': int(len(neutral))}
+
+
+# ------------------------------------------------------------------------------------------- the pool set
+@dataclasses.dataclass(eq=False)
+class PoolFacesConfig(tfds.core.BuilderConfig):
+  image_size: int = 32
+  num_rows: int = 0
+  seed: int = 0
+  pool_sources: str = ''
+
+
+class PoolFaces(tfds.core.GeneratorBasedBuilder):
+  """The GAN pool's own training faces of the 6 Ekman emotions with their labels, in the GAN set's layout: row r
+  holds the r-th face of each emotion in label order (each emotion's faces in a permutation drawn from the seed),
+  so the set is balanced and nested. What both GANs learned from: is generating better than adding it?"""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def __init__(self, *, pool=None, **kwargs):
+    self._pool = pool  # only needed to build
+    super().__init__(**kwargs)
+
+  def _info(self):
+    c = self.builder_config
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description="The GAN pool's training faces (6 Ekman emotions), balanced and nested.",
+      features=synthetic_source.features(c.image_size),
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(generator='pool', seed=c.seed, num_rows=c.num_rows, pool_sources=c.pool_sources),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {'train': self._generate_examples()}
+
+  def _generate_examples(self):
+    c = self.builder_config
+    rows = pool_rows(self._pool, c.seed)[: c.num_rows]
+    for r, row in enumerate(rows):
+      for e, j in enumerate(row):
+        image, subject = self._pool.images[j], self._pool.subjects[j]
+        yield r * emotions.NUM_EKMAN + e, {'image': image, 'label': e, 'subject': np.int32(subject)}
+
+
+def pool_rows(pool, seed):
+  """[rows, 6] record indices: row r = the r-th training face of each Ekman emotion (per emotion in a permutation
+  drawn from `seed`); as many rows as the rarest emotion has faces."""
+  labels = pool.labels[pool.train_idx]
+  per = [pool.train_idx[labels == e] for e in range(emotions.NUM_EKMAN)]
+  per = [np.random.default_rng([int(seed), e]).permutation(idx) for e, idx in enumerate(per)]
+  n = min(len(idx) for idx in per)
+  return np.stack([idx[:n] for idx in per], axis=1)
+
+
+def generate_pool(config, workdir, *, n_images, n_real):
+  """Builds (or finds) the pool set of >= n_images faces (the largest multiple of `n_real` real images) in
+  WORKDIR/synthetic; returns its folder."""
+  if n_images <= 0:
+    raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
+  pool = pool_lib.load_pool(config, workdir)
+  num_rows = math.ceil(n_images / emotions.NUM_EKMAN)
+  have = len(pool_rows(pool, config.synthetic.seed))
+  if num_rows > have:
+    largest = math.floor(100 * have * emotions.NUM_EKMAN / n_real) / 100
+    raise UserError(
+      f"sweep.generators 'pool': k = {n_images / n_real:g} needs {n_images} faces ({n_images / n_real:g} x "
+      f'{n_real} real) and the GAN pool has {have * emotions.NUM_EKMAN} training faces of the Ekman emotions in '
+      f'balanced rows ({have} per emotion); the largest k it allows is {largest:g}'
+    )
+  fields = dict(
+    image_size=int(config.data.image_size),
+    num_rows=num_rows,
+    seed=int(config.synthetic.seed),
+    pool_sources=str(config.data.pool_sources),
+  )
+  digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+  cfg = PoolFacesConfig(name=f'{num_rows}rows_{digest}', **fields)
+  b = PoolFaces(config=cfg, data_dir=os.path.join(workdir, 'synthetic'), file_format='array_record', pool=pool)
   return sources.prepare(b).data_dir
 
 

@@ -76,3 +76,19 @@ def test_a_filter_that_keeps_almost_nothing_stops_with_the_class_and_what_to_do(
   tiny.synthetic.filter = 'best'
   with pytest.raises(UserError, match="synthetic.filter='best'; expected one of none, judge"):
     synthetic.check_config(tiny)
+
+
+def test_real_identities_on_a_real_dataset_are_the_pools_neutral_faces(tiny):
+  """Without a renderer (a real dataset) the expression GAN's real identities are the GAN pool's own neutral faces,
+  training subjects first; asking for more than the pool has is one clear error."""
+  from fer_jax.data import pool as pool_lib  # pylint: disable=import-outside-toplevel
+
+  labels = np.array([emotions.NEUTRAL, 0, emotions.NEUTRAL, 3, emotions.NEUTRAL, emotions.NEUTRAL], np.int32)
+  images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
+  pool = pool_lib.Pool(None, images, labels, np.arange(6), np.array([2, 3, 4, 5]), np.array([0, 1]))
+  draw, provenance = synthetic._real_identities(tiny, pool, rendered=False)  # pylint: disable=protected-access
+  assert provenance['count'] == 4
+  assert [int(x[0, 0, 0]) for x in draw(0, 4)] == [2, 4, 5, 0]  # training subjects' neutral faces, then held-out
+  assert [int(x[0, 0, 0]) for x in draw(1, 2)] == [4, 5]
+  with pytest.raises(UserError, match='needs 5 neutral faces and the GAN pool .* has 4'):
+    draw(2, 3)

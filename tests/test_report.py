@@ -346,6 +346,46 @@ def test_oracle_control_gives_the_gans_share_of_the_oracles_gain(tmp_path):
   assert 'inconclusive' in report.markdown.render(flat)
 
 
+def _with_controls(rng, seeds, means, sd_run=0.004):
+  """A study with gan, oracle, pool and real_identities runs at k = 1: `means` = {generator: mixed accuracy}
+  (real only at 0.6)."""
+  rows = _with_oracle(rng, seeds, {1.0: means['gan']}, {1.0: means['oracle']}, sd_run=sd_run)
+  real = {r['seed']: r['test_accuracy'] for r in rows if r['regime'] == 'real'}
+  for name, gan_seed in (('pool', None), ('real_identities', 0)):
+    for s in range(seeds):
+      acc = real[s] + (means[name] - 0.6) + rng.normal(0, sd_run)
+      row = next(r for r in rows if r.get('generator') == 'oracle' and r['seed'] == s)
+      rows.append(dict(row, generator=name, gan_seed=gan_seed, test_accuracy=acc, val_accuracy=acc, run=f'{name}_s{s}'))
+  return rows
+
+
+def test_controls_give_their_share_of_the_oracles_gain_and_where_it_is_lost(tmp_path):
+  rng = np.random.default_rng(3)
+  means = {'gan': 0.61, 'oracle': 0.68, 'pool': 0.66, 'real_identities': 0.64}
+  rows = _csv_roundtrip(_with_controls(rng, 20, means), tmp_path)
+  s = report.analysis.summarize(rows)
+  assert s['generator'] == 'gan' and {c['regime'] for c in s['cells']} == {'real', 'mixed'}
+  assert set(s['controls']) == {'pool', 'real_identities'}
+  for name, true in (('pool', 0.75), ('real_identities', 0.5)):
+    (v,) = s['controls'][name]['versus_oracle']
+    lo, hi = v['share']['ci95']
+    assert v['verdict'] == 'estimated' and lo < true < hi and abs(v['share']['mean'] - true) < 0.1, (name, v)
+    assert abs(v['gain']['mean'] - (means[name] - 0.6)) < 0.005
+  (loss,) = s['loss_by_stage']
+  assert abs(loss['expression_gan']['mean'] - 0.04) < 0.005 and loss['expression_gan']['significant']
+  assert abs(loss['identity_gan']['mean'] - 0.03) < 0.005 and loss['identity_gan']['significant']
+  md = report.markdown.render(s)
+  assert '## Where the gain is lost' in md and '| 1 | pool | +6.' in md and 'lost by the expression GAN' in md
+  lines = report.answer.answer_lines(s, {}, 'report.md')
+  assert any(line.startswith('control pool, mixed@1: +6.') and "of the oracle's gain" in line for line in lines), lines
+  assert any('the expression GAN loses +4.' in line for line in lines), lines
+  # Without the oracle: each control's own gain, and no loss by stage.
+  no_oracle = report.analysis.summarize([r for r in rows if r.get('generator') != 'oracle'])
+  assert no_oracle['loss_by_stage'] is None and no_oracle['controls']['pool']['versus_oracle'] == []
+  assert '(no usable oracle run at this k)' not in report.markdown.render(no_oracle)
+  assert 'no usable oracle run at this k' in report.markdown.render(no_oracle)
+
+
 def test_share_of_gain_pairs_seeds_and_bootstraps():
   gan = {(0, s): 0.6 + 0.02 + 0.001 * s for s in range(6)}
   orc = {(None, s): 0.6 + 0.04 + 0.001 * s for s in range(6)}

@@ -251,6 +251,56 @@ def test_both_generators_resume_after_a_kill(finished, oracle_only, tmp_path):
   assert 'Perfect-generator control' in (w / 'report.md').read_text()
 
 
+def test_controls_replace_one_gan_at_a_time(finished, tmp_path, tiny):
+  """sweep.generators' controls, beside the GANs' runs of the finished sweep (reused, not retrained): the pool's own
+  training faces with their labels, and the expression GAN on real identities (no identity GAN in its set)."""
+  w = tmp_path / 'w'
+  shutil.copytree(finished, w, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
+  proc = run_module(*sweep_cmd(w, '--config.sweep.generators=gan,pool,real_identities')[2:])
+  rows = result_rows(w / 'results.csv')
+  assert {r['generator'] for r in rows} == {'', 'gan', 'pool', 'real_identities'} and len(rows) == 1 + 3 * 4
+  gan_rows = [r for r in rows if r['generator'] in ('', 'gan')]
+  assert sorted(gan_rows, key=lambda r: r['run']) == sorted(
+    result_rows(finished / 'results.csv'), key=lambda r: r['run']
+  )
+  assert {r['gan_seed'] for r in rows if r['generator'] == 'real_identities'} == {'0'}
+
+  from fer_jax.data import pool as pool_lib  # pylint: disable=import-outside-toplevel
+
+  tiny.data.data_dir = str(w / 'tfds')
+  pool = pool_lib.load_pool(tiny, str(w))
+  folder = next((w / 'pool' / 'synthetic').rglob('dataset_info.json')).parent
+  ds = tfds.builder_from_directory(str(folder)).as_data_source('train')
+  labels = np.array([int(ds[i]['label']) for i in range(len(ds))])
+  assert (labels.reshape(-1, 6) == np.arange(6)).all()  # balanced and nested like the GAN set
+  train = {pool.images[j].tobytes(): int(pool.labels[j]) for j in pool.train_idx}
+  assert all(train.get(np.asarray(ds[i]['image']).tobytes()) == labels[i] for i in range(len(ds)))  # its own labels
+  assert len({np.asarray(ds[i]['image']).tobytes() for i in range(len(ds))}) == len(ds)
+
+  folder = next((w / 'gan0' / 'real_identities' / 'synthetic').rglob('dataset_info.json')).parent
+  info = tfds.builder_from_directory(str(folder)).info
+  provenance = info.metadata['provenance']
+  assert 'identity_gan' not in provenance and provenance['identities']['kind'] == 'rendered neutral subjects'
+  assert provenance['expression_gan']['workdir'] == str(w / 'gan0' / 'expression_gan')
+
+  summary = json.loads((w / 'summary.json').read_text())
+  assert summary['generator'] == 'gan' and set(summary['controls']) == {'pool', 'real_identities'}
+  assert '## Where the gain is lost' in (w / 'report.md').read_text()
+  assert 'control pool' in proc.stdout + proc.stderr and 'control real_identities' in proc.stdout + proc.stderr
+  assert (w / 'samples' / 'synthetic_pool.png').exists() and (w / 'samples' / 'synthetic_realids0.png').exists()
+  quality = json.loads((w / 'synthetic_quality.json').read_text())['replicates']
+  assert set(quality) == {'0', 'pool', 'realids0'}
+
+
+def test_a_pool_too_small_for_k_is_one_line(finished, tmp_path):
+  w = tmp_path / 'w'
+  data_only(finished, w)
+  proc = run_module(*sweep_cmd(w, '--config.sweep.generators=pool', '--config.sweep.multiples=0.5,5')[2:], check=False)
+  assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+  assert "sweep.generators 'pool': k = 5 needs" in proc.stderr and 'the largest k it allows is' in proc.stderr
+  assert not (w / 'pool' / 'synthetic').exists() or not list((w / 'pool' / 'synthetic').rglob('*.array_record*'))
+
+
 def test_oracle_refuses_real_datasets(finished):
   proc = run_module(
     'experiments.sweep',

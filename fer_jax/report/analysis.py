@@ -27,9 +27,12 @@ def within_goal(gain):
 def summarize(rows, margin=0.01):
   """Everything the report says, as a JSON-able dict (summary.json).
 
-  The main answer is about the GANs' synthetic set (the oracle's when the table has only that). When the
-  table also has oracle runs (a perfect generator: new faces rendered with exact labels), `oracle` holds the
-  same analysis of those and `gan_vs_oracle` what share of the oracle's gain the GANs reach, per k.
+  The main answer is about the GANs' synthetic set (the first of table.GENERATORS the table has, when it has no
+  GAN runs). When the table also has oracle runs (a perfect generator: new faces rendered with exact labels),
+  `oracle` holds the same analysis of those and `gan_vs_oracle` what share of the oracle's gain the GANs reach,
+  per k. `controls` holds the same for each other generator ('pool': the GAN pool's own faces;
+  'real_identities': the expression GAN on people no GAN drew), with its share of the oracle's gain, and
+  `loss_by_stage` (with gan, real_identities and oracle runs) how much of the oracle's gain each GAN loses.
 
   With axis columns, `axes` holds the analysis of every cell (crossing of the axes' values) and the top-level
   answer is the first cell's (each axis at its first value in the table), named in `cell`; `failed_runs` and
@@ -95,42 +98,76 @@ def _differences(keys, values, gains):
 def _summarize_study(rows, margin):
   """summarize() of a table without axes (or of one cell of one)."""
   gens = {r.get('generator') or 'gan' for r in rows if r['regime'] != 'real'}
-  primary = 'gan' if 'gan' in gens or not gens else 'oracle'
-  main = [r for r in rows if r['regime'] == 'real' or (r.get('generator') or 'gan') == primary]
+  primary = next((g for g in table.GENERATORS if g in gens), 'gan')
+  of = lambda name: [r for r in rows if r['regime'] == 'real' or (r.get('generator') or 'gan') == name]
+  main = of(primary)
   out = _summarize(main, margin)
   out['generator'] = primary
-  out['oracle'] = out['gan_vs_oracle'] = None
-  if primary == 'gan' and 'oracle' in gens:
-    orc_rows = [r for r in rows if r['regime'] == 'real' or r.get('generator') == 'oracle']
-    o = _summarize(orc_rows, margin)
-    out['failed_runs'] += [f for f in o['failed_runs'] if f not in out['failed_runs']]
+  out['oracle'] = out['gan_vs_oracle'] = out['loss_by_stage'] = None
+  out['controls'] = {}
+  num_classes = table.count_classes(rows)
+  orc_rows = of('oracle') if 'oracle' in gens and primary != 'oracle' else None
+  for name in [g for g in table.GENERATORS if g in gens and g != primary]:
+    c = _summarize(of(name), margin)
+    out['failed_runs'] += [f for f in c['failed_runs'] if f not in out['failed_runs']]
     out['num_runs'] = len(rows)
-    out['oracle'] = {k: o[k] for k in ('cells', 'best_multiple', 'gain', 'versus_real', 'saturation')}
-    out['gan_vs_oracle'] = _gan_vs_oracle(main, orc_rows, num_classes=table.count_classes(rows))
+    c = {k: c[k] for k in ('cells', 'best_multiple', 'gain', 'versus_real', 'saturation')}
+    if name == 'oracle':
+      out['oracle'] = c
+    else:
+      out['controls'][name] = dict(c, versus_oracle=_versus_oracle(of(name), orc_rows, num_classes) if orc_rows else [])
+  if orc_rows:
+    out['gan_vs_oracle'] = [
+      {'multiple': v['multiple'], 'gan_gain': v['gain'], **{k: v[k] for k in ('oracle_gain', 'share', 'verdict')}}
+      for v in _versus_oracle(main, orc_rows, num_classes)
+    ]
+  if primary == 'gan' and orc_rows and 'real_identities' in gens:
+    out['loss_by_stage'] = _loss_by_stage(main, of('real_identities'), orc_rows, num_classes)
   return out
 
 
-def _gan_vs_oracle(gan_rows, oracle_rows, num_classes):
-  """Per k of the mixed regime: both gains over real only (paired) and the GANs' share of the oracle's."""
+def _versus_oracle(rows, oracle_rows, num_classes):
+  """Per k of the mixed regime: a generator's and the oracle's gains over real only (paired) and the generator's
+  share of the oracle's gain."""
   ok = lambda rs: [r for r in rs if not table.failure(r, num_classes)]
-  gan, orc = table.by_cell(ok(gan_rows), 'test_accuracy'), table.by_cell(ok(oracle_rows), 'test_accuracy')
-  real = gan.get(('real', 0.0))
+  gen, orc = table.by_cell(ok(rows), 'test_accuracy'), table.by_cell(ok(oracle_rows), 'test_accuracy')
+  real = gen.get(('real', 0.0))
   out = []
   for k in sorted(k for regime, k in orc if regime == 'mixed'):
-    if ('mixed', k) not in gan or not real:
+    if ('mixed', k) not in gen or not real:
       continue
-    g, o = _comparison(gan[('mixed', k)], real), _comparison(orc[('mixed', k)], real)
-    share = stats.share_of_gain(gan[('mixed', k)], orc[('mixed', k)], real)
+    g, o = _comparison(gen[('mixed', k)], real), _comparison(orc[('mixed', k)], real)
+    share = stats.share_of_gain(gen[('mixed', k)], orc[('mixed', k)], real)
     decidable = o['significant'] and o['mean'] > 0
     out.append(
       {
         'multiple': k,
-        'gan_gain': g,
+        'gain': g,
         'oracle_gain': o,
         'share': share if decidable else None,
         'verdict': 'estimated' if decidable else 'inconclusive',
       }
     )
+  return out
+
+
+def _loss_by_stage(gan_rows, real_id_rows, oracle_rows, num_classes):
+  """Per k of the mixed regime, where the oracle's gain is lost (test accuracy, paired by seed): by the expression
+  GAN (oracle - expression GAN on real identities: the same people, the renderer's expressions against the GAN's)
+  and by the identity GAN (expression GAN on real identities - both GANs)."""
+  ok = lambda rs: [r for r in rs if not table.failure(r, num_classes)]
+  gan, rid, orc = (table.by_cell(ok(rs), 'test_accuracy') for rs in (gan_rows, real_id_rows, oracle_rows))
+  out = []
+  for k in sorted(k for regime, k in orc if regime == 'mixed'):
+    cell = ('mixed', k)
+    if cell in gan and cell in rid:
+      out.append(
+        {
+          'multiple': k,
+          'expression_gan': _comparison(orc[cell], rid[cell]),
+          'identity_gan': _comparison(rid[cell], gan[cell]),
+        }
+      )
   return out
 
 

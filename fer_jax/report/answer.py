@@ -30,6 +30,14 @@ def answer_lines(s, quality=None, report_md=None):
   lines.append(f'saturation: {_saturation(s["saturation"], best, units)}')
   if s.get('gan_vs_oracle'):
     lines.append(_oracle(s['gan_vs_oracle'], best))
+  for name, c in (s.get('controls') or {}).items():
+    lines.append(_control(name, c, best))
+  if s.get('loss_by_stage'):
+    v = _at(s['loss_by_stage'], best)
+    lines.append(
+      f"of the oracle's gain at mixed@{v['multiple']:g}, the expression GAN loses {_points(v['expression_gan'])} "
+      f'and the identity GAN {_points(v["identity_gan"])}'
+    )
   realism = _realism(quality or {})
   if realism:
     lines.append(realism)
@@ -60,12 +68,31 @@ def _saturation(sat, best, units):
   return 'inconclusive' + (f': about {need} {units} would decide it' if need else '')
 
 
+def _at(per_k, best):
+  return next((v for v in per_k if v['multiple'] == best), per_k[0])
+
+
+def _points(c):
+  lo, hi = c['ci95']
+  return f'{100 * c["mean"]:+.1f} points' + (f' (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})' if np.isfinite(lo) else '')
+
+
+def _control(name, c, best):
+  if not c['versus_oracle']:
+    g = c['gain']
+    return f'control {name}: ' + (f'mixed@{g["multiple"]:g} {_points(g)} over real only' if g else 'no usable run')
+  v = _at(c['versus_oracle'], best)
+  line = f'control {name}, mixed@{v["multiple"]:g}: {_points(v["gain"])} over real only; '
+  if v['share']:
+    share, (lo, hi) = v['share']['mean'], v['share']['ci95']
+    return line + f"{100 * share:.0f}% of the oracle's gain (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)"
+  return line + "its share of the oracle's gain is inconclusive"
+
+
 def _oracle(versus, best):
-  v = next((v for v in versus if v['multiple'] == best), versus[0])
+  v = _at(versus, best)
   o = v['oracle_gain']
-  lo, hi = o['ci95']
-  ci = f' (95% CI {100 * lo:+.1f} to {100 * hi:+.1f})' if np.isfinite(lo) else ''
-  line = f'oracle (perfect generator), mixed@{v["multiple"]:g}: {100 * o["mean"]:+.1f} points over real only{ci}; '
+  line = f'oracle (perfect generator), mixed@{v["multiple"]:g}: {_points(o)} over real only; '
   if v['share']:
     share, (lo, hi) = v['share']['mean'], v['share']['ci95']
     return line + f'the GANs reach {100 * share:.0f}% of its gain (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
@@ -79,7 +106,7 @@ def _realism(quality):
   each = []
   for g, q in reps.items():
     lo, hi = q['realism_ci95']
-    name = 'oracle' if g == 'oracle' else f'GAN replicate {g}'
+    name = markdown.set_name(g)
     each.append(f'{name} {100 * q["realism_accuracy"]:.1f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)')
   return 'realism (a small CNN tells real from synthetic held-out faces; 50% = indistinguishable): ' + ', '.join(each)
 

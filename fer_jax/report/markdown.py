@@ -55,6 +55,8 @@ def render(s, quality=None, title='How far can generated faces help?', failures=
   lines += _saturation_markdown(s, units)
   if s.get('oracle'):
     lines += _oracle_markdown(s)
+  if s.get('controls'):
+    lines += _controls_markdown(s)
   if s.get('per_class'):
     lines += [
       '## Per-class recall, real only vs mixed@best (in-domain test)',
@@ -308,12 +310,9 @@ def _oracle_markdown(s):
     '|---|---|---|---|',
   ]
   for v in s['gan_vs_oracle']:
-    if v['share']:
-      lo, hi = v['share']['ci95']
-      share = f'{100 * v["share"]["mean"]:.0f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
-    else:
-      share = "inconclusive: the oracle's own gain is not distinguishable from zero"
-    lines.append(f'| {v["multiple"]:g} | {_gain_cell(v["gan_gain"])} | {_gain_cell(v["oracle_gain"])} | {share} |')
+    lines.append(
+      f'| {v["multiple"]:g} | {_gain_cell(v["gan_gain"])} | {_gain_cell(v["oracle_gain"])} | {_share_cell(v)} |'
+    )
   lines += [
     '',
     "Gains are paired by seed (95% CI); the share's interval is a bootstrap over seeds. An oracle that "
@@ -321,6 +320,77 @@ def _oracle_markdown(s):
     'whatever the GANs do.',
     '',
   ]
+  return lines
+
+
+CONTROL_NAMES = {
+  'pool': "the GAN pool's own training faces",
+  'real_identities': 'the expression GAN on real identities',
+}
+
+
+def set_name(key, reference=False):
+  """A synthetic set's name for a reader, from its key in synthetic_quality.json (a GAN seed, 'oracle', 'pool',
+  'realids{G}')."""
+  if key == 'oracle':
+    return 'oracle (perfect generator: the reference)' if reference else 'oracle'
+  if key == 'pool':
+    return "pool (the GAN pool's own faces)"
+  if str(key).startswith('realids'):
+    return f'real identities (expression GAN replicate {str(key)[len("realids") :]})'
+  return f'GAN replicate {key}'
+
+
+def _share_cell(v):
+  if not v['share']:
+    return "inconclusive: the oracle's own gain is not distinguishable from zero"
+  lo, hi = v['share']['ci95']
+  return f'{100 * v["share"]["mean"]:.0f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
+
+
+def _controls_markdown(s):
+  """Each control's gain (and share of the oracle's), then where the oracle's gain is lost, GAN by GAN."""
+  lines = [
+    '## Where the gain is lost: controls that replace one GAN at a time',
+    '',
+    "Each control is read like the GANs' set, in the same layout and amounts: `pool` is the GAN pool's own "
+    'training faces with their labels (is generating better than adding what the GANs learned from?); '
+    '`real_identities` is the expression GAN imposing each emotion on neutral faces of people no GAN drew (new '
+    "rendered subjects, the oracle's people, on the procedural default; the pool's neutral faces on a real "
+    'dataset): the expression GAN alone. Mixed regime, gain of mixed@k over real only, test accuracy points '
+    '(95% CI, paired by seed):',
+    '',
+    "| k | generator | gain (points) | share of the oracle's gain |",
+    '|---|---|---|---|',
+  ]
+  by_k = {}  # k -> [(generator, gain, versus-oracle entry or None)], the GANs' first
+  for v in s.get('gan_vs_oracle') or []:
+    by_k.setdefault(v['multiple'], []).append(('gan', v['gan_gain'], v))
+  for name, c in s['controls'].items():
+    for v in c['versus_oracle']:
+      by_k.setdefault(v['multiple'], []).append((name, v['gain'], v))
+    if not c['versus_oracle'] and c['gain']:  # no usable oracle run at its k's: the control's gain at its best k
+      by_k.setdefault(c['gain']['multiple'], []).append((name, c['gain'], None))
+  for k in sorted(by_k):
+    for name, gain, v in by_k[k]:
+      lines.append(
+        f'| {k:g} | {name} | {_gain_cell(gain)} | {_share_cell(v) if v else "no usable oracle run at this k"} |'
+      )
+  lines.append('')
+  if s.get('loss_by_stage'):
+    lines += [
+      "Where the oracle's gain is lost (test accuracy points, paired by seed): by the expression GAN, oracle "
+      "minus `real_identities` (the same people, the renderer's expressions against the GAN's); by the "
+      'identity GAN, `real_identities` minus `gan` (real people against generated ones, the same expression GAN).',
+      '',
+      '| k | lost by the expression GAN | lost by the identity GAN |',
+      '|---|---|---|',
+    ]
+    lines += [
+      f'| {v["multiple"]:g} | {_gain_cell(v["expression_gan"])} | {_gain_cell(v["identity_gan"])} |'
+      for v in s['loss_by_stage']
+    ]
+    lines.append('')
   return lines
 
 
@@ -345,7 +415,7 @@ def quality_markdown(quality):
     ]
     for g, q in sorted(reps.items()):
       lo, hi = q['realism_ci95']
-      name = 'oracle (perfect generator: the reference)' if g == 'oracle' else f'GAN replicate {g}'
+      name = set_name(g, reference=True)
       lines.append(
         f'| {name} | {100 * q["judge_agreement"]:.1f}% (n = {q["n_judged"]}) | '
         f'{100 * q["judge_real_holdout_accuracy"]:.1f}% | {100 * q["realism_accuracy"]:.1f}% '
@@ -362,7 +432,7 @@ def quality_markdown(quality):
         )
     first = reps[sorted(reps)[0]]
     per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
-    which = 'the oracle set' if sorted(reps)[0] == 'oracle' else f'GAN replicate {sorted(reps)[0]}'
+    which = set_name(sorted(reps)[0])
     lines += [
       '',
       f'Pool-judge agreement per emotion ({which}): {per}.',

@@ -12,6 +12,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ACCURACY_PLOT = 'accuracy_vs_multiple.png'
+CONTROL_COLORS = {'pool': 'tab:purple', 'real_identities': 'tab:red'}
 
 
 def accuracy_vs_multiple(s, rows, path):
@@ -35,6 +36,8 @@ def accuracy_vs_multiple(s, rows, path):
         (s['oracle']['cells'], 'oracle', 'synthetic', 'tab:olive', '--'),
         (s['oracle']['cells'], 'oracle', 'mixed', 'tab:green', '--'),
       ]
+    for control, c in (s.get('controls') or {}).items():  # their mixed regime: where the gain is lost
+      series.append((c['cells'], control, 'mixed', CONTROL_COLORS[control], ':'))
     for cells, generator, regime, color, style in series:
       pts = [c for c in cells if c['regime'] == regime and key in c]
       if not pts:
@@ -42,7 +45,7 @@ def accuracy_vs_multiple(s, rows, path):
       ks = np.array([c['multiple'] for c in pts])
       m = np.array([100 * c[key] for c in pts])
       h = np.array([100 * c[key + '_ci'] if np.isfinite(c[key + '_ci']) else 0.0 for c in pts])
-      label = regime + (' (oracle faces)' if generator == 'oracle' else '')
+      label = regime + ('' if generator == 'gan' else f' ({generator} faces)')
       ax.plot(ks, m, marker='o', color=color, ls=style, label=f'{label} (mean; band 95% CI)')
       ax.fill_between(ks, np.maximum(m - h, lo_lim), np.minimum(m + h, hi_lim), color=color, alpha=0.15)
       run_pts = [

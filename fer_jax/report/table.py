@@ -1,7 +1,7 @@
 """The results table's contract: results.csv's columns, how a cell is written and read back, and which runs failed.
 
 A table is any results.csv with the REQUIRED columns (from a sweep, edited by hand, or gathered from many
-machines). Extra columns are used when present: gan_seed (GAN replicates), generator (gan or oracle), protocol,
+machines). Extra columns are used when present: gan_seed (GAN replicates), generator (GENERATORS), protocol,
 test2_* (second test set), test_max_pred_share (failed-run check), recall_<class> (per-class gains), and axis
 columns: a column named by a config key (it has a dot, e.g. `classifier.real_fraction`, as the sweep's
 `sweep.axes` writes) is an axis; a run with the column empty does not depend on that axis. The synthetic set's
@@ -57,6 +57,9 @@ FLOATS = (
 )
 INTS = ('seed', 'n_real', 'n_synthetic', 'epochs', 'steps', 'best_epoch')
 REGIMES = ('real', 'synthetic', 'mixed')
+# The `generator` column: which synthetic set a run read (fer_jax.sweep). 'gan' is the study, 'oracle' the reference
+# (a perfect generator), 'pool' and 'real_identities' the controls that replace one GAN at a time.
+GENERATORS = ('gan', 'oracle', 'pool', 'real_identities')
 QUALITY_FILE = 'synthetic_quality.json'
 # A run that predicts one class for this share of the test images learnt nothing usable (6 balanced classes
 # give ~1/6 each; a weak but working classifier stays well below this).
@@ -125,8 +128,8 @@ def read_csv(path):
       raise UserError(f'{path}, line {line}: regime {row["regime"]!r}; expected one of {", ".join(REGIMES)}')
     if row['regime'] == 'real':
       row['gan_seed'], row['generator'] = stats.NO_GAN, None
-    elif row.get('generator') not in (None, 'gan', 'oracle'):
-      raise UserError(f'{path}, line {line}: generator {row["generator"]!r}; expected gan or oracle')
+    elif row.get('generator') not in (None, *GENERATORS):
+      raise UserError(f'{path}, line {line}: generator {row["generator"]!r}; expected one of {", ".join(GENERATORS)}')
     elif row.get('generator') is None:
       row['generator'] = 'gan'  # a table without the column is a GAN study
     rows.append(row)
