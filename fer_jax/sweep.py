@@ -94,7 +94,6 @@ def check_sweep(config):
 # 'pool' (the GAN pool's own training faces and labels: what both GANs learned from) and 'real_identities' (the
 # expression GAN imposing each emotion on neutral faces of people no GAN drew: the expression GAN alone).
 GENERATORS = report.table.GENERATORS
-NEEDS_EXPRESSION_GAN = ('gan', 'real_identities')
 
 
 def generators_of(config):
@@ -161,6 +160,7 @@ _SECTIONS_OF = {
   'oracle': ('synthetic', 'classifier'),
   'pool': ('synthetic', 'classifier'),
 }
+NEEDS_EXPRESSION_GAN = tuple(g for g, sections in _SECTIONS_OF.items() if 'expression_gan' in sections)
 
 
 def gan_trainings(run_list):
@@ -168,7 +168,7 @@ def gan_trainings(run_list):
   out = {}
   for run in run_list:
     for name in GAN_STAGES:
-      if run.generator in NEEDS_EXPRESSION_GAN and name in _SECTIONS_OF[run.generator]:
+      if name in _SECTIONS_OF.get(run.generator, ()):  # (a real-only run has no generator)
         out.setdefault((run.gan_seed, name, axes.only(run.axes, name)), None)
   return list(out)
 

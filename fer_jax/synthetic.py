@@ -294,7 +294,7 @@ def generate(config, workdir, *, n_images, expression_gan_dir, identity_gan_dir=
     fields['psi'] = psi
     draw = lambda start, n: generators.sample_identities(id_gen, key, n, psi, batch_size=int(batch), start=start)
   elif identities == 'real':
-    draw, provenance['identities'] = _real_identities(config, pool, rendered)
+    draw, provenance['identities'] = _real_identities(config, pool, rendered, num_identities)
     fields['identities'] = 'real'  # (a GAN set's fields, and so its folder's name, are those of before this option)
   else:
     raise ValueError(f'identities={identities!r}; expected gan or real')
@@ -329,7 +329,7 @@ def _all_procedural(config):
   return all(s.kind == 'procedural' for s in srcs)
 
 
-def _real_identities(config, pool, rendered):
+def _real_identities(config, pool, rendered, num_identities=0):
   """(draw(start, n) -> uint8 neutral faces, provenance) of people no GAN drew: on procedural data new rendered
   subjects, the oracle's people (ids from ORACLE_FIRST_SUBJECT: the same person in both sets); on real data the
   GAN pool's own neutral faces, training subjects first, in record order."""
@@ -351,13 +351,15 @@ def _real_identities(config, pool, rendered):
   order = np.concatenate([pool.train_idx, pool.holdout_idx])
   neutral = order[pool.labels[order] == emotions.NEUTRAL]
 
-  def draw(start, n):
+  def draw(start, n):  # (checked again here: a curated set draws past num_identities)
     if start + n > len(neutral):
       raise UserError(
         f'synthetic identities=real: the set needs {start + n} neutral faces and the GAN pool '
         f"(data.pool_sources={config.data.pool_sources!r}) has {len(neutral)}; lower the sweep's largest multiple"
       )
     return pool.images[neutral[start : start + n]]
+
+  draw(0, num_identities)  # too few neutral faces: said before the set's builder writes anything
 
   return draw, {'kind': "the GAN pool's neutral faces", 'count': int(len(neutral))}
 

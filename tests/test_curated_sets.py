@@ -92,3 +92,5 @@ def test_real_identities_on_a_real_dataset_are_the_pools_neutral_faces(tiny):
   assert [int(x[0, 0, 0]) for x in draw(1, 2)] == [4, 5]
   with pytest.raises(UserError, match='needs 5 neutral faces and the GAN pool .* has 4'):
     draw(2, 3)
+  with pytest.raises(UserError, match='needs 5 neutral faces'):  # before any set is written
+    synthetic._real_identities(tiny, pool, rendered=False, num_identities=5)  # pylint: disable=protected-access
