@@ -7,7 +7,8 @@
   python -m experiments.benchmark --what=identity_gan --batch_size=32 --image_size=64
   python -m experiments.benchmark --what=render --batch_size=512 --image_size=64   # procedural faces/s
   python -m experiments.benchmark --what=input --workdir=/tmp/bench   # grain batches/s at the quick preset
-  python -m experiments.benchmark --what=all      # the three models at the paper preset's settings
+  python -m experiments.benchmark --what=all --dtype=bfloat16   # the three models at the paper preset's settings
+                                                                  # (its batch sizes, xla convs; on a GPU/TPU)
 
 Compare with the PyTorch peers (their own venv): .venv-torch/bin/python experiments/torch_peers.py classifier \
     --batch_size 64 ...
@@ -35,7 +36,13 @@ flags.DEFINE_integer('conv_dim', 64, 'StarGAN base channels.')
 flags.DEFINE_integer('repeat_num', 6, 'StarGAN generator residual blocks.')
 flags.DEFINE_integer('d_repeat_num', 5, 'StarGAN critic stride-2 layers.')
 flags.DEFINE_integer('runs', 1, '--what=classifier: runs trained at once in threads (sweep.concurrent_runs).')
-flags.DEFINE_string('dtype', 'float32', 'Compute dtype (bfloat16 for GPU/TPU; params stay float32).')
+flags.DEFINE_enum(
+  'dtype',
+  None,
+  ['float32', 'bfloat16'],
+  'Compute dtype of every model timed (params stay float32); default: float32, or with --what=all the paper '
+  "preset's (bfloat16).",
+)
 flags.DEFINE_enum(
   'conv_impl',
   None,
@@ -167,18 +174,20 @@ def bench_expression_gan(
   conv_impl='cpu',
   dtype='float32',
   condition='emotion',
+  preset='quick',
 ):
   """Times the real train steps: one iteration = one critic step with GP + one generator step (the peer's).
 
   `condition` is what G is told: 'emotion' (StarGAN's one-hot class: the peer's and the paper preset's) or 'aus'
-  (the 14 action-unit intensities quick's expression GAN is told)."""
+  (the 14 action-unit intensities quick's expression GAN is told). The other settings (the critic's head
+  augmentation, loss weights) are `preset`'s."""
   from configs.default import get_config  # pylint: disable=import-outside-toplevel
   from fer_jax.data import emotions  # pylint: disable=import-outside-toplevel
   from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
   from fer_jax.models import layers  # pylint: disable=import-outside-toplevel
   from fer_jax.train import expression_gan  # pylint: disable=import-outside-toplevel
 
-  config = get_config('quick')
+  config = get_config(preset)
   with config.unlocked():
     config.data.image_size = int(image_size)
     e = config.expression_gan
@@ -209,6 +218,7 @@ def bench_expression_gan(
   dt = time.perf_counter() - t
   return dict(
     what='expression_gan',
+    preset=preset,
     batch_size=int(batch_size),
     image_size=int(image_size),
     conv_dim=int(conv_dim),
@@ -222,7 +232,7 @@ def bench_expression_gan(
   )
 
 
-def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
+def bench_identity_gan(batch_size, image_size, steps, dtype='float32', **model_kwargs):
   """Times the real G+D train step (R1 on every r1_every-th step, as in training) after compilation."""
   from configs import default  # pylint: disable=import-outside-toplevel
   from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
@@ -235,6 +245,7 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
   with config.unlocked():
     config.data.image_size = int(image_size)
     config.identity_gan.batch_size = int(batch_size)
+    config.identity_gan.dtype = dtype
     for k, v in model_kwargs.items():
       if k not in config.identity_gan:
         raise UserError(f'benchmark: unknown identity_gan field {k!r}')
@@ -267,14 +278,36 @@ def bench_identity_gan(batch_size, image_size, steps, **model_kwargs):
   )
 
 
-def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
+def run_one(what, batch_size, image_size, steps, conv_impl='cpu', dtype=None, paper=False):
+  """Times `what` and prints its JSON line; `paper`: at the paper preset's settings (its batch sizes, models, compute
+  dtype and conv_impl, unless `batch_size`, `dtype` or `conv_impl` say otherwise)."""
+  dtype = dtype or 'float32'
+  if paper:
+    from configs import default  # pylint: disable=import-outside-toplevel
+
+    section = default.get_config('paper')[what]
+    batch_size = batch_size or int(section.batch_size)
   batch_size = batch_size or DEFAULT_BATCH[what]
   if what == 'classifier':
-    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, FLAGS.dtype, conv_impl, FLAGS.runs)
+    out = bench_classifier(batch_size, image_size, steps, FLAGS.num_classes, dtype, conv_impl, FLAGS.runs)
   elif what == 'render':
     out = bench_render(batch_size, image_size, steps)
   elif what == 'input':
     out = bench_input(batch_size, max(steps, 50), FLAGS.workdir, FLAGS.preset or 'quick')
+  elif what == 'expression_gan' and paper:
+    out = bench_expression_gan(
+      batch_size,
+      image_size,
+      steps,
+      conv_dim=int(section.conv_dim),
+      repeat_num=int(section.repeat_num),
+      d_repeat_num=int(section.d_repeat_num),
+      attention=bool(section.attention),
+      conv_impl=conv_impl,
+      dtype=dtype,
+      condition=str(section.condition),
+      preset='paper',
+    )
   elif what == 'expression_gan':
     out = bench_expression_gan(
       batch_size,
@@ -284,17 +317,18 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
       repeat_num=FLAGS.repeat_num,
       d_repeat_num=FLAGS.d_repeat_num,
       conv_impl=conv_impl,
-      dtype=FLAGS.dtype,
+      dtype=dtype,
       condition=FLAGS.condition,
     )
   else:
-    out = bench_identity_gan(batch_size, image_size, steps, **({'preset': FLAGS.preset} if FLAGS.preset else {}))
+    preset = 'paper' if paper else FLAGS.preset
+    out = bench_identity_gan(batch_size, image_size, steps, dtype=dtype, **({'preset': preset} if preset else {}))
   line = {
     'what': what,
     'batch_size': batch_size,
     'image_size': image_size,
     'steps': steps,
-    'dtype': FLAGS.dtype,
+    'dtype': dtype,
     **({'conv_impl': conv_impl} if what in ('classifier', 'expression_gan') else {}),
     **out,
     'device': f'{jax.devices()[0].device_kind} x{jax.device_count()}',
@@ -307,10 +341,16 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu'):
 def main(argv):
   del argv
   if FLAGS.what == 'all':  # the paper preset's settings
+    from configs import default  # pylint: disable=import-outside-toplevel
+
+    paper = default.get_config('paper')
     for what in ('classifier', 'expression_gan', 'identity_gan'):
-      run_one(what, FLAGS.batch_size, 64, FLAGS.steps, FLAGS.conv_impl or 'xla')
+      section = paper[what]
+      conv_impl = FLAGS.conv_impl or str(section.get('conv_impl', 'xla'))
+      dtype = FLAGS.dtype or str(section.dtype)
+      run_one(what, FLAGS.batch_size, int(paper.data.image_size), FLAGS.steps, conv_impl, dtype, paper=True)
   else:
-    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps, FLAGS.conv_impl or 'cpu')
+    run_one(FLAGS.what, FLAGS.batch_size, FLAGS.image_size, FLAGS.steps, FLAGS.conv_impl or 'cpu', FLAGS.dtype)
 
 
 if __name__ == '__main__':

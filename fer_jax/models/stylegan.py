@@ -19,8 +19,16 @@ at run time), which is what makes Adam with one lr work across layers.
 
 Resampling is a fixed [1, 3, 3, 1] binomial filter (upsample: zero-stuff + filter; downsample: filter +
 stride 2), as in StyleGAN2, written as shifted adds (XLA CPU's depthwise convolutions are very slow).
+
+`dtype` is the compute dtype of the convolutions and their activations (bfloat16 on GPUs/TPUs, as
+StyleGAN2-ADA's mixed precision): parameters stay float32 and are cast where they are used, and what is small
+but precision-sensitive stays float32 whatever it is: the mapping network (w, and so w_avg and truncation),
+the styles and demodulation coefficients, the summed skip image (G's output), and D's 4x4 epilogue (minibatch
+stddev, last conv, dense layers and the logit). bfloat16 has float32's exponent range, so no clamping is
+needed (StyleGAN2-ADA's float16 needs conv_clamp). With float32 every cast is the identity.
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -28,6 +36,15 @@ import jax
 import jax.numpy as jnp
 
 _SQRT2 = math.sqrt(2.0)
+
+
+def _f32(fn, x):
+  """fn(x) computed in float32 and returned in x's dtype: for the elementwise ops that broadcast a parameter or a
+  per-sample style over an activation (bias, modulation, demodulation, noise). Their gradients are sums over the
+  broadcast axes (thousands of terms), which would accumulate in bfloat16 otherwise (a bias gradient 10-60% off
+  at tiny shapes on CPU); fused into the neighbouring elementwise work, the float32 costs no memory traffic.
+  With a float32 x it is fn(x)."""
+  return fn(x.astype(jnp.float32)).astype(x.dtype)
 
 
 def channels_at(res, image_size, channels, max_channels):
@@ -81,15 +98,16 @@ class EqualDense(nn.Module):
   lr_mul: float = 1.0
   bias_init: float = 0.0
   use_bias: bool = True
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     fan_in = x.shape[-1]
     w = self.param('kernel', nn.initializers.normal(1.0 / self.lr_mul), (fan_in, self.features))
-    y = x @ (w * (self.lr_mul / math.sqrt(fan_in)))
+    y = x.astype(self.dtype) @ (w * (self.lr_mul / math.sqrt(fan_in))).astype(self.dtype)
     if self.use_bias:
       b = self.param('bias', nn.initializers.constant(self.bias_init / self.lr_mul), (self.features,))
-      y = y + b * self.lr_mul
+      y = _f32(lambda y: y + b * self.lr_mul, y)
     return y
 
 
@@ -99,16 +117,22 @@ class EqualConv(nn.Module):
   features: int
   kernel_size: int = 3
   use_bias: bool = True
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     k, fan_in = self.kernel_size, self.kernel_size**2 * x.shape[-1]
     w = self.param('kernel', nn.initializers.normal(1.0), (k, k, x.shape[-1], self.features))
     y = jax.lax.conv_general_dilated(
-      x, w * (1.0 / math.sqrt(fan_in)), (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+      x.astype(self.dtype),
+      (w * (1.0 / math.sqrt(fan_in))).astype(self.dtype),
+      (1, 1),
+      'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
     )
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,))
+      b = self.param('bias', nn.initializers.zeros, (self.features,))
+      y = _f32(lambda y: y + b, y)
     return y
 
 
@@ -132,6 +156,7 @@ class ModulatedConv(nn.Module):
   kernel_size: int = 3
   demodulate: bool = True
   upsample: bool = False
+  dtype: jnp.dtype = jnp.float32  # of the convolution; the styles and demodulation are float32
 
   @nn.compact
   def __call__(self, x, w):
@@ -139,15 +164,20 @@ class ModulatedConv(nn.Module):
     styles = EqualDense(in_ch, bias_init=1.0, name='affine')(w)  # [B, in]
     weight = self.param('kernel', nn.initializers.normal(1.0), (k, k, in_ch, self.features))
     weight = weight * (1.0 / math.sqrt(k * k * in_ch))
+    x = x.astype(self.dtype)
     if self.upsample:
       x = upsample2x(x)
     y = jax.lax.conv_general_dilated(
-      x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+      _f32(lambda x: x * styles[:, None, None, :], x),
+      weight.astype(x.dtype),
+      (1, 1),
+      'SAME',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
     )
     if self.demodulate:
       wsq = jnp.sum(jnp.square(weight), axis=(0, 1))  # [in, out]
       demod = jax.lax.rsqrt(jnp.square(styles) @ wsq + 1e-8)  # [B, out]
-      y = y * demod[:, None, None, :]
+      y = _f32(lambda y: y * demod[:, None, None, :], y)
     return y
 
 
@@ -156,24 +186,28 @@ class StyledLayer(nn.Module):
 
   features: int
   upsample: bool = False
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, w, noise_keys):
-    y = ModulatedConv(self.features, upsample=self.upsample, name='conv')(x, w)
+    y = ModulatedConv(self.features, upsample=self.upsample, dtype=self.dtype, name='conv')(x, w)
     strength = self.param('noise_strength', nn.initializers.zeros, ())
-    noise = jax.vmap(lambda k: jax.random.normal(k, y.shape[1:3] + (1,), y.dtype))(noise_keys)
-    y = y + noise * strength
-    y = y + self.param('bias', nn.initializers.zeros, (self.features,))
-    return lrelu(y)
+    # Drawn in float32 whatever the dtype: the same noise in every dtype.
+    noise = jax.vmap(lambda k: jax.random.normal(k, y.shape[1:3] + (1,), jnp.float32))(noise_keys)
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    return _f32(lambda y: lrelu(y + noise * strength + bias), y)
 
 
 class ToImage(nn.Module):
+  """The skip branch's 1x1 modulated conv, in `dtype`; its output is float32 (the summed image stays float32)."""
+
   out_channels: int = 1
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, w):
-    y = ModulatedConv(self.out_channels, kernel_size=1, demodulate=False, name='conv')(x, w)
-    return y + self.param('bias', nn.initializers.zeros, (self.out_channels,))
+    y = ModulatedConv(self.out_channels, kernel_size=1, demodulate=False, dtype=self.dtype, name='conv')(x, w)
+    return y.astype(jnp.float32) + self.param('bias', nn.initializers.zeros, (self.out_channels,))
 
 
 def num_ws(image_size):
@@ -187,22 +221,25 @@ class SynthesisNetwork(nn.Module):
   channels: int
   max_channels: int
   out_channels: int = 1
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, ws, noise_keys):
     b = ws.shape[0]
     ch = lambda r: channels_at(r, self.image_size, self.channels, self.max_channels)
     const = self.param('const', nn.initializers.normal(1.0), (4, 4, ch(4)))
-    x = jnp.broadcast_to(const, (b, 4, 4, ch(4)))
+    x = jnp.broadcast_to(const.astype(self.dtype), (b, 4, 4, ch(4)))
     # Noise of sample i depends only on its own key: a sample does not change with the batch it is in.
     keys = (jax.vmap(jax.random.fold_in, (0, None))(noise_keys, j) for j in range(num_ws(self.image_size)))
-    x = StyledLayer(ch(4), name='b4_conv')(x, ws[:, 0], next(keys))
-    img = ToImage(self.out_channels, name='b4_toimg')(x, ws[:, 1])
+    styled = functools.partial(StyledLayer, dtype=self.dtype)
+    to_image = functools.partial(ToImage, self.out_channels, dtype=self.dtype)
+    x = styled(ch(4), name='b4_conv')(x, ws[:, 0], next(keys))
+    img = to_image(name='b4_toimg')(x, ws[:, 1])
     i, res = 1, 8
     while res <= self.image_size:
-      x = StyledLayer(ch(res), upsample=True, name=f'b{res}_conv0')(x, ws[:, i], next(keys))
-      x = StyledLayer(ch(res), name=f'b{res}_conv1')(x, ws[:, i + 1], next(keys))
-      img = upsample2x(img) + ToImage(self.out_channels, name=f'b{res}_toimg')(x, ws[:, i + 2])
+      x = styled(ch(res), upsample=True, name=f'b{res}_conv0')(x, ws[:, i], next(keys))
+      x = styled(ch(res), name=f'b{res}_conv1')(x, ws[:, i + 1], next(keys))
+      img = upsample2x(img) + to_image(name=f'b{res}_toimg')(x, ws[:, i + 2])
       i, res = i + 2, res * 2
     return img
 
@@ -217,12 +254,13 @@ class Generator(nn.Module):
   w_dim: int = 64
   mapping_layers: int = 4
   mapping_lr_mul: float = 0.01
+  dtype: jnp.dtype = jnp.float32  # of the synthesis network's convolutions; mapping and output are float32
 
   def setup(self):
     if self.image_size < 8 or self.image_size & (self.image_size - 1):
       raise ValueError(f'image_size={self.image_size}: expected a power of two >= 8')
     self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul)
-    self.synthesis_net = SynthesisNetwork(self.image_size, self.channels, self.max_channels)
+    self.synthesis_net = SynthesisNetwork(self.image_size, self.channels, self.max_channels, dtype=self.dtype)
 
   @property
   def num_ws(self):
@@ -262,12 +300,14 @@ def minibatch_stddev(x, group_size=4):
 
 class DBlock(nn.Module):
   features: int
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
-    skip = EqualConv(self.features, 1, use_bias=False, name='skip')(downsample2x(x))
-    y = lrelu(EqualConv(x.shape[-1], name='conv0')(x))
-    y = lrelu(EqualConv(self.features, name='conv1')(downsample2x(y)))
+    conv = functools.partial(EqualConv, dtype=self.dtype)
+    skip = conv(self.features, 1, use_bias=False, name='skip')(downsample2x(x))
+    y = lrelu(conv(x.shape[-1], name='conv0')(x))
+    y = lrelu(conv(self.features, name='conv1')(downsample2x(y)))
     return (y + skip) * (1.0 / _SQRT2)
 
 
@@ -278,23 +318,25 @@ class Discriminator(nn.Module):
   channels: int  # config.identity_gan.channels / max_channels
   max_channels: int
   mbstd_group: int = 4
+  dtype: jnp.dtype = jnp.float32  # of the blocks above 4x4; the 4x4 epilogue and the logit are float32
 
   @nn.compact
   def __call__(self, img):
     ch = lambda r: channels_at(r, self.image_size, self.channels, self.max_channels)
-    x = lrelu(EqualConv(ch(self.image_size), 1, name='fromimg')(img))
+    x = lrelu(EqualConv(ch(self.image_size), 1, dtype=self.dtype, name='fromimg')(img))
     res = self.image_size
     while res > 4:
-      x = DBlock(ch(res // 2), name=f'b{res}')(x)
+      x = DBlock(ch(res // 2), dtype=self.dtype, name=f'b{res}')(x)
       res //= 2
-    x = minibatch_stddev(x, self.mbstd_group)
+    x = minibatch_stddev(x.astype(jnp.float32), self.mbstd_group)
     x = lrelu(EqualConv(ch(4), name='b4_conv')(x))
     x = lrelu(EqualDense(ch(4), name='b4_fc')(x.reshape(x.shape[0], -1)))
     return EqualDense(1, name='out')(x)[:, 0]
 
 
-def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max_channels):
-  """(Generator, Discriminator) of greyscale faces."""
+def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max_channels, dtype='float32'):
+  """(Generator, Discriminator) of greyscale faces; `dtype` the compute dtype ('float32' | 'bfloat16')."""
+  dtype = jnp.dtype(dtype)
   gen = Generator(
     image_size=image_size,
     z_dim=z_dim,
@@ -303,8 +345,9 @@ def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max
     mapping_lr_mul=mapping_lr_mul,
     channels=channels,
     max_channels=max_channels,
+    dtype=dtype,
   )
-  return gen, Discriminator(image_size=image_size, channels=channels, max_channels=max_channels)
+  return gen, Discriminator(image_size=image_size, channels=channels, max_channels=max_channels, dtype=dtype)
 
 
 def from_config(config):
@@ -318,4 +361,5 @@ def from_config(config):
     float(g.mapping_lr_mul),
     int(g.channels),
     int(g.max_channels),
+    str(g.dtype),
   )
