@@ -15,7 +15,9 @@ finished and the failures are named, each with its log.
 Layout of WORKDIR: config.json and .lock (`workdirs`), tfds/ (datasets), data/ (preview), gan{G}/ for each
 GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, logs/NAME.log
 (each job's output under Ray or Slurm; a failure's traceback under any executor), samples/, results.csv,
-results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json.
+results.json, synthetic_quality.json, report.md, accuracy_vs_multiple.png, summary.json, cache/jit/ (JAX's
+persistent compilation cache, shared by every job and rerun: `jit_cache`; not used where JAX_COMPILATION_CACHE_DIR
+names another; safe to delete).
 """
 
 import collections
@@ -33,7 +35,7 @@ from fer_jax import axes, report, synthetic
 from fer_jax.data import emotions, preview, sources
 from fer_jax.eval import fer2013_net
 from fer_jax.eval import synthetic_quality as sq
-from fer_jax.infra import executors, grids, io_utils, profiling, workdirs
+from fer_jax.infra import executors, grids, io_utils, jit_cache, profiling, workdirs
 from fer_jax.infra.errors import UserError
 from fer_jax.train import classifier, expression_gan, identity_gan
 
@@ -269,6 +271,7 @@ def run_sweep(config, workdir):
 
 
 def _run_sweep(config, workdir):
+  jit_cache.use(jit_cache.directory_of(workdir))  # before the stages compile; each job's process too (`_job`)
   run_list = runs(config)
   _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
@@ -359,8 +362,11 @@ def _tag(key):
 
 
 def _job(config, workdir, name, fn, *args, stoppable=False):
-  """`fn(config, workdir, *args)` as the job `name`, logging to WORKDIR/logs/NAME.log."""
-  return executors.Job(name, fn, (config, workdir, *args), os.path.join(workdir, 'logs', f'{name}.log'), stoppable)
+  """`fn(config, workdir, *args)` as the job `name`, logging to WORKDIR/logs/NAME.log, compiling through the
+  sweep's persistent cache."""
+  log = os.path.join(workdir, 'logs', f'{name}.log')
+  cache = jit_cache.use(jit_cache.directory_of(workdir))  # the one this process uses (the user's, if chosen)
+  return executors.Job(name, fn, (config, workdir, *args), log, stoppable, jit_cache=cache)
 
 
 # The sweep's jobs: module-level functions of picklable arguments, so that a Ray or Slurm worker can run them.

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
+from fer_jax.infra import jit_cache
 from fer_jax.infra.errors import UserError
 
 EXECUTORS = ('local', 'ray', 'slurm')
@@ -34,13 +35,15 @@ EXECUTORS = ('local', 'ray', 'slurm')
 @dataclasses.dataclass(frozen=True)
 class Job:
   """`fn(*args)` named `name`, writing its output to `log`. A `stoppable` job takes `stop=threading.Event` and
-  saves and raises when it is set (local only: a classifier run between two epochs)."""
+  saves and raises when it is set (local only: a classifier run between two epochs). `jit_cache`: the persistent
+  compilation cache the job's process uses (`jit_cache.use`; '' for none chosen here)."""
 
   name: str
   fn: Callable[..., Any]
   args: tuple
   log: str
   stoppable: bool = False
+  jit_cache: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +106,8 @@ class Call:
         flush=True,
       )
       try:
+        if job.jit_cache:  # before the job compiles anything, in whichever process runs it
+          jit_cache.use(job.jit_cache)
         return 'ok', job.fn(*job.args)
       except Exception as e:  # pylint: disable=broad-except  # reported by name with this log
         traceback.print_exc()
