@@ -374,13 +374,14 @@ def _paper(c):
 
   # bfloat16 compute on the accelerators this preset is for (parameters, optimiser states, model outputs and
   # losses stay float32). Not safe in bfloat16: the penalties that differentiate a critic twice, where the
-  # rounding enters twice. The identity GAN's lazy R1 always runs D in float32 (identity_gan.r1_step; 1 step in
-  # 16). The expression GAN's WGAN-GP drives the critic's input-gradient norm to 1, where bfloat16's ~1% error on
-  # that norm is as large as |norm - 1|: its gradient came out 10-26% off (tiny .. paper shapes, CPU), and its GP
-  # is not yet split off into float32, so the expression GAN stays float32 here (issue #32).
+  # rounding enters twice; both always run their critic in float32. The identity GAN's lazy R1
+  # (identity_gan.r1_step; 1 step in 16); the expression GAN's WGAN-GP (expression_gan.gradient_penalty; every
+  # critic step), which drives the critic's input-gradient norm to 1, where bfloat16's ~1% error on that norm is
+  # as large as |norm - 1| (its gradient 10-26% off in bfloat16, tiny .. paper shapes, CPU).
   # tests/test_bfloat16.py compares a step of each model in both dtypes.
   c.classifier.dtype = 'bfloat16'
   c.identity_gan.dtype = 'bfloat16'
+  c.expression_gan.dtype = 'bfloat16'
 
   # The paper's protocol: train on RaFD + Oulu-CASIA, test cross-dataset on all of MMI, StarGAN learns
   # from RaFD's training subjects (7 classes). The paths are placeholders: a missing one stops with

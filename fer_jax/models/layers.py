@@ -155,7 +155,6 @@ class Conv(nn.Module):
     kernel = self.param('kernel', self.kernel_init, (*self.kernel_size, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros, (self.features,)) if self.use_bias else None
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    bias = None if bias is None else bias.astype(self.dtype)
     even = self.kernel_size[0] % 2 == 0 and self.kernel_size[1] % 2 == 0
     if self.impl != 'xla' and self.strides == 1:
       y = stride1(x, kernel, self.padding)
@@ -163,7 +162,7 @@ class Conv(nn.Module):
       y = conv_stride2_s2d(x, kernel, self.padding, stride1)
     else:  # also the fallback for shapes without a rewrite
       y = conv_xla(x, kernel, self.padding, self.strides)
-    return y if bias is None else y + bias
+    return y if bias is None else add_bias(y, bias)
 
 
 class ConvTranspose(nn.Module):
@@ -181,8 +180,14 @@ class ConvTranspose(nn.Module):
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     y = conv_transpose_xla(x, kernel) if self.impl == 'xla' else conv_transpose_x2_phases(x, kernel, stride1)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,)).astype(self.dtype)
+      y = add_bias(y, self.param('bias', nn.initializers.zeros, (self.features,)))
     return y
+
+
+def add_bias(y, bias):
+  """y + bias added in float32 and returned in y's dtype: the bias's gradient sums over batch x H x W (thousands of
+  terms), which would accumulate in bfloat16 otherwise. With a float32 y it is y + bias."""
+  return (y.astype(jnp.float32) + bias.astype(jnp.float32)).astype(y.dtype)
 
 
 class Dropout(nn.Module):
