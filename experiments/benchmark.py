@@ -1,5 +1,9 @@
 """Throughput of the real train steps (after compilation), one JSON line per model.
 
+Each network's line also holds its roofline: `gflop_per_s` (the FLOPs XLA's cost analysis counts in the timed
+program, over the timed seconds), `matmul_peak_gflop_per_s` (a 2048 x 2048 float32 matmul measured in the same
+process) and their ratio, `roofline_fraction`.
+
   python -m experiments.benchmark --what=classifier --batch_size=64 --image_size=64 --steps=20
   python -m experiments.benchmark --what=classifier --image_size=32 --runs=2   # 2 runs at once (the sweep's)
   python -m experiments.benchmark --what=expression_gan --batch_size=16 --image_size=64 \
@@ -78,6 +82,24 @@ def timed(step, steps, warmup=2):
   return (time.perf_counter() - t) / steps
 
 
+def step_flops(jitted, *args):
+  """FLOPs of one call of `jitted` on `args` as XLA's cost analysis counts them in the compiled program (a
+  multiply-add is 2; elementwise work counts too): the numerator of the roofline fraction."""
+  cost = jitted.lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get('flops', 0.0))
+
+
+def matmul_peak(n=2048, repeats=5):
+  """This machine's measured float32 matmul rate in GFLOP/s (the best of `repeats` n x n products on the first
+  device): the roofline a step's GFLOP/s is read against."""
+  a = jax.device_put(np.ones((n, n), np.float32))
+  f = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(f(a))
+  best = min(timed(lambda: f(a), 1, warmup=0) for _ in range(repeats))
+  return 2 * n**3 / best / 1e9
+
+
 def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float32', conv_impl='cpu', runs=1):
   """img/s of the train step; runs > 1: that many runs at once in threads (as `sweep.concurrent_runs`)."""
   from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
@@ -111,7 +133,13 @@ def bench_classifier(batch_size, image_size, steps, num_classes=6, dtype='float3
   for t in threads:
     t.join()
   sec = time.perf_counter() - start
-  return {'params': layers.count_params(boxes[0][0].params), 'runs': runs, 'img_per_s': runs * steps * batch_size / sec}
+  flops = step_flops(programs.train, boxes[0][0], batch, key)
+  return {
+    'params': layers.count_params(boxes[0][0].params),
+    'runs': runs,
+    'img_per_s': runs * steps * batch_size / sec,
+    'gflop_per_s': runs * steps * flops / sec / 1e9,
+  }
 
 
 def bench_render(batch_size, image_size, steps):
@@ -193,7 +221,7 @@ def bench_expression_gan(
     e = config.expression_gan
     e.conv_dim, e.repeat_num, e.d_repeat_num = int(conv_dim), int(repeat_num), int(d_repeat_num)
     e.attention, e.batch_size, e.n_critic = bool(attention), int(batch_size), 1
-    e.lambda_id = 0.0  # the peer's step: adversarial + class + cycle only
+    e.lambda_id = e.lambda_pair = 0.0  # the peer's step: adversarial + class + cycle only
     e.conv_impl, e.dtype = conv_impl, dtype
     e.condition = condition
   hp = expression_gan.hparams(config)
@@ -216,6 +244,7 @@ def bench_expression_gan(
     state, m = programs.dg(state, batch)
   jax.block_until_ready((state, m))
   dt = time.perf_counter() - t
+  flops = step_flops(programs.dg, state, batch)
   return dict(
     what='expression_gan',
     preset=preset,
@@ -227,6 +256,7 @@ def bench_expression_gan(
     params=layers.count_params(state.g_params) + layers.count_params(state.d_params),
     steps_per_s=steps / dt,
     img_per_s=steps * batch_size / dt,
+    gflop_per_s=steps * flops / dt / 1e9,
     device=str(jax.devices()[0].platform),
     num_devices=jax.device_count(),
   )
@@ -268,11 +298,17 @@ def bench_identity_gan(batch_size, image_size, steps, dtype='float32', **model_k
     state, m = programs.train(state, batch, nan_step)
   jax.block_until_ready((state, m))
   dt = time.time() - t
+  # The loop's FLOPs: every step's G + D update, and R1 on every r1_every-th.
+  r1_steps = len(range(0, int(steps), r1_every))
+  flops = steps * step_flops(programs.train, state, batch, nan_step) + r1_steps * step_flops(
+    programs.r1, state, batch, nan_step
+  )
   return dict(
     params=n_params,
     params_generator=layers.count_params(state.g_params),
     params_discriminator=layers.count_params(state.d_params),
     img_per_s=steps * batch_size / dt,
+    gflop_per_s=flops / dt / 1e9,
     preset=preset,
     r1_every=r1_every,
   )
@@ -323,6 +359,9 @@ def run_one(what, batch_size, image_size, steps, conv_impl='cpu', dtype=None, pa
   else:
     preset = 'paper' if paper else FLAGS.preset
     out = bench_identity_gan(batch_size, image_size, steps, dtype=dtype, **({'preset': preset} if preset else {}))
+  if 'gflop_per_s' in out:  # the roofline: the step's FLOP rate against this machine's matmul rate
+    out['matmul_peak_gflop_per_s'] = matmul_peak()
+    out['roofline_fraction'] = out['gflop_per_s'] / out['matmul_peak_gflop_per_s']
   line = {
     'what': what,
     'batch_size': batch_size,

@@ -1,5 +1,6 @@
 """Every `experiments.benchmark --what=...` runs at tiny shapes and prints its one JSON line (the README's commands
-must not rot: the expression GAN's once died with KeyError 'aus'). Speed itself is not tested here."""
+must not rot: the expression GAN's once died with KeyError 'aus'), the networks' with their roofline. Speed itself
+is not tested here."""
 
 import json
 import os
@@ -25,8 +26,15 @@ def _bench(*args, workdir=None):
   return line
 
 
+def _roofline(line):
+  """A network's line holds its FLOP rate, the measured matmul rate and their ratio."""
+  assert line['gflop_per_s'] > 0 and line['matmul_peak_gflop_per_s'] > 0, line
+  assert line['roofline_fraction'] == line['gflop_per_s'] / line['matmul_peak_gflop_per_s']
+  return line
+
+
 def test_classifier():
-  line = _bench('--what=classifier', '--batch_size=8')
+  line = _roofline(_bench('--what=classifier', '--batch_size=8'))
   assert line['what'] == 'classifier' and line['batch_size'] == 8 and line['params'] > 0
 
 
@@ -34,14 +42,14 @@ def test_expression_gan_told_either_condition():
   """Told 14 action units (quick's GAN) instead of 7 classes (the paper's), G's input and the critic's head are
   wider: more parameters."""
   told = {
-    c: _bench('--what=expression_gan', '--batch_size=8', f'--condition={c}', *TINY_GAN)['params']
+    c: _roofline(_bench('--what=expression_gan', '--batch_size=8', f'--condition={c}', *TINY_GAN))['params']
     for c in ('emotion', 'aus')
   }
   assert told['aus'] > told['emotion'], told
 
 
 def test_identity_gan():
-  line = _bench('--what=identity_gan', '--batch_size=8', '--preset=tiny')
+  line = _roofline(_bench('--what=identity_gan', '--batch_size=8', '--preset=tiny'))
   assert line['what'] == 'identity_gan' and line['preset'] == 'tiny' and line['params_generator'] > 0
 
 
