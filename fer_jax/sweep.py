@@ -1,4 +1,4 @@
-"""The study end to end: data -> identity GAN -> expression GAN -> synthetic sets -> classifier runs -> report.
+"""The study end to end: data -> identity and expression GAN -> synthetic sets -> classifier runs -> report.
 
 `run_sweep(config, workdir)` runs every stage in WORKDIR and skips what is finished, so rerunning the same
 command after a kill resumes (a cut classifier run resumes from its own checkpoint). The runs are a list of
@@ -8,9 +8,9 @@ results with new ones is refused (a changed `sweep` section — more seeds or mu
 runs are reused).
 
 The stages and runs are jobs of an executor (`sweep.executor`: this process, Ray tasks or Slurm jobs; see
-`executors`), handed over one phase at a time: data, identity GANs, expression GANs, synthetic sets, their
-quality, the classifier runs. A failed run does not stop the others; the report is built from the runs that
-finished and the failures are named, each with its log.
+`executors`), handed over one phase at a time: data, the GANs (identity and expression GANs at once: neither
+learns from the other), synthetic sets, their quality, the classifier runs. A failed run does not stop the others;
+the report is built from the runs that finished and the failures are named, each with its log.
 
 Layout of WORKDIR: config.json and .lock (`workdirs`), tfds/ (datasets), data/ (preview), gan{G}/ for each
 GAN replicate G (identity_gan/, expression_gan/, synthetic/, synthetic_quality.json), runs/NAME/, logs/NAME.log
@@ -278,7 +278,7 @@ def _run_sweep(config, workdir):
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
   needs_gans = any(r.generator in NEEDS_EXPRESSION_GAN for r in run_list)
   executor = executors.make(config, workdir)
-  total = 6
+  total = 5
   t0 = time.perf_counter()
   clock = profiling.Profile()  # the stages' wall seconds (profile.md)
 
@@ -298,25 +298,25 @@ def _run_sweep(config, workdir):
   synthetic_dirs, quality, sets = {}, None, synthetic_sets(run_list)
   trainings = gan_trainings(run_list)
   if needs_gans:
-    for i, name in enumerate(GAN_STAGES, 2):
-      todo = [(g, own) for g, stage, own in trainings if stage == name]
-      if not todo:  # only the expression GAN's control (real_identities) asks for GANs
-        continue
-      per_value = f'; {len(todo)} with the axis values' if len(todo) > len(gan_seeds) else ''
-      _stage(f'{name.replace("_", " ")} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', i, total)
-      with clock.part(name):
-        phase(
-          [
-            _job(config, workdir, f'{name}_g{g}{axes.tag(own)}', gan_stage, g, name, own)
-            for g, own in todo
-            if workdirs.finished(gan_folder(workdir, g, name, own)) is None
-          ]
-        )
+    # The identity and the expression GAN learn from the pool alone, not from each other: one phase trains them
+    # all at once (locally `sweep.concurrent_runs` at a time, on Ray or Slurm each on a worker of its own).
+    names = ' and '.join(n.replace('_', ' ') for n in GAN_STAGES if any(t[1] == n for t in trainings))
+    per_value = f'; {len(trainings)} GANs with the axis values' if len(trainings) > 2 * len(gan_seeds) else ''
+    _stage(f'{names} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', 2, total)
+    with clock.part('gans'):
+      phase(
+        [
+          _job(config, workdir, f'{name}_g{g}{axes.tag(own)}', gan_stage, g, name, own)
+          for g, name, own in trainings
+          if workdirs.finished(gan_folder(workdir, g, name, own)) is None
+        ],
+        threads=concurrent_runs(config),
+      )
   if sets:
     _stage(
       'synthetic sets and their quality'
       + ('' if needs_gans else ' (the oracle: no GAN, rendered faces of new subjects)'),
-      4,
+      3,
       total,
     )
     with clock.part('synthetic_sets'):
@@ -327,11 +327,11 @@ def _run_sweep(config, workdir):
         'synthetic_quality'
       ]
 
-  _stage(f'classifier runs ({len(run_list)}, executor {executor.name})', 5, total)
+  _stage(f'classifier runs ({len(run_list)}, executor {executor.name})', 4, total)
   with clock.part('classifier_runs'):
     rows, failures = train_runs(config, workdir, run_list, synthetic_dirs, executor)
 
-  _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 6, total)
+  _stage('report' + (f' of the {len(rows)} runs that finished' if failures else ''), 5, total)
   first_gans = {name: gan_folder(workdir, g, name, own) for g, name, own in reversed(trainings)}
   try:
     with clock.part('report'):
