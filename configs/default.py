@@ -108,6 +108,12 @@ def _quick():
   c.expression_gan.lambda_gp = 10.0
   # Identity-mapping L1 |G(x, own class) - x| (CycleGAN's L_idt; not in StarGAN: paper preset sets 0).
   c.expression_gan.lambda_id = 30.0  # 10: more damage to unchanged pixels; 100: expressions barely imposed
+  # Paired translation loss (not in StarGAN or GANimation; 0 = off): where the pool has the same person in another
+  # expression (fer_jax.data.pool.Pairs), G is told that face's condition and its translation is compared with it
+  # (L1 after average-pooling by pair_pool and standardising: another photo's pose, light and noise differ).
+  # Faces without such a partner train unpaired.
+  c.expression_gan.lambda_pair = 0.0
+  c.expression_gan.pair_pool = 2
   c.expression_gan.n_critic = 2  # paper: 5
   c.expression_gan.g_lr = 1e-3  # paper: 1e-4
   c.expression_gan.d_lr = 1e-3  # paper: 1e-4

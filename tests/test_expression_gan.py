@@ -252,25 +252,40 @@ def test_bad_holdout_is_a_user_error(data_dir, tmp_path, fraction):
     pool_lib.load_pool(config, str(tmp_path))
 
 
-@pytest.mark.parametrize(
-  'attention,lambda_id,cls_augment,condition',
-  [(False, 0.0, False, 'emotion'), (True, 10.0, True, 'emotion'), (True, 10.0, True, 'aus')],
-)
-def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id, cls_augment, condition):
-  # dg_step reuses the critic's G(x, c_trg) pass and its VJP; it must give what d_step followed by the
-  # plainly differentiated g_step gives (same batch, same targets).
-  config = get_config('tiny')
-  config.expression_gan.attention, config.expression_gan.lambda_id = attention, lambda_id
-  config.expression_gan.cls_augment, config.expression_gan.condition = cls_augment, condition
-  steps = eg.compiled(eg.hparams(config))
-  rng = np.random.default_rng(0)
-  size, n = config.data.image_size, 4
+def _random_batch(n, size, condition, lambda_pair=0.0, has_pair=(1, 0, 1, 1), seed=0):
+  rng = np.random.default_rng(seed)
   batch = {
     'image': rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8),
     'label': rng.integers(0, 7, (n,)).astype(np.int32),
   }
   if condition == 'aus':
     batch['aus'] = rng.uniform(0, 1, (n, emotions.NUM_AUS)).astype(np.float32)
+  if lambda_pair:  # what pool.Pairs.draw adds
+    batch['pair_image'] = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+    batch['pair_label'] = rng.integers(0, 7, (n,)).astype(np.int32)
+    batch['pair_aus'] = rng.uniform(0, 1, (n, emotions.NUM_AUS)).astype(np.float32)
+    batch['has_pair'] = np.asarray(has_pair, np.float32)
+  return batch
+
+
+@pytest.mark.parametrize(
+  'attention,lambda_id,cls_augment,condition,lambda_pair',
+  [
+    (False, 0.0, False, 'emotion', 0.0),
+    (True, 10.0, True, 'emotion', 0.0),
+    (True, 10.0, True, 'aus', 0.0),
+    (True, 10.0, True, 'aus', 5.0),
+  ],
+)
+def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id, cls_augment, condition, lambda_pair):
+  # dg_step reuses the critic's G(x, c_trg) pass and its VJP; it must give what d_step followed by the
+  # plainly differentiated g_step gives (same batch, same targets).
+  config = get_config('tiny')
+  config.expression_gan.attention, config.expression_gan.lambda_id = attention, lambda_id
+  config.expression_gan.cls_augment, config.expression_gan.condition = cls_augment, condition
+  config.expression_gan.lambda_pair = lambda_pair
+  steps = eg.compiled(eg.hparams(config))
+  batch = _random_batch(4, config.data.image_size, condition, lambda_pair)
   fused, (d_fused, g_fused) = steps.dg(steps.init(0), batch)
   plain, d_plain = steps.d(steps.init(0), batch)
   plain, g_plain = steps.g(plain, batch)
@@ -344,3 +359,79 @@ def test_au_targets_are_real_faces_aus_keyed_by_id(tiny, tmp_path):
   tiny.expression_gan.condition = 'au'
   with pytest.raises(UserError, match=r"expression_gan.condition='au'; expected one of emotion, aus"):
     eg.hparams(tiny)
+
+
+def test_pairs_are_the_same_person_in_another_expression_drawn_reproducibly(tiny, tmp_path):
+  """pool.Pairs: every partner is a training face of the same subject with another label; a step's draw depends on
+  (seed, step) and the row's place in the batch alone; a pool where nobody has a second expression has none."""
+  pool = pool_lib.load_pool(tiny, str(tmp_path))
+  pairs = pool_lib.Pairs(pool, seed=0)
+  assert pairs.share == 1.0  # the procedural pool holds every subject in every expression
+  subjects, labels = pool.train_subjects, pool.labels[pool.train_idx]
+  for j, partners in enumerate(pairs.partners):
+    assert len(partners) and (subjects[partners] == subjects[j]).all() and (labels[partners] != labels[j]).all()
+  index = np.arange(8)
+  a, b, other = pairs.draw(index, 3, 8, True), pairs.draw(index, 3, 8, True), pairs.draw(index, 4, 8, True)
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert not np.array_equal(a['pair_image'], other['pair_image'])
+  assert a['has_pair'].all() and (a['pair_label'] != labels[index]).all()
+  loners = dataclasses.replace(pool, subjects=np.arange(len(pool.subjects)))  # one face per person
+  none = pool_lib.Pairs(loners, seed=0)
+  assert none.share == 0.0 and not none.draw(index, 3, 8)['has_pair'].any()
+
+
+def test_paired_loss_reads_the_expression_not_the_photo():
+  """The partner is another photo: its brightness and contrast cost nothing, its sensor noise a fraction of what a
+  mouth that opens costs."""
+  y, x = np.mgrid[0:32, 0:32] / 31 * 2 - 1
+  eyes = sum(np.exp(-((x - dx) ** 2 + (y + 0.3) ** 2) / 0.02) for dx in (-0.35, 0.35))
+  face = jnp.asarray((0.5 * np.exp(-(x**2 / 0.5 + y**2 / 0.8)) - 0.3 * eyes - 0.2)[None, :, :, None], jnp.float32)
+  noise = 0.03 * jnp.asarray(np.random.default_rng(0).standard_normal(face.shape), jnp.float32)
+  has = jnp.ones((1,))
+  photo, noisy, mouth = 0.7 * face + 0.2, 0.7 * face + 0.2 + noise, face.at[:, 20:24, 12:20].set(-1.0)
+  same, other_photo, noisy_photo, other_mouth = (
+    float(eg.pair_loss(face, (p, has), 2)) for p in (face, photo, noisy, mouth)
+  )
+  assert same < 1e-6 and other_photo < 1e-4 and noisy_photo < other_mouth / 3, (other_photo, noisy_photo, other_mouth)
+  assert float(eg.pair_loss(face, (mouth, jnp.zeros((1,))), 2)) == 0.0  # no partner: no paired loss
+
+
+def test_without_partners_the_paired_step_is_the_unpaired_one():
+  """A batch in which no face has a partner (a pool without pairs) trains as with lambda_pair = 0."""
+  states = []
+  for lambda_pair in (0.0, 5.0):
+    config = get_config('tiny')
+    config.expression_gan.lambda_pair = lambda_pair
+    steps = eg.compiled(eg.hparams(config))
+    batch = _random_batch(4, config.data.image_size, config.expression_gan.condition, 5.0, has_pair=(0, 0, 0, 0))
+    if not lambda_pair:
+      batch = {k: v for k, v in batch.items() if not k.startswith(('pair', 'has'))}
+    states.append(steps.dg(steps.init(0), batch))
+  (unpaired, (d0, g0)), (paired, (d1, g1)) = states
+  assert g1.pop('g_pair') == 0.0
+  for a, b in ((d0, d1), (g0, g1)):
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-6, err_msg=k)
+  # The gradients, as Adam's first moments (its first update is ~lr x sign(gradient) whatever the gradient's size,
+  # so the parameters would hide a difference): equal up to float summation order.
+  for a, b in ((unpaired.g_opt, paired.g_opt), (unpaired.d_opt, paired.d_opt)):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5 * np.abs(y).max()), a, b)
+
+
+def test_paired_training_logs_its_loss(tmp_path, data_dir):
+  config = _tiny(data_dir, lambda_pair=5.0)
+  state, scalars = eg.train(config, str(tmp_path / 'paired'))
+  assert int(state.step) == config.expression_gan.steps and np.isfinite(scalars['g_pair']) and scalars['g_pair'] > 0
+
+
+@pytest.mark.parametrize(
+  'key,value,expected',
+  [('lambda_pair', -1.0, 'expected a number >= 0'), ('pair_pool', 3, 'does not divide data.image_size=32')],
+)
+def test_bad_pair_settings_are_one_line(key, value, expected):
+  config = get_config('tiny')
+  setattr(config.expression_gan, key, value)
+  with pytest.raises(UserError, match=expected):
+    eg.hparams(config)

@@ -39,10 +39,10 @@ class Pool:
     return self.subjects[self.train_idx]
 
   def train_dataset(self, with_aus=False):
-    """grain MapDataset of the training subjects' records {'image' uint8, 'label' int32} (+ 'aus' float32
-    [NUM_AUS] with `with_aus`)."""
+    """grain MapDataset of the training subjects' records {'image' uint8, 'label' int32, 'index': its position
+    in train_idx} (+ 'aus' float32 [NUM_AUS] with `with_aus`)."""
     src, idx = self.source, self.train_idx
-    return grain.MapDataset.range(len(idx)).map(lambda j: _record(src[int(idx[j])], with_aus))
+    return grain.MapDataset.range(len(idx)).map(lambda j: {**_record(src[int(idx[j])], with_aus), 'index': np.int32(j)})
 
   def describe(self):
     """Counts for logs and metrics.json."""
@@ -52,6 +52,43 @@ class Pool:
       holdout_images=int(len(self.holdout_idx)),
       holdout_subjects=int(len(np.unique(self.subjects[self.holdout_idx]))),
     )
+
+
+class Pairs:
+  """The pool's pairs: for each training face, the training faces of the same person with another expression
+  (every subject of the procedural pool, and of RaFD, Oulu-CASIA, CK+, MMI or JAFFE, is recorded in several).
+  A paired translation loss aims G's translation of a face at one of them; a face without any (a subject seen
+  in one expression only, or a pool without subject ids) is left to the unpaired losses."""
+
+  def __init__(self, pool, seed):
+    self.pool, self.seed = pool, int(seed)
+    subjects, labels = pool.train_subjects, pool.labels[pool.train_idx]
+    by_subject = {}
+    for j, s in enumerate(subjects):
+      by_subject.setdefault(int(s), []).append(j)
+    self.partners = [
+      np.array([i for i in by_subject[int(s)] if labels[i] != labels[j]], np.int64) for j, s in enumerate(subjects)
+    ]
+
+  @property
+  def share(self):
+    """The share of training faces that have a partner."""
+    return float(np.mean([len(p) > 0 for p in self.partners])) if self.partners else 0.0
+
+  def draw(self, index, step, global_batch_size, with_aus=False):
+    """Each row's partner for training step `step` (this process's rows `index`, positions in train_idx): one of
+    its partners drawn from (seed, step) and the row's position in the global batch, so that a resumed run and
+    any number of processes draw the same. Returns {'pair_image', 'pair_label', 'has_pair'} (+ 'pair_aus')."""
+    u = np.random.default_rng([self.seed, 7, int(step)]).random(global_batch_size)
+    u = u[jax.process_index() * len(index) :][: len(index)]
+    rows = [self.partners[int(j)] for j in index]
+    has = np.array([len(p) > 0 for p in rows])
+    chosen = np.array([p[int(x * len(p))] if len(p) else int(j) for p, x, j in zip(rows, u, index)], np.int64)
+    at = self.pool.train_idx[chosen]
+    out = {'pair_image': self.pool.images[at], 'pair_label': self.pool.labels[at], 'has_pair': has.astype(np.float32)}
+    if with_aus:
+      out['pair_aus'] = self.pool.aus[at]
+    return out
 
 
 def _record(r, with_aus=False):

@@ -82,6 +82,8 @@ class Hparams:
   lambda_mask: float
   lambda_tv: float
   lambda_id: float
+  lambda_pair: float
+  pair_pool: int
   g_lr: float
   d_lr: float
   betas: tuple[float, float]
@@ -110,9 +112,15 @@ def hparams(config) -> Hparams:
     raise UserError(f'expression_gan.n_critic={e.n_critic}; expected a positive integer')
   if e.steps < 1:
     raise UserError(f'expression_gan.steps={e.steps}; expected a positive integer')
+  if not (isinstance(e.lambda_pair, (int, float)) and math.isfinite(e.lambda_pair) and e.lambda_pair >= 0):
+    raise UserError(f'expression_gan.lambda_pair={e.lambda_pair!r}; expected a number >= 0 (0: no paired loss)')
+  if isinstance(e.pair_pool, bool) or not isinstance(e.pair_pool, int) or e.pair_pool < 1:
+    raise UserError(f'expression_gan.pair_pool={e.pair_pool!r}; expected a whole number >= 1 (1: full resolution)')
   if e.condition not in CONDITIONS:
     raise UserError(f'expression_gan.condition={e.condition!r}; expected one of {", ".join(CONDITIONS)}')
   size = int(config.data.image_size)
+  if size % e.pair_pool:
+    raise UserError(f'expression_gan.pair_pool={e.pair_pool} does not divide data.image_size={size}')
   if size % 4 or size // 2**e.d_repeat_num < 1:
     raise UserError(
       f'data.image_size={size} does not fit the GAN: it must be a multiple of 4 and at least '
@@ -136,6 +144,8 @@ def hparams(config) -> Hparams:
     lambda_mask=float(e.lambda_mask),
     lambda_tv=float(e.lambda_tv),
     lambda_id=float(e.lambda_id),
+    lambda_pair=float(e.lambda_pair),
+    pair_pool=int(e.pair_pool),
     g_lr=float(e.g_lr),
     d_lr=float(e.d_lr),
     betas=(float(b1), float(b2)),
@@ -214,8 +224,9 @@ def init(seed, *, hp):
 
 
 def _iteration_inputs(state, batch, critic_step, hp):
-  """(x, org, trg, alpha, k): org and trg are the source and target conditions, class indices (emotion)
-  or action-unit vectors (aus)."""
+  """(x, org, trg, alpha, k, pair): org and trg are the source and target conditions, class indices (emotion)
+  or action-unit vectors (aus); pair = (the partner faces in [-1, 1], which rows have one) with lambda_pair, else
+  None."""
   x = pixels.to_unit(batch['image'])
   # One c_trg per iteration (StarGAN): the critic and the generator step on the same targets.
   k = jax.random.fold_in(state.key, critic_step)
@@ -226,8 +237,14 @@ def _iteration_inputs(state, batch, critic_step, hp):
   else:
     org = batch['label']
     trg = jax.random.randint(jax.random.fold_in(k, 0), org.shape, 0, hp.c_dim)
+  pair = None
+  if hp.lambda_pair:  # a face with a partner (the same person, another expression) is asked for the partner's
+    has = batch['has_pair']
+    told = batch['pair_aus'] if hp.condition == 'aus' else batch['pair_label']
+    trg = jnp.where(has.reshape(-1, *([1] * (trg.ndim - 1))) > 0, told, trg)
+    pair = (pixels.to_unit(batch['pair_image']), has)
   alpha = jax.random.uniform(jax.random.fold_in(k, 1), (x.shape[0], 1, 1, 1))
-  return x, org, trg, alpha, k
+  return x, org, trg, alpha, k, pair
 
 
 def _told(c, hp):
@@ -257,8 +274,27 @@ def _critic_head(d_model, d_params, images, key, hp):
   return d_model.apply(d_params, images)[1]
 
 
-def _generator_losses(g_params, d_params, x, org, trg, fake, mask, k, hp):
-  """The generator's loss given its first pass (fake, mask) = G(x, c_trg); g_params enters via the others."""
+def _coarse(images, factor):
+  """Each image average-pooled by `factor` and standardised (zero mean, unit variance): what the paired loss
+  compares. The partner is another photo of the person (its pose, light, contrast and sensor noise differ); at a
+  coarse scale and without brightness or contrast, what remains is where the face's parts are: the expression."""
+  n, h, w, c = images.shape
+  p = images.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+  mean = p.mean(axis=(1, 2, 3), keepdims=True)
+  return (p - mean) / jnp.sqrt(jnp.square(p - mean).mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
+
+
+def pair_loss(fake, pair, factor):
+  """The paired translation loss: mean L1 between G's translation and the partner face (`_coarse`), over the
+  rows that have a partner (0 when none has)."""
+  partner, has = pair
+  per_row = jnp.abs(_coarse(fake, factor) - _coarse(partner, factor)).mean(axis=(1, 2, 3))
+  return jnp.sum(per_row * has) / jnp.maximum(has.sum(), 1.0)
+
+
+def _generator_losses(g_params, d_params, x, org, trg, fake, mask, k, hp, pair=None):
+  """The generator's loss given its first pass (fake, mask) = G(x, c_trg); g_params enters via the others.
+  `pair` (`_iteration_inputs`): the partner faces the paired loss aims the translations at."""
   g_model, d_model = models(hp)
   src, cls = d_model.apply(d_params, fake)
   if hp.cls_augment:
@@ -276,6 +312,10 @@ def _generator_losses(g_params, d_params, x, org, trg, fake, mask, k, hp):
     id_loss = jnp.abs(x - same).mean()
     loss = loss + hp.lambda_id * id_loss
     metrics['g_id'] = id_loss
+  if hp.lambda_pair:
+    paired = pair_loss(fake, pair, hp.pair_pool)
+    loss = loss + hp.lambda_pair * paired
+    metrics['g_pair'] = paired
   if hp.attention:
     # GANimation: L1 keeps the mask from saturating at 1 (copy the input, a trivial cycle), TV keeps
     # it smooth.
@@ -341,7 +381,7 @@ def _generator_update(state, grads, hp):
 def d_step(state, batch, *, hp):
   """One critic update (WGAN loss + condition loss on real faces + gradient penalty)."""
   g_model, _ = models(hp)
-  x, org, trg, alpha, k = _iteration_inputs(state, batch, state.step, hp)
+  x, org, trg, alpha, k, _ = _iteration_inputs(state, batch, state.step, hp)
   fake = g_model.apply(state.g_params, x, _told(trg, hp))
   return _critic_update(state, x, org, fake, alpha, k, hp)
 
@@ -354,13 +394,13 @@ def dg_step(state, batch, *, hp):
   generator's gradient is the sum of that pass's VJP and the direct gradient of the other passes.
   """
   g_model, _ = models(hp)
-  x, org, trg, alpha, k = _iteration_inputs(state, batch, state.step, hp)
+  x, org, trg, alpha, k, pair = _iteration_inputs(state, batch, state.step, hp)
   (fake, mask), first_vjp = jax.vjp(
     lambda g_params: g_model.apply(g_params, x, _told(trg, hp), return_mask=True), state.g_params
   )
   state, d_metrics = _critic_update(state, x, org, jax.lax.stop_gradient(fake), alpha, k, hp)
   (_, g_metrics), (g_direct, d_fake, d_mask) = jax.value_and_grad(_generator_losses, argnums=(0, 5, 6), has_aux=True)(
-    state.g_params, state.d_params, x, org, trg, fake, mask, k, hp
+    state.g_params, state.d_params, x, org, trg, fake, mask, k, hp, pair
   )
   (g_first,) = first_vjp((d_fake, d_mask))
   return _generator_update(state, jax.tree.map(jnp.add, g_direct, g_first), hp), (d_metrics, g_metrics)
@@ -370,11 +410,11 @@ def g_step(state, batch, *, hp):
   """The generator update after a critic step on `batch`, written plainly (G(x, c_trg) recomputed inside
   the differentiated loss): the reference `dg_step` is tested against."""
   g_model, _ = models(hp)
-  x, org, trg, _, k = _iteration_inputs(state, batch, state.step - 1, hp)
+  x, org, trg, _, k, pair = _iteration_inputs(state, batch, state.step - 1, hp)
 
   def loss_fn(g_params):
     fake, mask = g_model.apply(g_params, x, _told(trg, hp), return_mask=True)
-    return _generator_losses(g_params, state.d_params, x, org, trg, fake, mask, k, hp)
+    return _generator_losses(g_params, state.d_params, x, org, trg, fake, mask, k, hp, pair)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   return _generator_update(state, grads, hp), metrics
@@ -437,6 +477,10 @@ def check_config(config):
   return hp
 
 
+# What a training batch holds on the devices: the pool's faces and conditions, and their partners (`pool.Pairs`).
+BATCH_KEYS = ('image', 'label', 'aus', 'pair_image', 'pair_label', 'pair_aus', 'has_pair')
+
+
 def train(config, workdir, pool=None, profile=None):
   """The loop on `pool`'s training faces, resuming from WORKDIR/checkpoints: a critic step every step, the
   generator's after every n_critic-th; logging (tensorboard, the means over each interval), checkpoints and the
@@ -465,6 +509,13 @@ def train(config, workdir, pool=None, profile=None):
     start,
     'expression_gan.batch_size',
   )
+  pairs = pool_lib.Pairs(pool, config.seed) if hp.lambda_pair else None
+  if pairs is not None and pairs.share == 0:
+    logging.warning(
+      'expression GAN: no pool face has a partner (the same person in another expression); '
+      'lambda_pair=%g weighs nothing: training is unpaired',
+      hp.lambda_pair,
+    )
   with profile.part('pictures'):
     samples = sample_faces(config, pool)
   pending_d, pending_g, first = [], [], start
@@ -474,7 +525,9 @@ def train(config, workdir, pool=None, profile=None):
     for step in range(start, hp.steps):
       with profile.part('input'):
         batch = next(stream)
-        batch = parallel.shard_batch({k: batch[k] for k in ('image', 'label', 'aus') if k in batch})
+        if pairs is not None:
+          batch.update(pairs.draw(batch['index'], step, int(e.batch_size), with_aus=hp.condition == 'aus'))
+        batch = parallel.shard_batch({k: v for k, v in batch.items() if k in BATCH_KEYS})
       # A run's first d and dg steps compile them (when this process has not run their shapes yet).
       with profile.part('compile' if step < start + hp.n_critic else 'steps'):
         if (step + 1) % hp.n_critic == 0:
