@@ -92,6 +92,11 @@ def test_expression_gan_step():
       'image': rng.integers(0, 256, (8, size, size, 1), dtype=np.uint8),
       'label': rng.integers(0, len(emotions.EMOTIONS), (8,)).astype(np.int32),
       'aus': rng.uniform(0, 1, (8, emotions.NUM_AUS)).astype(np.float32),
+      # tiny's paired loss (`pool.Pairs`): half the faces with a partner
+      'pair_image': rng.integers(0, 256, (8, size, size, 1), dtype=np.uint8),
+      'pair_label': rng.integers(0, len(emotions.EMOTIONS), (8,)).astype(np.int32),
+      'pair_aus': rng.uniform(0, 1, (8, emotions.NUM_AUS)).astype(np.float32),
+      'has_pair': np.tile(np.float32([1, 0]), 4),
     }
   )
   metrics, grads, states = {}, {}, {}

@@ -49,12 +49,15 @@ STARGAN = dict(  # Choi et al. 2018 (RaFD), 7 classes
   lambda_rec=10.0,
   lambda_gp=10.0,
   lambda_id=0.0,
+  lambda_pair=0.0,  # no paired loss in StarGAN
   attention=False,
   cls_augment=False,
   condition='emotion',
 )
-# lambda_mask/lambda_tv weigh nothing without attention; the EMA generator is this codebase's, in every preset.
-STARGAN_OTHER = {'lambda_mask', 'lambda_tv', 'ema_decay', 'ema_warmup', 'conv_impl', 'dtype', 'eval_batch_size'}
+# lambda_mask/lambda_tv weigh nothing without attention, pair_pool nothing without lambda_pair; the EMA generator is
+# this codebase's, in every preset.
+STARGAN_OTHER = {'lambda_mask', 'lambda_tv', 'pair_pool', 'ema_decay', 'ema_warmup', 'conv_impl', 'dtype'}
+STARGAN_OTHER |= {'eval_batch_size'}
 STARGAN_OTHER |= {'sample_every', 'checkpoint_every', 'log_every', 'sample_faces'}
 CLASSIFIER = dict(  # the paper's CNN and protocol: Adam 1e-4, up to 50 epochs, early stopping from the first
   num_classes=6, lr=1e-4, batch_size=64, num_epochs=50, patience=5, max_steps=0, min_steps=0, mix='concat'
