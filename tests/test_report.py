@@ -362,20 +362,32 @@ def _with_controls(rng, seeds, means, sd_run=0.004):
 def test_controls_give_their_share_of_the_oracles_gain_and_where_it_is_lost(tmp_path):
   rng = np.random.default_rng(3)
   means = {'gan': 0.61, 'oracle': 0.68, 'pool': 0.66, 'real_identities': 0.64}
-  rows = _csv_roundtrip(_with_controls(rng, 20, means), tmp_path)
+  rows = _with_controls(rng, 20, means)
+  # On validation the pool reaches half the oracle's gain (on test three quarters): the share to choose by is read
+  # from val_accuracy alone.
+  val = {(r['generator'] if r['regime'] != 'real' else 'real', r['seed']): r['val_accuracy'] for r in rows}
+  for r in rows:
+    if r.get('generator') == 'pool':
+      r['val_accuracy'] = val[('real', r['seed'])] + 0.5 * (val[('oracle', r['seed'])] - val[('real', r['seed'])])
+  rows = _csv_roundtrip(rows, tmp_path)
   s = report.analysis.summarize(rows)
   assert s['generator'] == 'gan' and {c['regime'] for c in s['cells']} == {'real', 'mixed'}
   assert set(s['controls']) == {'pool', 'real_identities'}
-  for name, true in (('pool', 0.75), ('real_identities', 0.5)):
+  for name, true, true_val in (('pool', 0.75, 0.5), ('real_identities', 0.5, 0.5)):
     (v,) = s['controls'][name]['versus_oracle']
     lo, hi = v['share']['ci95']
     assert v['verdict'] == 'estimated' and lo < true < hi and abs(v['share']['mean'] - true) < 0.1, (name, v)
     assert abs(v['gain']['mean'] - (means[name] - 0.6)) < 0.005
+    assert abs(v['val_share']['mean'] - true_val) < 0.1, (name, v['val_share'])
   (loss,) = s['loss_by_stage']
   assert abs(loss['expression_gan']['mean'] - 0.04) < 0.005 and loss['expression_gan']['significant']
   assert abs(loss['identity_gan']['mean'] - 0.03) < 0.005 and loss['identity_gan']['significant']
   md = report.markdown.render(s)
   assert '## Where the gain is lost' in md and '| 1 | pool | +6.' in md and 'lost by the expression GAN' in md
+  pool_row = next(line for line in md.splitlines() if line.startswith('| 1 | pool |'))
+  assert pool_row.split('|')[5].strip().startswith('50%'), pool_row
+  (gan,) = s['gan_vs_oracle']  # the GANs' own row of the same table
+  assert abs(gan['val_share']['mean'] - 0.125) < 0.1, gan['val_share']
   lines = report.answer.answer_lines(s, {}, 'report.md')
   assert any(line.startswith('control pool, mixed@1: +6.') and "of the oracle's gain" in line for line in lines), lines
   assert any('the expression GAN loses +4.' in line for line in lines), lines

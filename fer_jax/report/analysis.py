@@ -118,7 +118,11 @@ def _summarize_study(rows, margin):
       out['controls'][name] = dict(c, versus_oracle=_versus_oracle(of(name), orc_rows, num_classes) if orc_rows else [])
   if orc_rows:
     out['gan_vs_oracle'] = [
-      {'multiple': v['multiple'], 'gan_gain': v['gain'], **{k: v[k] for k in ('oracle_gain', 'share', 'verdict')}}
+      {
+        'multiple': v['multiple'],
+        'gan_gain': v['gain'],
+        **{k: v[k] for k in ('oracle_gain', 'share', 'verdict', 'val_share')},
+      }
       for v in _versus_oracle(main, orc_rows, num_classes)
     ]
   if primary == 'gan' and orc_rows and 'real_identities' in gens:
@@ -131,13 +135,15 @@ def _versus_oracle(rows, oracle_rows, num_classes):
   share of the oracle's gain."""
   ok = lambda rs: [r for r in rs if not table.failure(r, num_classes)]
   gen, orc = table.by_cell(ok(rows), 'test_accuracy'), table.by_cell(ok(oracle_rows), 'test_accuracy')
+  gen_val, orc_val = table.by_cell(ok(rows), 'val_accuracy'), table.by_cell(ok(oracle_rows), 'val_accuracy')
   real = gen.get(('real', 0.0))
   out = []
   for k in sorted(k for regime, k in orc if regime == 'mixed'):
-    if ('mixed', k) not in gen or not real:
+    cell = ('mixed', k)
+    if cell not in gen or not real:
       continue
-    g, o = _comparison(gen[('mixed', k)], real), _comparison(orc[('mixed', k)], real)
-    share = stats.share_of_gain(gen[('mixed', k)], orc[('mixed', k)], real)
+    g, o = _comparison(gen[cell], real), _comparison(orc[cell], real)
+    share = stats.share_of_gain(gen[cell], orc[cell], real)
     decidable = o['significant'] and o['mean'] > 0
     out.append(
       {
@@ -146,9 +152,19 @@ def _versus_oracle(rows, oracle_rows, num_classes):
         'oracle_gain': o,
         'share': share if decidable else None,
         'verdict': 'estimated' if decidable else 'inconclusive',
+        'val_share': _val_share(gen_val.get(cell), orc_val.get(cell), gen_val.get(('real', 0.0))),
       }
     )
   return out
+
+
+def _val_share(gen, orc, real):
+  """The share of the oracle's gain on validation accuracy: the number to choose generator variants by (the test
+  share is the report's answer and chooses nothing). None where the oracle's validation gain is not above zero."""
+  if not gen or not orc or not real:
+    return None
+  o = _comparison(orc, real)
+  return stats.share_of_gain(gen, orc, real) if o['significant'] and o['mean'] > 0 else None
 
 
 def _loss_by_stage(gan_rows, real_id_rows, oracle_rows, num_classes):

@@ -348,6 +348,12 @@ def _share_cell(v):
   return f'{100 * v["share"]["mean"]:.0f}% (95% CI {100 * lo:.0f}% to {100 * hi:.0f}%)'
 
 
+def _val_share_cell(v):
+  if not v.get('val_share'):
+    return "inconclusive: the oracle's validation gain is not distinguishable from zero"
+  return _share_cell({'share': v['val_share']})
+
+
 def _controls_markdown(s):
   """Each control's gain (and share of the oracle's), then where the oracle's gain is lost, GAN by GAN."""
   lines = [
@@ -358,10 +364,11 @@ def _controls_markdown(s):
     '`real_identities` is the expression GAN imposing each emotion on neutral faces of people no GAN drew (new '
     "rendered subjects, the oracle's people, on the procedural default; the pool's neutral faces on a real "
     'dataset): the expression GAN alone. Mixed regime, gain of mixed@k over real only, test accuracy points '
-    '(95% CI, paired by seed):',
+    "(95% CI, paired by seed); the last column is the share on the runs' validation accuracy, the one to compare "
+    'generator variants by (no test number may choose one):',
     '',
-    "| k | generator | gain (points) | share of the oracle's gain |",
-    '|---|---|---|---|',
+    "| k | generator | gain (points) | share of the oracle's gain | share on validation (to choose variants by) |",
+    '|---|---|---|---|---|',
   ]
   by_k = {}  # k -> [(generator, gain, versus-oracle entry or None)], the GANs' first
   for v in s.get('gan_vs_oracle') or []:
@@ -373,9 +380,8 @@ def _controls_markdown(s):
       by_k.setdefault(c['gain']['multiple'], []).append((name, c['gain'], None))
   for k in sorted(by_k):
     for name, gain, v in by_k[k]:
-      lines.append(
-        f'| {k:g} | {name} | {_gain_cell(gain)} | {_share_cell(v) if v else "no usable oracle run at this k"} |'
-      )
+      share, val = (_share_cell(v), _val_share_cell(v)) if v else ('no usable oracle run at this k', '')
+      lines.append(f'| {k:g} | {name} | {_gain_cell(gain)} | {share} | {val} |')
   lines.append('')
   if s.get('loss_by_stage'):
     lines += [
