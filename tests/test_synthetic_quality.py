@@ -66,8 +66,11 @@ def test_evaluate_on_real_faces_posing_as_synthetic(tiny, tmp_path):
   images, labels, subjects = sq.load_synthetic(tiny, workdir, folder, max_images=7)
   assert len(images) == 7 and list(labels) == list(pool.labels[ho][:7])
   assert list(subjects) == list(pool.subjects[ho][:7])
+  stats = q['image_statistics']
+  assert set(stats) == {'real', 'synthetic'} and set(stats['real']) == {'highpass', 'high_frequency_power', 'contrast'}
   md = report.markdown.quality_markdown({'replicates': {'0': q}})
   assert 'pool-judge agreement' in md and '50% = indistinguishable' in md
+  assert "| real pool faces (the probe's other side) |" in md and 'high-pass residual' in md
 
 
 def test_split_by_subject_is_disjoint_and_complete():
@@ -116,3 +119,17 @@ def test_realism_is_chance_for_two_halves_of_the_same_faces(rendered):
   lo, hi = r['ci95']
   # Identical distributions: chance, within the full width of the (subject-clustered) interval.
   assert lo < r['accuracy'] < hi and abs(r['accuracy'] - 0.5) < hi - lo < 0.5
+
+
+def test_image_statistics_see_sensor_noise_and_its_absence(rendered):
+  images, _ = rendered
+  x = images.astype(np.float64)
+  smooth = (x + np.roll(x, 1, 1) + np.roll(x, -1, 1) + np.roll(x, 1, 2) + np.roll(x, -1, 2)) / 5
+  noisy = x + np.random.default_rng(0).normal(0, 12, x.shape)
+  as_u8 = lambda a: np.clip(np.round(a), 0, 255).astype(np.uint8)
+  s, m, n = (sq.image_statistics(as_u8(a)) for a in (smooth, x, noisy))
+  for key in ('highpass', 'high_frequency_power'):
+    assert s[key][1] < m[key][1] < n[key][1], (key, s[key], m[key], n[key])
+  flat = sq.image_statistics(np.full((3, 8, 8, 1), 128, np.uint8))
+  assert all(v == [0.0, 0.0, 0.0] for v in flat.values())
+  assert m['contrast'][0] <= m['contrast'][1] <= m['contrast'][2]

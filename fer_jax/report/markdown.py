@@ -409,6 +409,29 @@ def _p(p):
   return f'{p:.3g}' if p is not None and np.isfinite(p) else '–'
 
 
+def _image_statistics_markdown(reps):
+  """What the realism probe may key on: each set's image statistics beside the real faces it was told from."""
+  have = {g: q['image_statistics'] for g, q in sorted(reps.items()) if q.get('image_statistics')}
+  if not have:
+    return []
+  cell = lambda v, scale: f'{scale * v[1]:.1f} ({scale * v[0]:.1f}–{scale * v[2]:.1f})'
+  row = lambda name, st: (
+    f'| {name} | {cell(st["highpass"], 1000)} | {cell(st["high_frequency_power"], 100)} | {cell(st["contrast"], 100)} |'
+  )
+  lines = [
+    '',
+    'What the probe may key on: per image, the high-pass residual (image minus its 3x3 blur: sensor noise and fine '
+    'texture; standard deviation in thousandths of the grey range), the share of spectral power above half the '
+    'Nyquist frequency (%) and the contrast (grey-level standard deviation, %), as median (10th–90th percentile):',
+    '',
+    '| faces | high-pass residual (‰) | high-frequency power (%) | contrast (%) |',
+    '|---|---|---|---|',
+    row("real pool faces (the probe's other side)", next(iter(have.values()))['real']),
+  ]
+  lines += [row(set_name(g, reference=True), st['synthetic']) for g, st in have.items()]
+  return lines
+
+
 def quality_markdown(quality):
   """The synthetic sets' judge agreement and realism (one row per GAN replicate), and the fer judge's table."""
   lines = []
@@ -436,6 +459,7 @@ def quality_markdown(quality):
           f'{kept} of the generated faces; {f["generated_per_kept"]:.2f} faces were generated per face used. '
           'Its judge agreement is high by construction (the same judge chose it).'
         )
+    lines += _image_statistics_markdown(reps)
     first = reps[sorted(reps)[0]]
     per = ', '.join(f'{k} {100 * v:.0f}%' for k, v in first['judge_agreement_per_class'].items() if v is not None)
     which = set_name(sorted(reps)[0])
