@@ -76,6 +76,9 @@ def _quick():
   # StyleGAN2-ADA's heuristic 2e-4 * res^2 / batch gives 0.0064 at quick's shapes: 16x more, for stability.
   c.identity_gan.r1_gamma = 0.1
   c.identity_gan.r1_every = 16  # lazy R1
+  # DiffAugment (Zhao et al. 2020) on everything D sees: policies joined by '+' from 'color', 'translation',
+  # 'cutout' (its recipe for small datasets: all three); '' = off (StyleGAN2 as published).
+  c.identity_gan.diffaugment = ''
   c.identity_gan.lr = 4e-3
   c.identity_gan.betas = (0.0, 0.99)
   c.identity_gan.ema_half_life_images = 2000

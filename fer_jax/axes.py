@@ -101,8 +101,9 @@ def parse(config):
     for p in key.split('.'):
       node = node[p]
     vals = tuple(_value(key, v, node) for v in values.split(',') if v.strip())
-    if any(isinstance(v, str) and not v.replace('_', '').replace('-', '').isalnum() for v in vals):
-      raise UserError(f'sweep.axes: {key}={values}: a word value may hold letters, digits, - and _ only')
+    # Values name directories (axes.tag); '+' joins DiffAugment's policies (identity_gan.diffaugment).
+    if any(isinstance(v, str) and not v.replace('_', '').replace('-', '').replace('+', '').isalnum() for v in vals):
+      raise UserError(f'sweep.axes: {key}={values}: a word value may hold letters, digits, -, _ and + only')
     if len(set(vals)) != len(vals):
       raise UserError(f'sweep.axes: {key} lists a value twice ({values})')
     out.append((key, vals))

@@ -230,3 +230,26 @@ def test_precision_recall_detects_collapse():
   assert p > 0.9 and r < 0.05
   far = rng.normal(size=(300, 4)) + 50
   assert gan_metrics.precision_recall(real, far) == (0.0, 0.0)
+
+
+def test_diffaugment_is_an_option_and_a_bad_policy_is_one_line():
+  """With identity_gan.diffaugment the critic scores transformed faces: the same state and batch give another D
+  loss and still finite steps; '' is StyleGAN2 as published; a misspelt policy is refused up front."""
+  from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)
+  d_loss = {}
+  for policy in ('', 'color+translation+cutout'):
+    config = _config(**{'identity_gan.diffaugment': policy})
+    programs = identity_gan.compiled(identity_gan.hparams(config))
+    state = parallel.replicate(programs.init(jax.random.PRNGKey(0)))
+    batch = parallel.shard_batch({'image': images})
+    nan_step = parallel.replicate(np.int32(-1))
+    state, _ = programs.r1(state, batch, nan_step)
+    state, m = programs.train(state, batch, nan_step)
+    assert all(np.isfinite(np.asarray(v)) for v in m.values()), (policy, m)
+    d_loss[policy] = float(m['d_loss'])
+  assert d_loss[''] != d_loss['color+translation+cutout']
+  with pytest.raises(UserError, match=r"identity_gan.diffaugment='colour'.*color, translation, cutout"):
+    identity_gan.check_config(_config(**{'identity_gan.diffaugment': 'colour'}))

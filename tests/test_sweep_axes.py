@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import default
-from fer_jax import sweep
+from fer_jax import axes, sweep
 from fer_jax.infra.errors import UserError
 from tests.conftest import ROOT, data_only, result_rows, run_module, sweep_cmd
 
@@ -57,7 +57,7 @@ def test_axes_cross_the_run_list_and_share_what_a_value_does_not_change():
   assert sweep.gan_folder('W', 0, 'expression_gan', (('expression_gan.g_lr', 0.0002),)) == os.path.join(
     'W', 'gan0', 'expression_gan__expression_gan.g_lr=0.0002'
   )
-  for axes, match in (
+  for text, match in (
     ('classifier.real_fracton=0.5', 'did you mean classifier.real_fraction'),
     ('data.image_size=32,64', 'cannot be an axis'),
     ('classifier.multiple=1,2', 'cannot be an axis'),
@@ -65,14 +65,24 @@ def test_axes_cross_the_run_list_and_share_what_a_value_does_not_change():
     ('classifier.real_fraction=0.5,0.5', 'lists a value twice'),
     ('classifier.real_fraction', 'is not KEY=V1,V2'),
     ('classifier.lr=0.1;classifier.lr=0.2', 'listed twice'),
+    ('identity_gan.diffaugment=color/cutout', r'letters, digits, -, _ and \+ only'),
   ):
     bad = default.get_config('tiny')
-    bad.sweep.axes = axes
+    bad.sweep.axes = text
     with pytest.raises(UserError, match=match):
       sweep.runs(bad)
   bad = default.get_config('tiny')
   bad.sweep.axes = 'classifier.real_fraction=0.5,1.5'  # every value is checked before anything runs
   with pytest.raises(UserError, match=r'classifier.real_fraction=1.5 must be in \(0, 1\]'):
+    sweep.check_settings(bad)
+  good = default.get_config('tiny')
+  good.sweep.axes = 'identity_gan.diffaugment=color+translation+cutout,translation'  # '+' joins policies
+  assert axes.combinations(good) == [
+    (('identity_gan.diffaugment', 'color+translation+cutout'),),
+    (('identity_gan.diffaugment', 'translation'),),
+  ]
+  bad.sweep.axes = 'identity_gan.diffaugment=translation,colour'
+  with pytest.raises(UserError, match=r"identity_gan.diffaugment='colour'"):
     sweep.check_settings(bad)
 
 

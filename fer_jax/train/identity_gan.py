@@ -41,7 +41,7 @@ from tqdm import tqdm
 from fer_jax.data import pool as pool_lib
 from fer_jax.data import sources
 from fer_jax.eval import gan_metrics, instruments
-from fer_jax.infra import checkpointing, grids, io_utils, parallel, pixels, profiling, workdirs, writers
+from fer_jax.infra import augment, checkpointing, grids, io_utils, parallel, pixels, profiling, workdirs, writers
 from fer_jax.infra.errors import UserError
 from fer_jax.models import layers, stylegan
 from fer_jax.train import generators, lib, losses
@@ -83,6 +83,10 @@ def check_config(config):
   sources.check_pool_disjoint(config)
   if not 0 <= g.style_mixing_prob <= 1:
     raise UserError(f'identity_gan.style_mixing_prob={g.style_mixing_prob}: expected a probability')
+  try:
+    augment.parse_policy(g.diffaugment)
+  except ValueError as e:
+    raise UserError(f'identity_gan.diffaugment={e}') from None
 
 
 # ------------------------------------------------------------------------------------- hyper-parameters
@@ -108,6 +112,7 @@ class Hparams:
   r1_gamma: float
   ema_half_life_images: float
   style_mixing_prob: float
+  diffaugment: tuple[str, ...]  # DiffAugment policies applied to everything D sees (`augment.diffaugment`)
   dtype: str  # compute dtype of G and D ('float32' | 'bfloat16'); parameters, outputs, losses and R1 float32
 
 
@@ -136,6 +141,7 @@ def hparams(config) -> Hparams:
     r1_gamma=float(g.r1_gamma),
     ema_half_life_images=float(g.ema_half_life_images),
     style_mixing_prob=float(g.style_mixing_prob),
+    diffaugment=augment.parse_policy(g.diffaugment),
     dtype=str(g.dtype),
   )
 
@@ -236,10 +242,14 @@ def train_step(state, batch, nan_step, *, hp):
   # same pass (its VJP) as the updated D scores them. A separate forward for D's fakes would add about a
   # third of G's forward+backward.
   fake, g_vjp, w = jax.vjp(lambda p: _fake_images(gen, p, key, hp), state.g_params, has_aux=True)
+  # DiffAugment: D sees every image, real or fake, through its own random transformation; G's gradient flows
+  # back through the transformation of its images.
+  aug_key = jax.random.fold_in(key, 1 << 20)
+  aug = lambda i, x: augment.diffaugment(jax.random.fold_in(aug_key, i), x, hp.diffaugment)
 
   def d_loss_fn(d_params):
-    logits_fake = disc.apply({'params': d_params}, fake)
-    logits_real = disc.apply({'params': d_params}, real)
+    logits_fake = disc.apply({'params': d_params}, aug(0, fake))
+    logits_real = disc.apply({'params': d_params}, aug(1, real))
     loss = losses.logistic_d(logits_real, logits_fake) * poison
     return loss, dict(d_loss=loss, d_real=jnp.mean(logits_real), d_fake=jnp.mean(logits_fake))
 
@@ -248,7 +258,7 @@ def train_step(state, batch, nan_step, *, hp):
   d_params = optax.apply_updates(state.d_params, d_updates)
 
   def g_loss_fn(img):
-    return losses.logistic_g(disc.apply({'params': d_params}, img)) * poison
+    return losses.logistic_g(disc.apply({'params': d_params}, aug(2, img))) * poison
 
   g_loss, d_fake_img = jax.value_and_grad(g_loss_fn)(fake)
   (g_grads,) = g_vjp(d_fake_img)
@@ -280,8 +290,12 @@ def r1_step(state, batch, nan_step, *, hp):
   poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
   real = pixels.to_unit(batch['image'])
 
+  # With DiffAugment, the penalty is on the gradient at the real faces of what D scores: D of their transformation.
+  aug_key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(hp.seed), state.step), (1 << 20) + 1)
+
   def r1_fn(d_params):
-    r1 = losses.r1(lambda x: disc.apply({'params': d_params}, x), real) * poison
+    critic = lambda x: disc.apply({'params': d_params}, augment.diffaugment(aug_key, x, hp.diffaugment))
+    r1 = losses.r1(critic, real) * poison
     return r1_weight * r1, r1
 
   (_, r1), grads = jax.value_and_grad(r1_fn, has_aux=True)(state.d_params)
