@@ -205,10 +205,13 @@ def _quick():
   c.classifier.real_fraction = 1.0  # learning curves: use this fraction of the real train split
   c.classifier.synthetic_source = ''  # e.g. synthetic:WORKDIR/synthetic; '' = none (regime real)
   # How a mixed run meets its k x synthetic images: 'concat' (the paper's: one training set of real + synthetic,
-  # so an epoch grows with k) or 'batch_fraction' (every batch holds synthetic_fraction synthetic rows drawn
-  # from the k x set and the rest real: an epoch is one pass over the real set whatever k).
+  # so an epoch grows with k), 'batch_fraction' (every batch holds synthetic_fraction synthetic rows drawn
+  # from the k x set and the rest real: an epoch is one pass over the real set whatever k) or 'weighted' (concat's
+  # set and batches, a synthetic row's loss weighted by synthetic_weight: the synthetic-data literature's answer
+  # to synthetic rows outnumbering real ones).
   c.classifier.mix = 'concat'
   c.classifier.synthetic_fraction = 0.5
+  c.classifier.synthetic_weight = 0.5
 
   # --------------------------------------------------------------------------------------------- sweep
   c.sweep = ml_collections.ConfigDict()

@@ -69,6 +69,25 @@ def test_batch_fraction_mixing_keeps_the_run_length_of_real_only(tiny, tmp_path)
     classifier.train_and_evaluate(tiny, str(tmp_path / 'bad'))
 
 
+def test_weighted_mixing_is_concat_with_lighter_synthetic_rows(tiny, tmp_path):
+  """classifier.mix = weighted trains on concat's set in concat's order: at synthetic_weight 1 it is concat to the
+  last bit; at 0.25 the synthetic rows' share of the loss shrinks and the run learns otherwise."""
+  tiny.classifier.regime, tiny.classifier.multiple = 'mixed', 1.0
+  tiny.classifier.synthetic_source = 'procedural:b'  # another domain's faces standing in for a synthetic set
+  tiny.classifier.num_epochs = tiny.classifier.patience = 1
+  concat = classifier.train_and_evaluate(tiny, str(tmp_path / 'concat'))
+  tiny.classifier.mix, tiny.classifier.synthetic_weight = 'weighted', 1.0
+  one = classifier.train_and_evaluate(tiny, str(tmp_path / 'one'))
+  assert one['history'] == concat['history'] and one['tests'] == concat['tests']
+  assert one['mix'] == 'weighted' and one['synthetic_weight'] == 1.0 and one['steps'] == concat['steps']
+  tiny.classifier.synthetic_weight = 0.25
+  light = classifier.train_and_evaluate(tiny, str(tmp_path / 'light'))
+  assert light['steps'] == concat['steps'] and light['history'][0]['train_loss'] != concat['history'][0]['train_loss']
+  tiny.classifier.synthetic_weight = -1.0
+  with pytest.raises(UserError, match='synthetic_weight=-1.0'):
+    classifier.train_and_evaluate(tiny, str(tmp_path / 'bad'))
+
+
 def test_preprocess_standardises_each_image():
   images = np.stack([np.full((8, 8, 1), 200, np.uint8), np.arange(64, dtype=np.uint8).reshape(8, 8, 1) * 3])
   x = np.asarray(classifier.preprocess(jnp.asarray(images)))

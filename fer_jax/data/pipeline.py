@@ -88,16 +88,19 @@ def shuffled(ds, seed, epoch):
 
 @dataclasses.dataclass(frozen=True)
 class Arrays:
-  """A whole training set in memory: uint8 images [N,H,W,C] and int32 labels [N]."""
+  """A whole training set in memory: uint8 images [N,H,W,C], int32 labels [N] and, where rows weigh differently
+  in the loss (classifier.mix = 'weighted'), float32 weights [N]."""
 
   image: np.ndarray
   label: np.ndarray
+  weight: np.ndarray | None = None
 
   def __len__(self):
     return len(self.label)
 
   def __getitem__(self, i):
-    return {'image': self.image[i], 'label': self.label[i]}
+    row = {'image': self.image[i], 'label': self.label[i]}
+    return row if self.weight is None else {**row, 'weight': self.weight[i]}
 
 
 def in_memory(ds):

@@ -80,9 +80,11 @@ LEGACY_RECORDS = ('sweep_config.json',)  # what sweeps wrote before every stage 
 ADDED = {
   'classifier.mix': 'concat',
   'classifier.synthetic_fraction': 0.5,
+  'classifier.synthetic_weight': 0.5,
   'synthetic.filter': 'none',
   'synthetic.min_confidence': 0.5,
   'expression_gan.cls_augment': False,
+  'identity_gan.diffaugment': '',
 }
 
 

@@ -11,6 +11,7 @@ Sections (the shape of the three trainers): settings check -> hyper-parameters -
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from typing import Callable, NamedTuple
@@ -36,7 +37,7 @@ from fer_jax.train import lib
 CONFIG_KEYS = ('seed', 'data.train_sources', 'data.test_sources', *workdirs.DATA_KEYS, 'classifier')
 
 REGIMES = ('real', 'synthetic', 'mixed')
-MIXES = ('concat', 'batch_fraction')  # classifier.mix: how a mixed run meets its synthetic images
+MIXES = ('concat', 'batch_fraction', 'weighted')  # classifier.mix: how a mixed run meets its synthetic images
 
 
 # ------------------------------------------------------------------------------------- settings check
@@ -79,6 +80,14 @@ def check_config(config):
     raise UserError(
       f'classifier.synthetic_fraction={c.synthetic_fraction!r}; expected a fraction in (0, 1) that leaves real '
       f'and synthetic rows in a batch of {c.batch_size} (classifier.mix = batch_fraction)'
+    )
+  weight = c.synthetic_weight
+  if c.mix == 'weighted' and not (
+    isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight) and weight > 0
+  ):
+    raise UserError(
+      f'classifier.synthetic_weight={weight!r}; expected a number > 0, the weight of a synthetic row in the loss '
+      '(classifier.mix = weighted)'
     )
   devices = parallel.make_mesh().size
   for key in ('batch_size', 'eval_batch_size'):
@@ -144,8 +153,10 @@ def train_step(state, batch, key, *, cnn):
 
   def loss_fn(params):
     logits = cnn.apply({'params': params}, preprocess(batch['image']), train=True, rngs={'dropout': rng})
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
-    return loss, logits
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+    if 'weight' in batch:  # classifier.mix = 'weighted': a real row weighs 1, a synthetic one synthetic_weight
+      loss = loss * batch['weight']
+    return loss.mean(), logits
 
   rng = jax.random.fold_in(key, state.step)
   (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -270,6 +281,11 @@ def build_datasets(config, workdir):
     for src in sources.parse_sources(c.synthetic_source, 'classifier.synthetic_source'):
       synthetic_parts.append(pipeline.examples(sources.load(src, 'train', config, workdir), n_synthetic, name=str(src)))
   train = pipeline.in_memory(pipeline.mixture(parts + synthetic_parts))
+  if c.regime == 'mixed' and c.mix == 'weighted':  # the concat set, its synthetic rows (the last) weighted
+    n_real_rows = len(train) - sum(len(p) for p in synthetic_parts)
+    weight = np.full(len(train), float(c.synthetic_weight), np.float32)
+    weight[:n_real_rows] = 1.0
+    train = pipeline.Arrays(train.image, train.label, weight)
   by_fraction = c.regime == 'mixed' and c.mix == 'batch_fraction'
   split = (pipeline.mixture(real_parts), pipeline.mixture(synthetic_parts)) if by_fraction else ()
   split = tuple(map(pipeline.in_memory, split))
@@ -513,7 +529,8 @@ def train_and_evaluate(config, workdir, stop=None):
     'n_real': data.n_real,
     'n_synthetic': data.n_synthetic,
     'n_train': len(data.train),
-    'mix': c.mix if data.parts else 'concat',
+    'mix': c.mix if data.parts or data.train.weight is not None else 'concat',
+    **({'synthetic_weight': float(c.synthetic_weight)} if data.train.weight is not None else {}),
     'batch_size': batch_size,
     'lr': float(c.lr),
     'devices': parallel.make_mesh().size,
