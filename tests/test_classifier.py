@@ -51,13 +51,18 @@ def test_the_cnn_learns_above_chance_and_is_not_one_class(tiny, tmp_path):
   assert r['history'][-1]['train_loss'] < np.log(6) - 0.3
 
 
-def test_batch_fraction_mixing_keeps_the_run_length_of_real_only(tiny, tmp_path):
-  """classifier.mix = batch_fraction: a mixed run at k = 1 takes as many steps per epoch as one on the real
-  set alone (its batches are part synthetic), where concat takes twice as many."""
+def _concat_run_at_k1(tiny, tmp_path):
+  """A one-epoch mixed run at k = 1 under the paper's concat; `tiny` stays set up for more such runs."""
   tiny.classifier.regime, tiny.classifier.multiple = 'mixed', 1.0
   tiny.classifier.synthetic_source = 'procedural:b'  # another domain's faces standing in for a synthetic set
   tiny.classifier.num_epochs = tiny.classifier.patience = 1
-  concat = classifier.train_and_evaluate(tiny, str(tmp_path / 'concat'))
+  return classifier.train_and_evaluate(tiny, str(tmp_path / 'concat'))
+
+
+def test_batch_fraction_mixing_keeps_the_run_length_of_real_only(tiny, tmp_path):
+  """classifier.mix = batch_fraction: a mixed run at k = 1 takes as many steps per epoch as one on the real
+  set alone (its batches are part synthetic), where concat takes twice as many."""
+  concat = _concat_run_at_k1(tiny, tmp_path)
   tiny.classifier.mix, tiny.classifier.synthetic_fraction = 'batch_fraction', 0.25
   mixed = classifier.train_and_evaluate(tiny, str(tmp_path / 'fraction'))
   n_real, batch = mixed['n_real'], mixed['batch_size']
@@ -72,10 +77,7 @@ def test_batch_fraction_mixing_keeps_the_run_length_of_real_only(tiny, tmp_path)
 def test_weighted_mixing_is_concat_with_lighter_synthetic_rows(tiny, tmp_path):
   """classifier.mix = weighted trains on concat's set in concat's order: at synthetic_weight 1 it is concat to the
   last bit; at 0.25 the synthetic rows' share of the loss shrinks and the run learns otherwise."""
-  tiny.classifier.regime, tiny.classifier.multiple = 'mixed', 1.0
-  tiny.classifier.synthetic_source = 'procedural:b'  # another domain's faces standing in for a synthetic set
-  tiny.classifier.num_epochs = tiny.classifier.patience = 1
-  concat = classifier.train_and_evaluate(tiny, str(tmp_path / 'concat'))
+  concat = _concat_run_at_k1(tiny, tmp_path)
   tiny.classifier.mix, tiny.classifier.synthetic_weight = 'weighted', 1.0
   one = classifier.train_and_evaluate(tiny, str(tmp_path / 'one'))
   assert one['history'] == concat['history'] and one['tests'] == concat['tests']
