@@ -64,7 +64,14 @@ CLASSIFIER = dict(  # the paper's CNN and protocol: Adam 1e-4, up to 50 epochs, 
 )
 # How it runs (not what it computes), and the per-run fields the sweep sets.
 CLASSIFIER_OTHER = {'eval_batch_size', 'checkpoint_every_seconds', 'conv_impl', 'dtype'}
-CLASSIFIER_OTHER |= {'regime', 'multiple', 'real_fraction', 'synthetic_source', 'synthetic_fraction', 'synthetic_weight'}
+CLASSIFIER_OTHER |= {
+  'regime',
+  'multiple',
+  'real_fraction',
+  'synthetic_source',
+  'synthetic_fraction',
+  'synthetic_weight',
+}
 STYLEGAN2 = dict(  # Karras et al. 2020 at 64x64
   z_dim=512,
   w_dim=512,
