@@ -3,8 +3,9 @@
 Used where a network's reading of the expression must not hang on single pixels: the pool judge's training
 (`fer_jax.eval.small_cnn`) and, with `expression_gan.cls_augment`, the expression GAN critic's class head
 (on real faces when the critic learns, on generated ones when the generator is scored: DiffAugment's rule,
-Zhao et al. 2020, that both sides see the same distribution). Differentiable in the images. Images are float
-NHWC in [-1, 1].
+Zhao et al. 2020, that both sides see the same distribution); and `diffaugment`, DiffAugment's own policies for a
+critic that must not memorise a small training set (`identity_gan.diffaugment`). Differentiable in the images.
+Images are float NHWC in [-1, 1].
 """
 
 import jax
