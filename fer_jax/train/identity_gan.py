@@ -229,13 +229,18 @@ def _fake_images(gen, params, key, hp):
   return gen.apply({'params': params}, ws, jax.random.split(kn, hp.batch_size), method=gen.synthesis), w
 
 
+def _step_key(hp, step):
+  """All randomness of step `step` (main and R1 programs) derives from this key: a resumed run replays it."""
+  return jax.random.fold_in(jax.random.PRNGKey(hp.seed), step)
+
+
 def train_step(state, batch, nan_step, *, hp):
   """One D step (logistic loss) then one G step (non-saturating loss, style mixing) on the same batch of fakes,
   EMA and w_avg updates. `nan_step` (int32 scalar) poisons that step's losses with NaN (tests)."""
   gen, disc = models(hp)
   g_tx, d_tx = optimizers(hp)
   ema_beta = 0.5 ** (hp.batch_size / max(hp.ema_half_life_images, 1e-8))
-  key = jax.random.fold_in(jax.random.PRNGKey(hp.seed), state.step)
+  key = _step_key(hp, state.step)
   poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
   real = pixels.to_unit(batch['image'])
   # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
@@ -291,7 +296,7 @@ def r1_step(state, batch, nan_step, *, hp):
   real = pixels.to_unit(batch['image'])
 
   # With DiffAugment, the penalty is on the gradient at the real faces of what D scores: D of their transformation.
-  aug_key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(hp.seed), state.step), (1 << 20) + 1)
+  aug_key = jax.random.fold_in(_step_key(hp, state.step), (1 << 20) + 1)
 
   def r1_fn(d_params):
     critic = lambda x: disc.apply({'params': d_params}, augment.diffaugment(aug_key, x, hp.diffaugment))
