@@ -110,7 +110,8 @@ SET_SECTIONS = ('identity_gan', 'expression_gan', 'synthetic')  # the config sec
 def set_key(run):
   """Which synthetic set a run reads: its GAN replicate's (or a control's: 'oracle', 'pool', 'realids{G}'), with
   the axis values that change it."""
-  base = {'gan': run.gan_seed, 'real_identities': f'realids{run.gan_seed}'}.get(run.generator, run.generator)
+  base = {'gan': run.gan_seed, 'real_identities': f'realids{run.gan_seed}', 'one_stage': f'onestage{run.gan_seed}'}
+  base = base.get(run.generator, run.generator)
   made_by = axes.only(run.axes, *SET_SECTIONS)
   return f'{_tag(base)}{axes.tag(made_by)}' if made_by else base
 
@@ -125,6 +126,7 @@ def runs(config):
   sets = [('gan', g, f'g{g}') for g in gan_seeds] if 'gan' in wanted else []
   sets += [(name, None, name) for name in ('oracle', 'pool') if name in wanted]
   sets += [('real_identities', g, f'realids{g}') for g in gan_seeds] if 'real_identities' in wanted else []
+  sets += [('one_stage', g, f'onestage{g}') for g in gan_seeds] if 'one_stage' in wanted else []
   out = {}
   for combo in axes.combinations(config):
     for seed in seeds:
@@ -161,17 +163,33 @@ _SECTIONS_OF = {
   'real_identities': ('expression_gan', 'synthetic', 'classifier'),
   'oracle': ('synthetic', 'classifier'),
   'pool': ('synthetic', 'classifier'),
+  'one_stage': ('identity_gan', 'synthetic', 'classifier'),
 }
-NEEDS_EXPRESSION_GAN = tuple(g for g, sections in _SECTIONS_OF.items() if 'expression_gan' in sections)
+# The GANs (stages, each trained in WORKDIR/gan{G}/STAGE) each generator's set is made with, and the config section
+# each stage trains: the one-stage GAN is the identity GAN's trainer, conditioned on the pool's expression labels.
+GANS_OF = {
+  'gan': ('identity_gan', 'expression_gan'),
+  'real_identities': ('expression_gan',),
+  'one_stage': ('one_stage_gan',),
+}
+GAN_STAGES = ('identity_gan', 'expression_gan', 'one_stage_gan')
+STAGE_SECTION = {'identity_gan': 'identity_gan', 'expression_gan': 'expression_gan', 'one_stage_gan': 'identity_gan'}
+
+
+def stage_config(config, name):
+  """The config GAN stage `name` trains (and its set is drawn) with: the one-stage GAN's identity_gan section is
+  conditioned on the pool's expression classes."""
+  if name == 'one_stage_gan':
+    return apply_overrides(config, {'identity_gan.num_classes': len(emotions.EMOTIONS)})
+  return config
 
 
 def gan_trainings(run_list):
   """[(gan_seed, stage, its axis values)]: each GAN the runs need, once; stage in GAN_STAGES."""
   out = {}
   for run in run_list:
-    for name in GAN_STAGES:
-      if name in _SECTIONS_OF.get(run.generator, ()):  # (a real-only run has no generator)
-        out.setdefault((run.gan_seed, name, axes.only(run.axes, name)), None)
+    for name in GANS_OF.get(run.generator, ()):  # (a real-only run has no generator)
+      out.setdefault((run.gan_seed, name, axes.only(run.axes, STAGE_SECTION[name])), None)
   return list(out)
 
 
@@ -197,8 +215,8 @@ def set_home(workdir, run):
   """The folder of the synthetic set `run` reads (it holds FOLDER/synthetic and the set's quality file)."""
   if run.generator == 'gan':
     return gan_dir(workdir, run.gan_seed)
-  if run.generator == 'real_identities':
-    return os.path.join(gan_dir(workdir, run.gan_seed), 'real_identities')
+  if run.generator in ('real_identities', 'one_stage'):
+    return os.path.join(gan_dir(workdir, run.gan_seed), run.generator)
   return os.path.join(workdir, run.generator)
 
 
@@ -256,11 +274,17 @@ def check_settings(config):
   for combo in axes.combinations(config):  # every value of every axis, as its runs would see it
     c = apply_overrides(config, dict(combo))
     classifier.check_config(c)
-    if any(r.generator == 'gan' for r in run_list):
+    if any(r.generator in ('gan', 'one_stage') for r in run_list):
       identity_gan.check_config(c)
-    if any(r.generator in NEEDS_EXPRESSION_GAN for r in run_list):
+    if any(r.generator in ('gan', 'real_identities') for r in run_list):
       expression_gan.check_config(c)
+    if any(r.generator in GANS_OF for r in run_list):
       synthetic.check_config(c)
+    if c.identity_gan.num_classes and any(r.generator == 'gan' for r in run_list):
+      raise UserError(
+        f'identity_gan.num_classes={c.identity_gan.num_classes}: the two-stage study (generator gan) needs an '
+        "unconditional identity GAN (0); the conditional one is sweep.generators' one_stage, which sets it itself"
+      )
 
 
 def run_sweep(config, workdir):
@@ -276,7 +300,7 @@ def _run_sweep(config, workdir):
   _, _, _, gan_seeds = check_sweep(config)
   config = config.copy_and_resolve_references()
   config.data.data_dir = config.data.data_dir or os.path.join(workdir, 'tfds')
-  needs_gans = any(r.generator in NEEDS_EXPRESSION_GAN for r in run_list)
+  needs_gans = any(r.generator in GANS_OF for r in run_list)
   executor = executors.make(config, workdir)
   total = 5
   t0 = time.perf_counter()
@@ -352,9 +376,6 @@ def _run_sweep(config, workdir):
   return summary
 
 
-GAN_STAGES = ('identity_gan', 'expression_gan')
-
-
 def _tag(key):
   """A synthetic set's key as part of a job name: 'oracle', g{G} for GAN replicate G, or the key itself when
   axis values name it already (set_key)."""
@@ -382,10 +403,10 @@ def gan_stage(config, workdir, gan_seed, name, own=()):
   """One GAN (name in GAN_STAGES) of replicate `gan_seed` with the axis values `own` of its section, trained
   in WORKDIR/gan{G}/NAME[__KEY=VALUE...]."""
 
-  module = {'identity_gan': identity_gan, 'expression_gan': expression_gan}[name]
+  module = {'identity_gan': identity_gan, 'expression_gan': expression_gan, 'one_stage_gan': identity_gan}[name]
   folder = gan_folder(workdir, gan_seed, name, own)
   if workdirs.finished(folder) is None:
-    module.train_and_evaluate(gan_config(apply_overrides(config, dict(own)), gan_seed), folder)
+    module.train_and_evaluate(stage_config(gan_config(apply_overrides(config, dict(own)), gan_seed), name), folder)
 
 
 def synthetic_stage(config, workdir, run, n_real):
@@ -396,7 +417,7 @@ def synthetic_stage(config, workdir, run, n_real):
   if run.gan_seed is None:
     return _generate(config, set_home(workdir, run), n_real, run.generator)
   g = run.gan_seed
-  gans = {name: gan_folder(workdir, g, name, axes.only(own, name)) for name in GAN_STAGES}
+  gans = {name: gan_folder(workdir, g, name, axes.only(own, STAGE_SECTION[name])) for name in GAN_STAGES}
   return _generate(gan_config(config, g), set_home(workdir, run), n_real, run.generator, gans)
 
 
@@ -455,6 +476,14 @@ def _generate(config, folder, n_real, generator='gan', gan_dirs=None):
   if generator == 'pool':
     return synthetic.generate_pool(config, folder, n_images=n_images, n_real=n_real)
   gan_dirs = gan_dirs or {name: os.path.join(folder, name) for name in GAN_STAGES}
+  if generator == 'one_stage':
+    return synthetic.generate(
+      stage_config(config, 'one_stage_gan'),
+      folder,
+      n_images=n_images,
+      identity_gan_dir=gan_dirs['one_stage_gan'],
+      identities='one_stage',
+    )
   return synthetic.generate(
     config,
     folder,
@@ -591,11 +620,16 @@ def write_outputs(config, workdir, rows, first_gans, synthetic_dirs, quality, fa
   runs that did not finish, which report.md names."""
   samples = os.path.join(workdir, 'samples')
   os.makedirs(samples, exist_ok=True)
-  for stage, png in (('identity_gan', 'identities.png'), ('expression_gan', 'expressions.png')):
+  pictures = (
+    ('identity_gan', 'identities.png', 'identities.png'),
+    ('expression_gan', 'expressions.png', 'expressions.png'),
+    ('one_stage_gan', 'identities.png', 'one_stage.png'),
+  )
+  for stage, png, name in pictures:
     if stage in first_gans:
       src = os.path.join(first_gans[stage], 'samples', png)
       if os.path.exists(src):
-        with io_utils.atomic_path(os.path.join(samples, png)) as tmp:
+        with io_utils.atomic_path(os.path.join(samples, name)) as tmp:
           shutil.copyfile(src, tmp)
   for i, (key, folder) in enumerate(synthetic_dirs.items()):  # the first set's, then the others' (replicates, controls)
     name = 'synthetic_train.png' if i == 0 else f'synthetic_{_tag(key)}.png'
@@ -638,6 +672,7 @@ _GRID_TITLES = {  # by the set key's start (set_key)
   'pool': "pool set: the GAN pool's own training faces (each face another photo; columns = its label)",
   'realids': 'real identities set (rows = neutral faces of people no GAN drew; columns = the emotion the '
   'expression GAN imposed)',
+  'onestage': 'one-stage set (rows = latents of the conditional GAN; columns = the emotion it was given)',
 }
 
 

@@ -5,6 +5,9 @@ nested: the first n images of a larger set are exactly the n-image set (the swee
 not the luck of a draw). A set is a TFDS dataset (ArrayRecord, order preserved) whose metadata records its
 provenance: the generator checkpoints and steps, the seed and the truncation psi.
 
+The one-stage option (`identities='one_stage'`, the sweep's `one_stage` generator) has no expression GAN: a
+class-conditional identity GAN draws identity i (one latent) in each emotion directly, in the same layout.
+
 As a data source it is `synthetic:DIR`, DIR being the dataset's folder (what `generate` returns); the reader is
 `fer_jax.data.synthetic_source`, which needs neither GAN.
 
@@ -49,7 +52,9 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   provenance: str = '{}'  # JSON: generator workdirs, checkpoint steps
   filter: str = 'none'
   min_confidence: float = 0.0
-  identities: str = 'gan'  # or 'real': neutral faces of real (or rendered) people, not the identity GAN's
+  # or 'real': neutral faces of real (or rendered) people, not the identity GAN's; or 'one_stage': a conditional
+  # identity GAN's faces of each emotion, no expression GAN
+  identities: str = 'gan'
 
 
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
@@ -92,18 +97,14 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       yield from self._judged_examples()
       return
     c = self.builder_config
-    identities, g_params, _, pool = self._generators
     batch = int(self._config_dict.synthetic.batch_size)
     labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='synthetic faces', unit='img', leave=False)
     index = 0
     # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
-    all_faces = identities(0, c.num_identities)
     for start in range(0, c.num_identities, batch):
-      faces = all_faces[start : start + batch]
-      n = len(faces)
-      ids = np.arange(start, start + n)
-      per_emotion = [self._translate(g_params, pool, faces, e, ids) for e in labels]
+      n = min(batch, c.num_identities - start)
+      per_emotion = self._faces(start, n)
       for i in range(n):
         for e in labels:
           yield index, {'image': per_emotion[e][i], 'label': int(e), 'subject': np.int32(start + i)}
@@ -111,24 +112,30 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       bar.update(n * len(labels))
     bar.close()
 
-  def _translate(self, g_params, pool, faces, emotion, ids):
-    """`faces` given `emotion`; identity i's targets are drawn from (synthetic.seed, emotion, i)."""
-    c = self._config_dict
-    told = generators.conditions(c, pool, np.full((len(faces),), emotion, np.int32), ids, self.builder_config.seed)
-    return generators.translate_all(c, g_params, faces, told)[0]
+  def _faces(self, start, n):
+    """[6 x uint8 faces of identities start .. start + n - 1]: the identities given each Ekman emotion by the
+    expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i)), or drawn in it directly by a
+    one-stage (conditional) generator."""
+    draw, g_params, _, pool = self._generators
+    if self.builder_config.identities == 'one_stage':
+      return [draw(start, n, e) for e in range(emotions.NUM_EKMAN)]
+    faces, c, ids = draw(start, n), self._config_dict, np.arange(start, start + n)
+    told = [
+      generators.conditions(c, pool, np.full((n,), e, np.int32), ids, self.builder_config.seed)
+      for e in range(emotions.NUM_EKMAN)
+    ]
+    return [generators.translate_all(c, g_params, faces, t)[0] for t in told]
 
   def _judged_examples(self):
     """Faces the pool judge reads as their label (module docstring): row r = the r-th kept face per emotion."""
     c = self.builder_config
-    identities, g_params, judge, pool = self._generators
+    judge = self._generators[2]
     batch = int(self._config_dict.synthetic.batch_size)
     kept = [collections.deque() for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
     generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='curated synthetic faces', unit='img', leave=False)
     while rows < c.num_identities:
-      faces = identities(start, batch)
-      for e in range(emotions.NUM_EKMAN):
-        images = self._translate(g_params, pool, faces, e, np.arange(start, start + batch))
+      for e, images in enumerate(self._faces(start, batch)):
         p = np.asarray(jax.nn.softmax(judge.logits(images), axis=1))
         ok = (p.argmax(1) == e) & (p[:, e] >= c.min_confidence)
         kept[e].extend((images[i], start + i) for i in np.nonzero(ok)[0])
@@ -262,42 +269,56 @@ def check_config(config):
     raise UserError(f'synthetic.min_confidence={s.min_confidence!r}; expected a probability in [0, 1)')
 
 
-def generate(config, workdir, *, n_images, expression_gan_dir, identity_gan_dir=None, identities='gan'):
+def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan_dir=None, identities='gan'):
   """Builds (or finds) the synthetic set of >= n_images faces; returns its folder for `synthetic:DIR`.
 
   identities='gan': the identity GAN's faces (the study); 'real': faces of people never generated, in
-  neutral expression (`real_identities`), so that the set measures the expression GAN alone."""
+  neutral expression (`real_identities`), so that the set measures the expression GAN alone; 'one_stage': no
+  expression GAN, `identity_gan_dir` holds a conditional identity GAN (identity_gan.num_classes > 0) that draws
+  identity i in each emotion directly (the same latent for all six)."""
 
   check_config(config)
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
+  if identities not in ('gan', 'real', 'one_stage'):
+    raise ValueError(f'identities={identities!r}; expected gan, real or one_stage')
   num_identities = math.ceil(n_images / emotions.NUM_EKMAN)
-  g_params = generators.load_expression(expression_gan_dir, config)
-  provenance = {
-    'expression_gan': {
+  one_stage = identities == 'one_stage'
+  g_params, provenance = None, {}
+  if not one_stage:
+    g_params = generators.load_expression(expression_gan_dir, config)
+    provenance['expression_gan'] = {
       'workdir': os.path.abspath(expression_gan_dir),
       'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints')),
     }
-  }
   rendered = identities == 'real' and _all_procedural(config)
-  needs_pool = config.expression_gan.condition == 'aus' or (identities == 'real' and not rendered)
+  needs_pool = (not one_stage and config.expression_gan.condition == 'aus') or (identities == 'real' and not rendered)
   pool = pool_lib.load_pool(config, workdir) if needs_pool else None
   fields = dict(image_size=int(config.data.image_size), num_identities=num_identities, seed=int(config.synthetic.seed))
-  if identities == 'gan':
+  if identities in ('gan', 'one_stage'):
     id_gen = generators.load_identity(identity_gan_dir, config)
+    if one_stage != bool(id_gen.module.num_classes):
+      raise UserError(
+        f'{identity_gan_dir}: identities={identities} needs '
+        + ('a conditional identity GAN (identity_gan.num_classes > 0)' if one_stage else 'an unconditional one')
+      )
     provenance['identity_gan'] = {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)}
     key, psi, batch = (
       jax.random.key(int(config.synthetic.seed)),
       float(config.synthetic.psi),
-      config.synthetic.batch_size,
+      int(config.synthetic.batch_size),
     )
     fields['psi'] = psi
-    draw = lambda start, n: generators.sample_identities(id_gen, key, n, psi, batch_size=int(batch), start=start)
+    if one_stage:
+      fields['identities'] = 'one_stage'
+      draw = lambda start, n, e: generators.sample_identities(
+        id_gen, key, n, psi, batch_size=batch, start=start, labels=e
+      )
+    else:
+      draw = lambda start, n: generators.sample_identities(id_gen, key, n, psi, batch_size=batch, start=start)
   elif identities == 'real':
     draw, provenance['identities'] = _real_identities(config, pool, rendered, num_identities)
     fields['identities'] = 'real'  # (a GAN set's fields, and so its folder's name, are those of before this option)
-  else:
-    raise ValueError(f'identities={identities!r}; expected gan or real')
   fields['provenance'] = json.dumps(provenance, sort_keys=True)
   judge = None
   if config.synthetic.filter == 'judge':

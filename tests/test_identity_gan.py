@@ -253,3 +253,41 @@ def test_diffaugment_is_an_option_and_a_bad_policy_is_one_line():
   assert d_loss[''] != d_loss['color+translation+cutout']
   with pytest.raises(UserError, match=r"identity_gan.diffaugment='colour'.*color, translation, cutout"):
     identity_gan.check_config(_config(**{'identity_gan.diffaugment': 'colour'}))
+
+
+def test_conditional_gan_is_told_the_class():
+  """identity_gan.num_classes = 7 (the one-stage option): G's face and D's score depend on the label, a train step
+  on labelled faces is finite, sampling without labels is refused, and another number of classes is one line."""
+  from fer_jax.infra import parallel  # pylint: disable=import-outside-toplevel
+  from fer_jax.infra.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  config = _config(**{'identity_gan.num_classes': 7})
+  identity_gan.check_config(config)
+  hp = identity_gan.hparams(config)
+  programs = identity_gan.compiled(hp)
+  state = parallel.replicate(programs.init(jax.random.PRNGKey(0)))
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), 'label': np.arange(8, dtype=np.int32) % 7}
+  batch = parallel.shard_batch(batch)
+  nan_step = parallel.replicate(np.int32(-1))
+  state, _ = programs.r1(state, batch, nan_step)
+  state, m = programs.train(state, batch, nan_step)
+  assert all(np.isfinite(np.asarray(v)) for v in m.values()), m
+  gen = identity_gan.generator_from_state(config, state, ema=False)
+  key = jax.random.PRNGKey(1)
+  fear = generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=2)
+  np.testing.assert_array_equal(fear, generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=2))
+  assert (
+    np.abs(fear.astype(int) - generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=3)).mean() > 0
+  )
+  per_face = generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=np.full(8, 2))
+  np.testing.assert_array_equal(per_face, fear)
+  _, disc = identity_gan.models(hp)
+  params = {'params': jax.tree.map(np.asarray, state.d_params)}
+  faces = np.asarray(fear, np.float32) / 127.5 - 1
+  scores = [np.asarray(disc.apply(params, faces, np.full(8, c, np.int32))) for c in (2, 3)]
+  assert np.abs(scores[0] - scores[1]).max() > 0
+  with pytest.raises(ValueError, match='needs labels'):
+    generators.sample_identities(gen, key, 8, batch_size=8)
+  with pytest.raises(UserError, match=r'identity_gan.num_classes=3; expected 0 .* or 7'):
+    identity_gan.check_config(_config(**{'identity_gan.num_classes': 3}))

@@ -307,6 +307,63 @@ def test_controls_replace_one_gan_at_a_time(finished, tmp_path, tiny):
   assert set(quality) == {'0', 'pool', 'realids0'}
 
 
+def test_one_stage_gan_draws_each_face_in_its_emotion(finished, tmp_path):
+  """sweep.generators' one_stage: the identity GAN's trainer conditioned on the pool's 7 classes, trained in
+  gan0/one_stage_gan, makes a set without the expression GAN: identity i in each Ekman emotion from one latent,
+  balanced and nested like the GAN set."""
+  from fer_jax.data import sources  # pylint: disable=import-outside-toplevel
+
+  w = tmp_path / 'w'
+  data_only(finished, w)
+  config = default.get_config('tiny')
+  config.data.data_dir = str(w / 'tfds')
+  config.sweep.generators = ('one_stage',)
+  run_list = sweep.runs(config)
+  assert {r.generator for r in run_list} == {None, 'one_stage'}
+  assert 'mixed_k1_onestage0_s0' in {r.name for r in run_list}
+  assert sweep.gan_trainings(run_list) == [(0, 'one_stage_gan', ())]  # neither GAN of the two-stage study
+  sweep.gan_stage(config, str(w), 0, 'one_stage_gan')
+  record = json.loads((w / 'gan0' / 'one_stage_gan' / 'config.json').read_text())
+  assert record['identity_gan.num_classes'] == 7 and (w / 'gan0' / 'one_stage_gan' / 'metrics.json').exists()
+  assert not (w / 'gan0' / 'identity_gan').exists() and not (w / 'gan0' / 'expression_gan').exists()
+
+  run = next(r for r in run_list if r.generator == 'one_stage')
+  n_real = sweep._real_train_size(config, str(w))  # pylint: disable=protected-access
+  folder = sweep.synthetic_stage(config, str(w), run, n_real)
+  assert folder.startswith(str(w / 'gan0' / 'one_stage' / 'synthetic'))
+  ds = sources.load(sources.Source('synthetic', folder), 'train', config, str(w))
+  labels = np.array([int(ds[i]['label']) for i in range(len(ds))])
+  subjects = np.array([int(ds[i]['subject']) for i in range(len(ds))])
+  assert len(ds) >= n_real and (labels.reshape(-1, 6) == np.arange(6)).all()
+  assert (subjects.reshape(-1, 6) == np.arange(len(ds) // 6)[:, None]).all()
+  images = np.stack([np.asarray(ds[i]['image']) for i in range(len(ds))]).astype(int).reshape(-1, 6, 32, 32, 1)
+  assert np.abs(images[:, 0] - images[:, 5]).mean() > 0.5  # the class changes the face ...
+  assert (
+    np.abs(images[:, 0] - images[::-1, 0]).mean() > np.abs(images[:, 0] - images[:, 5]).mean() / 4
+  )  # ... and so does z
+  provenance = tfds.builder_from_directory(folder).info.metadata['provenance']
+  assert 'expression_gan' not in provenance
+  assert provenance['identity_gan']['workdir'] == str(w / 'gan0' / 'one_stage_gan')
+  smaller = sweep._generate(
+    sweep.gan_config(config, 0),
+    str(tmp_path / 'small'),
+    len(ds) // 4,
+    'one_stage',
+    {  # pylint: disable=protected-access
+      'one_stage_gan': str(w / 'gan0' / 'one_stage_gan')
+    },
+  )
+  small = sources.load(sources.Source('synthetic', smaller), 'train', config, str(w))
+  assert 0 < len(small) < len(ds)
+  for i in range(len(small)):
+    np.testing.assert_array_equal(small[i]['image'], ds[i]['image'])
+  # The two-stage study needs an unconditional identity GAN: a conditional one for it is refused up front.
+  config.sweep.generators = ('gan',)
+  config.identity_gan.num_classes = 7
+  with pytest.raises(UserError, match=r'identity_gan.num_classes=7: the two-stage study .* one_stage'):
+    sweep.check_settings(config)
+
+
 def test_a_pool_too_small_for_k_is_one_line(finished, tmp_path):
   w = tmp_path / 'w'
   data_only(finished, w)

@@ -85,6 +85,7 @@ ADDED = {
   'synthetic.min_confidence': 0.5,
   'expression_gan.cls_augment': False,
   'identity_gan.diffaugment': '',
+  'identity_gan.num_classes': 0,
 }
 
 

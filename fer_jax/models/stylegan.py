@@ -5,7 +5,9 @@ learning-rate multiplier), a learned 4x4 constant, then per resolution 4 -> imag
 demodulated 3x3 convolutions (the first after a x2 upsample) with per-layer styles (affine of w), per-pixel
 noise with a learned strength, and a skip "to-image" 1x1 modulated conv whose outputs are upsampled and
 summed. Style mixing happens on the `ws` the caller passes ([B, num_ws, w_dim]); truncation is
-`truncate(ws, w_avg, psi)`.
+`truncate(ws, w_avg, psi)`. With `num_classes` > 0 both are class-conditional (the one-stage option): the mapping
+network reads z joined by an embedding of the label (StyleGAN2-ADA), and the discriminator is a projection
+discriminator (its logit gains <embed(label), features>).
 
 Modulated convolution uses the fused form that is exact for per-sample styles s and a shared kernel W:
   conv(x, W * s)[b] == conv(x[b] * s[b], W)      (s scales input channels)
@@ -136,14 +138,22 @@ class EqualConv(nn.Module):
     return y
 
 
+def _pixel_norm(x):
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-8)
+
+
 class MappingNetwork(nn.Module):
   w_dim: int
   num_layers: int
   lr_mul: float
+  num_classes: int = 0  # > 0: conditional (StyleGAN2-ADA): z joined by an embedding of the class
 
   @nn.compact
-  def __call__(self, z):
-    x = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)  # pixel norm
+  def __call__(self, z, labels=None):
+    x = _pixel_norm(z)
+    if self.num_classes:
+      embed = EqualDense(self.w_dim, name='embed')(jax.nn.one_hot(labels, self.num_classes))
+      x = jnp.concatenate([x, _pixel_norm(embed)], axis=-1)
     for i in range(self.num_layers):
       x = lrelu(EqualDense(self.w_dim, lr_mul=self.lr_mul, name=f'fc{i}')(x))
     return x
@@ -255,26 +265,29 @@ class Generator(nn.Module):
   mapping_layers: int = 4
   mapping_lr_mul: float = 0.01
   dtype: jnp.dtype = jnp.float32  # of the synthesis network's convolutions; mapping and output are float32
+  # > 0: a class-conditional generator (the one-stage option: a new face of a given expression); its mapping
+  # and every method that takes `labels` [B] int then need them. 0: unconditional (StyleGAN2).
+  num_classes: int = 0
 
   def setup(self):
     if self.image_size < 8 or self.image_size & (self.image_size - 1):
       raise ValueError(f'image_size={self.image_size}: expected a power of two >= 8')
-    self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul)
+    self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul, self.num_classes)
     self.synthesis_net = SynthesisNetwork(self.image_size, self.channels, self.max_channels, dtype=self.dtype)
 
   @property
   def num_ws(self):
     return num_ws(self.image_size)
 
-  def mapping(self, z):
-    return self.mapping_net(z)
+  def mapping(self, z, labels=None):
+    return self.mapping_net(z, labels)
 
   def synthesis(self, ws, noise_keys):
     """ws [B, num_ws, w_dim], noise_keys [B, 2] (one PRNG key per sample) -> images [B, H, W, 1]."""
     return self.synthesis_net(ws, noise_keys)
 
-  def __call__(self, z, noise_keys):
-    w = self.mapping(z)
+  def __call__(self, z, noise_keys, labels=None):
+    w = self.mapping(z, labels)
     return self.synthesis(jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1])), noise_keys)
 
 
@@ -312,16 +325,19 @@ class DBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """image [B, H, W, 1] in [-1, 1] -> logit [B]."""
+  """image [B, H, W, 1] in [-1, 1] (and labels [B] when conditional) -> logit [B]."""
 
   image_size: int
   channels: int  # config.identity_gan.channels / max_channels
   max_channels: int
   mbstd_group: int = 4
   dtype: jnp.dtype = jnp.float32  # of the blocks above 4x4; the 4x4 epilogue and the logit are float32
+  # > 0: a projection discriminator (Miyato & Koyama 2018): the logit gains <embed(label), features>, so D
+  # judges "a real face of this class", not only "a real face".
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, img):
+  def __call__(self, img, labels=None):
     ch = lambda r: channels_at(r, self.image_size, self.channels, self.max_channels)
     x = lrelu(EqualConv(ch(self.image_size), 1, dtype=self.dtype, name='fromimg')(img))
     res = self.image_size
@@ -331,11 +347,18 @@ class Discriminator(nn.Module):
     x = minibatch_stddev(x.astype(jnp.float32), self.mbstd_group)
     x = lrelu(EqualConv(ch(4), name='b4_conv')(x))
     x = lrelu(EqualDense(ch(4), name='b4_fc')(x.reshape(x.shape[0], -1)))
-    return EqualDense(1, name='out')(x)[:, 0]
+    logit = EqualDense(1, name='out')(x)[:, 0]
+    if self.num_classes:
+      embed = EqualDense(ch(4), use_bias=False, name='embed')(jax.nn.one_hot(labels, self.num_classes))
+      logit = logit + jnp.sum(embed * x, axis=-1) * (1.0 / math.sqrt(ch(4)))
+    return logit
 
 
-def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max_channels, dtype='float32'):
-  """(Generator, Discriminator) of greyscale faces; `dtype` the compute dtype ('float32' | 'bfloat16')."""
+def make(
+  image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max_channels, dtype='float32', num_classes=0
+):
+  """(Generator, Discriminator) of greyscale faces; `dtype` the compute dtype ('float32' | 'bfloat16'); both
+  conditioned on `num_classes` labels when > 0."""
   dtype = jnp.dtype(dtype)
   gen = Generator(
     image_size=image_size,
@@ -346,8 +369,12 @@ def make(image_size, z_dim, w_dim, mapping_layers, mapping_lr_mul, channels, max
     channels=channels,
     max_channels=max_channels,
     dtype=dtype,
+    num_classes=num_classes,
   )
-  return gen, Discriminator(image_size=image_size, channels=channels, max_channels=max_channels, dtype=dtype)
+  disc = Discriminator(
+    image_size=image_size, channels=channels, max_channels=max_channels, dtype=dtype, num_classes=num_classes
+  )
+  return gen, disc
 
 
 def from_config(config):
@@ -362,4 +389,5 @@ def from_config(config):
     int(g.channels),
     int(g.max_channels),
     str(g.dtype),
+    int(g.num_classes),
   )

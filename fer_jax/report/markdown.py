@@ -326,6 +326,7 @@ def _oracle_markdown(s):
 CONTROL_NAMES = {
   'pool': "the GAN pool's own training faces",
   'real_identities': 'the expression GAN on real identities',
+  'one_stage': 'one conditional GAN instead of the two',
 }
 
 
@@ -338,6 +339,8 @@ def set_name(key, reference=False):
     return "pool (the GAN pool's own faces)"
   if str(key).startswith('realids'):
     return f'real identities (expression GAN replicate {str(key)[len("realids") :]})'
+  if str(key).startswith('onestage'):
+    return f'one stage (conditional GAN replicate {str(key)[len("onestage") :]})'
   return f'GAN replicate {key}'
 
 
@@ -363,7 +366,8 @@ def _controls_markdown(s):
     'training faces with their labels (is generating better than adding what the GANs learned from?); '
     '`real_identities` is the expression GAN imposing each emotion on neutral faces of people no GAN drew (new '
     "rendered subjects, the oracle's people, on the procedural default; the pool's neutral faces on a real "
-    'dataset): the expression GAN alone. Mixed regime, gain of mixed@k over real only, test accuracy points '
+    'dataset): the expression GAN alone; `one_stage` (when run) is one class-conditional identity GAN drawing each '
+    'face in its emotion, no expression GAN. Mixed regime, gain of mixed@k over real only, test accuracy points '
     "(95% CI, paired by seed); the last column is the share on the runs' validation accuracy, the one to compare "
     'generator variants by (no test number may choose one):',
     '',

@@ -12,7 +12,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 ACCURACY_PLOT = 'accuracy_vs_multiple.png'
-CONTROL_COLORS = {'pool': 'tab:purple', 'real_identities': 'tab:red'}
+CONTROL_COLORS = {'pool': 'tab:purple', 'real_identities': 'tab:red', 'one_stage': 'tab:brown'}
 
 
 def accuracy_vs_multiple(s, rows, path):

@@ -58,8 +58,9 @@ FLOATS = (
 INTS = ('seed', 'n_real', 'n_synthetic', 'epochs', 'steps', 'best_epoch')
 REGIMES = ('real', 'synthetic', 'mixed')
 # The `generator` column: which synthetic set a run read (fer_jax.sweep). 'gan' is the study, 'oracle' the reference
-# (a perfect generator), 'pool' and 'real_identities' the controls that replace one GAN at a time.
-GENERATORS = ('gan', 'oracle', 'pool', 'real_identities')
+# (a perfect generator), 'pool' and 'real_identities' the controls that replace one GAN at a time, 'one_stage' the
+# option of one conditional GAN in place of the two.
+GENERATORS = ('gan', 'oracle', 'pool', 'real_identities', 'one_stage')
 QUALITY_FILE = 'synthetic_quality.json'
 # A run that predicts one class for this share of the test images learnt nothing usable (6 balanced classes
 # give ~1/6 each; a weak but working classifier stays well below this).

@@ -44,13 +44,14 @@ class IdentityGenerator:
 
 @functools.lru_cache(maxsize=None)
 def _sampler(module, batch_size):
-  def sample(params, w_avg, key, start, psi):
-    # Sample i is a function of (key, i) only, so a larger n extends a smaller one (nested sets).
+  def sample(params, w_avg, key, start, psi, labels):
+    # Sample i is a function of (key, i) only, so a larger n extends a smaller one (nested sets); a conditional
+    # generator's sample i of each label shares its z and noise.
     idx = start + jnp.arange(batch_size)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
     z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (module.z_dim,)))(keys)
     noise_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    w = module.apply({'params': params}, z, method=module.mapping)
+    w = module.apply({'params': params}, z, labels if module.num_classes else None, method=module.mapping)
     ws = stylegan.truncate(jnp.broadcast_to(w[:, None], (batch_size, module.num_ws, w.shape[-1])), w_avg, psi)
     img = module.apply({'params': params}, ws, noise_keys, method=module.synthesis)
     return pixels.to_uint8(img)
@@ -58,15 +59,22 @@ def _sampler(module, batch_size):
   return parallel.jit(sample)
 
 
-def sample_identities(generator, key, n, psi=None, batch_size=256, start=0):
+def sample_identities(generator, key, n, psi=None, batch_size=256, start=0, labels=None):
   """n random faces, uint8 [n, H, W, 1]: identities start .. start + n - 1, identity i depending on `key` and
-  i only. psi is the truncation (1 = none; default: the generator's)."""
+  i only. psi is the truncation (1 = none; default: the generator's). A conditional generator needs `labels`:
+  one int (every face) or [n] (face i's), indices into emotions.EMOTIONS."""
   psi = generator.psi if psi is None else psi
   n = int(n)
   bs = int(batch_size)  # fixed, so that every n uses one compiled program
   fn = _sampler(generator.module, bs)
+  if generator.module.num_classes and labels is None:
+    raise ValueError('a conditional identity generator needs labels')
+  labels = np.broadcast_to(np.asarray(0 if labels is None else labels, np.int32), (n,))
+  labels = np.concatenate([labels, np.zeros(-n % bs, np.int32)])  # the last batch padded to bs
   out = [
-    np.asarray(fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi)))
+    np.asarray(
+      fn(generator.params, generator.w_avg, key, jnp.int32(s), jnp.float32(psi), labels[s - start : s - start + bs])
+    )
     for s in range(int(start), int(start) + n, bs)
   ]
   return np.concatenate(out)[:n] if out else np.zeros((0, generator.image_size, generator.image_size, 1), np.uint8)
@@ -82,7 +90,8 @@ def load_identity(workdir, config):
   """The EMA generator of the newest checkpoint in WORKDIR/checkpoints (what the synthetic sets use)."""
   gen, _ = stylegan.from_config(config)
   z = jnp.zeros((1, int(config.identity_gan.z_dim)))
-  shapes = jax.eval_shape(lambda k: gen.init(k, z, jax.random.split(k, 1))['params'], jax.random.PRNGKey(0))
+  labels = jnp.zeros((1,), jnp.int32) if gen.num_classes else None
+  shapes = jax.eval_shape(lambda k: gen.init(k, z, jax.random.split(k, 1), labels)['params'], jax.random.PRNGKey(0))
   state = _restore(workdir, 'identity GAN', 'experiments.train_identity_gan', 'identity_gan')
   g_ema = _checked(state['g_ema'], shapes, workdir, 'identity_gan')
   return identity_generator(

@@ -2,7 +2,9 @@
 
 `train_and_evaluate(config, workdir)` = `train` (the loop) + `evaluate` (the scores) + metrics.json. It trains
 on the GAN pool's training subjects (all expressions; `fer_jax.data.pool`); the held-out subjects' faces are
-the reference set of the quality metrics. One jitted step (`train_step`) updates D (non-saturating logistic
+the reference set of the quality metrics. With identity_gan.num_classes = 7 it trains the one-stage GAN instead:
+G and D are told each face's expression label (the fakes get the real batch's labels) and G draws a new face of
+the class it is given. One jitted step (`train_step`) updates D (non-saturating logistic
 loss) and then G (non-saturating loss, with style mixing; both use one generator pass), updates the EMA of G's
 weights and the running average of w used for truncation; on every `r1_every`-th step `r1_step` (the lazy R1
 penalty, a second compiled program chosen on the host by step number, so no host sync) runs before it. All
@@ -38,8 +40,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from fer_jax.data import emotions, sources
 from fer_jax.data import pool as pool_lib
-from fer_jax.data import sources
 from fer_jax.eval import gan_metrics, instruments
 from fer_jax.infra import augment, checkpointing, grids, io_utils, parallel, pixels, profiling, workdirs, writers
 from fer_jax.infra.errors import UserError
@@ -87,6 +89,11 @@ def check_config(config):
     augment.parse_policy(g.diffaugment)
   except ValueError as e:
     raise UserError(f'identity_gan.diffaugment={e}') from None
+  if g.num_classes not in (0, len(emotions.EMOTIONS)):
+    raise UserError(
+      f'identity_gan.num_classes={g.num_classes!r}; expected 0 (unconditional) or {len(emotions.EMOTIONS)} '
+      "(conditioned on the GAN pool's expression labels)"
+    )
 
 
 # ------------------------------------------------------------------------------------- hyper-parameters
@@ -114,6 +121,7 @@ class Hparams:
   style_mixing_prob: float
   diffaugment: tuple[str, ...]  # DiffAugment policies applied to everything D sees (`augment.diffaugment`)
   dtype: str  # compute dtype of G and D ('float32' | 'bfloat16'); parameters, outputs, losses and R1 float32
+  num_classes: int  # 0: unconditional; else G and D are conditioned on the pool's expression labels
 
 
 DTYPES = ('float32', 'bfloat16')
@@ -143,6 +151,7 @@ def hparams(config) -> Hparams:
     style_mixing_prob=float(g.style_mixing_prob),
     diffaugment=augment.parse_policy(g.diffaugment),
     dtype=str(g.dtype),
+    num_classes=int(g.num_classes),
   )
 
 
@@ -157,6 +166,7 @@ def models(hp, dtype=None):
     hp.channels,
     hp.max_channels,
     dtype or hp.dtype,
+    hp.num_classes,
   )
 
 
@@ -186,8 +196,9 @@ def init(key, *, hp):
   gen, disc = models(hp)
   g_tx, d_tx = optimizers(hp)
   kg, kd, kn = jax.random.split(key, 3)
-  g_params = gen.init(kg, jnp.zeros((1, hp.z_dim)), jax.random.split(kn, 1))['params']
-  d_params = disc.init(kd, jnp.zeros((1, hp.image_size, hp.image_size, 1)))['params']
+  labels = jnp.zeros((1,), jnp.int32) if hp.num_classes else None
+  g_params = gen.init(kg, jnp.zeros((1, hp.z_dim)), jax.random.split(kn, 1), labels)['params']
+  d_params = disc.init(kd, jnp.zeros((1, hp.image_size, hp.image_size, 1)), labels)['params']
   # g_ema is a copy: donating the state must not see one buffer twice.
   return TrainState(
     step=jnp.zeros((), jnp.int32),
@@ -208,12 +219,13 @@ def init_state(config, key):
 # ---------------------------------------------------------------------------------------------- steps
 
 
-def _make_ws(gen, params, z, z2, mix_key, mixing_prob):
-  """Mapping + per-sample style mixing: after a random cutoff layer, styles come from a second z."""
-  w = gen.apply({'params': params}, z, method=gen.mapping)
+def _make_ws(gen, params, z, z2, mix_key, mixing_prob, labels=None):
+  """Mapping + per-sample style mixing: after a random cutoff layer, styles come from a second z (of the same
+  label, when conditional)."""
+  w = gen.apply({'params': params}, z, labels, method=gen.mapping)
   ws = jnp.broadcast_to(w[:, None], (w.shape[0], gen.num_ws, w.shape[-1]))
   if mixing_prob > 0:
-    w2 = gen.apply({'params': params}, z2, method=gen.mapping)
+    w2 = gen.apply({'params': params}, z2, labels, method=gen.mapping)
     k1, k2 = jax.random.split(mix_key)
     cutoff = jax.random.randint(k1, (w.shape[0],), 1, gen.num_ws)
     cutoff = jnp.where(jax.random.uniform(k2, (w.shape[0],)) < mixing_prob, cutoff, gen.num_ws)
@@ -221,11 +233,11 @@ def _make_ws(gen, params, z, z2, mix_key, mixing_prob):
   return ws, w
 
 
-def _fake_images(gen, params, key, hp):
+def _fake_images(gen, params, key, hp, labels=None):
   kz, kz2, km, kn = jax.random.split(key, 4)
   z = jax.random.normal(kz, (hp.batch_size, hp.z_dim))
   z2 = jax.random.normal(kz2, (hp.batch_size, hp.z_dim))
-  ws, w = _make_ws(gen, params, z, z2, km, hp.style_mixing_prob)
+  ws, w = _make_ws(gen, params, z, z2, km, hp.style_mixing_prob, labels)
   return gen.apply({'params': params}, ws, jax.random.split(kn, hp.batch_size), method=gen.synthesis), w
 
 
@@ -243,18 +255,20 @@ def train_step(state, batch, nan_step, *, hp):
   key = _step_key(hp, state.step)
   poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
   real = pixels.to_unit(batch['image'])
+  # Conditional: the fakes are drawn for the real batch's labels, so D sees both with the pool's class mix.
+  labels = batch['label'] if hp.num_classes else None
   # One G pass serves both updates: D learns from these fakes, then G's gradient flows back through the
   # same pass (its VJP) as the updated D scores them. A separate forward for D's fakes would add about a
   # third of G's forward+backward.
-  fake, g_vjp, w = jax.vjp(lambda p: _fake_images(gen, p, key, hp), state.g_params, has_aux=True)
+  fake, g_vjp, w = jax.vjp(lambda p: _fake_images(gen, p, key, hp, labels), state.g_params, has_aux=True)
   # DiffAugment: D sees every image, real or fake, through its own random transformation; G's gradient flows
   # back through the transformation of its images.
   aug_key = jax.random.fold_in(key, 1 << 20)
   aug = lambda i, x: augment.diffaugment(jax.random.fold_in(aug_key, i), x, hp.diffaugment)
 
   def d_loss_fn(d_params):
-    logits_fake = disc.apply({'params': d_params}, aug(0, fake))
-    logits_real = disc.apply({'params': d_params}, aug(1, real))
+    logits_fake = disc.apply({'params': d_params}, aug(0, fake), labels)
+    logits_real = disc.apply({'params': d_params}, aug(1, real), labels)
     loss = losses.logistic_d(logits_real, logits_fake) * poison
     return loss, dict(d_loss=loss, d_real=jnp.mean(logits_real), d_fake=jnp.mean(logits_fake))
 
@@ -263,7 +277,7 @@ def train_step(state, batch, nan_step, *, hp):
   d_params = optax.apply_updates(state.d_params, d_updates)
 
   def g_loss_fn(img):
-    return losses.logistic_g(disc.apply({'params': d_params}, aug(2, img))) * poison
+    return losses.logistic_g(disc.apply({'params': d_params}, aug(2, img), labels)) * poison
 
   g_loss, d_fake_img = jax.value_and_grad(g_loss_fn)(fake)
   (g_grads,) = g_vjp(d_fake_img)
@@ -294,12 +308,13 @@ def r1_step(state, batch, nan_step, *, hp):
   r1_weight = 0.5 * hp.r1_gamma * hp.r1_every
   poison = jnp.where(state.step == nan_step, jnp.nan, 1.0)
   real = pixels.to_unit(batch['image'])
+  labels = batch['label'] if hp.num_classes else None
 
   # With DiffAugment, the penalty is on the gradient at the real faces of what D scores: D of their transformation.
   aug_key = jax.random.fold_in(_step_key(hp, state.step), (1 << 20) + 1)
 
   def r1_fn(d_params):
-    critic = lambda x: disc.apply({'params': d_params}, augment.diffaugment(aug_key, x, hp.diffaugment))
+    critic = lambda x: disc.apply({'params': d_params}, augment.diffaugment(aug_key, x, hp.diffaugment), labels)
     r1 = losses.r1(critic, real) * poison
     return r1_weight * r1, r1
 
@@ -368,11 +383,20 @@ def _keys(config):
 
 
 def _write_grid(generator, key, workdir):
-  """samples/identities.png: GRID x GRID faces of fixed latents; returns them."""
-  faces = generators.sample_identities(generator, key, GRID * GRID, batch_size=GRID * GRID)
-  rows = [list(faces[r * GRID : (r + 1) * GRID]) for r in range(GRID)]
-  grids.save_grid(rows, os.path.join(workdir, 'samples', 'identities.png'), cell=0.8)
-  return faces
+  """samples/identities.png: GRID x GRID faces of fixed latents (conditional: GRID latents, one row each, a column
+  per class); returns them."""
+  path = os.path.join(workdir, 'samples', 'identities.png')
+  classes = generator.module.num_classes
+  if not classes:
+    faces = generators.sample_identities(generator, key, GRID * GRID, batch_size=GRID * GRID)
+    grids.save_grid([list(faces[r * GRID : (r + 1) * GRID]) for r in range(GRID)], path, cell=0.8)
+    return faces
+  per_class = [generators.sample_identities(generator, key, GRID, batch_size=GRID, labels=c) for c in range(classes)]
+  rows = [[per_class[c][r] for c in range(classes)] for r in range(GRID)]
+  grids.save_grid(
+    rows, path, col_titles=list(emotions.EMOTIONS), title='rows: latents; columns: the class G was given', cell=0.8
+  )
+  return np.stack([face for row in rows for face in row])
 
 
 def train(config, workdir, pool, evaluator, ckpt, writer, profile):
@@ -412,7 +436,11 @@ def train(config, workdir, pool, evaluator, ckpt, writer, profile):
   bar = tqdm(total=total, initial=step, desc='identity GAN', unit='step', dynamic_ncols=True, disable=None)
   while step < total:
     with profile.part('input'):
-      batch = parallel.shard_batch({'image': next(batches)['image']})
+      records = next(batches)
+      batch = {'image': records['image']}
+      if int(g.num_classes):
+        batch['label'] = np.asarray(records['label'], np.int32)
+      batch = parallel.shard_batch(batch)
     # The first steps of a run compile the two programs (when this process has not run their shapes yet).
     if step % int(g.r1_every) == 0:
       with profile.part('compile' if not pending_r1 and step == start else 'steps'):
@@ -477,8 +505,13 @@ def evaluate(evaluator, generator, config):
   g = config.identity_gan
   _, _, eval_key = _keys(config)
   n = int(g.eval_samples)
-  out = evaluator.score(generators.sample_identities(generator, eval_key, n, psi=1.0, batch_size=GRID * GRID))
-  truncated = generators.sample_identities(generator, eval_key, n, psi=float(g.psi), batch_size=GRID * GRID)
+  # A conditional generator is scored on all its classes in turn, like the pool's balanced classes.
+  labels = np.arange(n) % generator.module.num_classes if generator.module.num_classes else None
+  sample = lambda psi: generators.sample_identities(
+    generator, eval_key, n, psi=psi, batch_size=GRID * GRID, labels=labels
+  )
+  out = evaluator.score(sample(1.0))
+  truncated = sample(float(g.psi))
   out['fd_truncated'] = evaluator.score(truncated)['fd']
   out['psi_truncated'] = float(g.psi)
   return out
