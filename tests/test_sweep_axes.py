@@ -131,11 +131,11 @@ def test_two_axes_train_each_stage_once_resume_after_a_kill_and_refuse_a_conflic
     n['mixed_k1_g0_s0__classifier.real_fraction=0.5__synthetic.psi=1'],
   )
   assert half == (round(full[0] / 2), round(full[0] / 2))
-  # The config's own values (real_fraction 1, psi 0.7) are the finished sweep's runs, number for number.
+  # The config's own values (real_fraction 1, psi 1) are the finished sweep's runs, number for number.
   want = {r['run']: r for r in result_rows(finished / 'results.csv')}
   for name, ref in (
     ('real_k0_s0__classifier.real_fraction=1', 'real_k0_s0'),
-    ('mixed_k1_g0_s0__classifier.real_fraction=1__synthetic.psi=0.7', 'mixed_k1_g0_s0'),
+    ('mixed_k1_g0_s0__classifier.real_fraction=1__synthetic.psi=1', 'mixed_k1_g0_s0'),
   ):
     got = next(r for r in rows if r['run'] == name)
     assert {k: v for k, v in got.items() if k not in ('run', *keys)} == {
