@@ -453,6 +453,15 @@ def test_axes_are_analysed_per_value_from_the_table_alone(tmp_path):
     assert (tmp_path / 'out' / f'gain_vs_{key}.png').stat().st_size > 10_000
   run_module('experiments.report', f'--results={path}', f'--out={tmp_path / "again"}')
   assert (tmp_path / 'again' / 'report.md').read_text() == text
+  # An axis with one value in the table (one psi of the two) is a column, not a plot: a line through one point.
+  one = [r for r in rows if r.get('synthetic.psi') in (None, '1')]
+  report.table.write_csv(tmp_path / 'one.csv', one)
+  s = report.build(str(tmp_path / 'one.csv'), str(tmp_path / 'one'))
+  assert s['axes']['values']['synthetic.psi'] == [1.0]
+  assert not (tmp_path / 'one' / 'gain_vs_synthetic.psi.png').exists()
+  assert (tmp_path / 'one' / 'gain_vs_classifier.real_fraction.png').exists()
+  text = (tmp_path / 'one' / 'report.md').read_text()
+  assert '`gain_vs_synthetic.psi.png`' not in text and '`gain_vs_classifier.real_fraction.png`' in text
 
 
 # ------------------------------------------------------------------------- failures and the answer

@@ -30,8 +30,8 @@ TITLE = 'How far can generated faces help?'
 
 
 def build(results_csv, out_dir, margin=0.01, title=None, failures=()):
-  """Reads results_csv (and synthetic_quality.json beside it) and writes report.md,
-  accuracy_vs_multiple.png (of the first cell, with axes), gain_vs_KEY.png per axis and summary.json in
+  """Reads results_csv (and synthetic_quality.json beside it) and writes report.md, accuracy_vs_multiple.png
+  (of the first cell, with axes), gain_vs_KEY.png per axis with more than one value and summary.json in
   out_dir; returns the summary. `failures` (objects with .name, .message and .log, as `executors.Failure`):
   the runs that did not finish, named in their own section of report.md."""
   if not (isinstance(margin, (int, float)) and math.isfinite(margin) and 0 < margin < 1):
@@ -41,7 +41,7 @@ def build(results_csv, out_dir, margin=0.01, title=None, failures=()):
   s = analysis.summarize(rows, margin)
   os.makedirs(out_dir, exist_ok=True)
   plots.accuracy_vs_multiple(s, table.in_cell(rows, s.get('cell', {})), os.path.join(out_dir, plots.ACCURACY_PLOT))
-  for key in (s.get('axes') or {}).get('keys', ()):
+  for key in plots.plotted_axes(s):
     plots.gain_vs_axis(s, key, os.path.join(out_dir, plots.axis_plot_name(key)))
   io_utils.write_json(os.path.join(out_dir, 'summary.json'), json_safe(s))
   io_utils.write_text(os.path.join(out_dir, 'report.md'), markdown.render(s, quality, title or TITLE, failures))

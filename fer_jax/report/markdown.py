@@ -273,11 +273,12 @@ def _axes_markdown(s):
         '| ' + ' | '.join(value(d['values'][k]) for k in others + [key]) + f' | {d["multiple"]:g} | {difference(d)} |'
         for d in diffs
       ]
-    lines += [
-      '',
-      f'Plot: `{plots.axis_plot_name(key)}` (gain of mixed@k over real only against `{key}`, one line per k).',
-      '',
-    ]
+    if key in plots.plotted_axes(s):
+      lines += [
+        '',
+        f'Plot: `{plots.axis_plot_name(key)}` (gain of mixed@k over real only against `{key}`, one line per k).',
+      ]
+    lines.append('')
   lines += [f'**The sections below are for one cell**: {_cell_name(s["cell"])} (each axis at its first value).', '']
   return lines
 

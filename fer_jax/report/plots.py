@@ -96,6 +96,12 @@ def axis_plot_name(key):
   return f'gain_vs_{key}.png'
 
 
+def plotted_axes(s):
+  """The axes that get a gain_vs_KEY.png: those with two values or more (a line through one point says nothing)."""
+  axes = s.get('axes') or {}
+  return [key for key in axes.get('keys', ()) if len(axes['values'][key]) > 1]
+
+
 def gain_vs_axis(s, key, path):
   """The gain of mixed@k over real only (test, paired by seed, 95% CI bars) against the values of axis `key`,
   one line per k; one panel per crossing of the other axes."""
