@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -357,6 +358,21 @@ def test_one_stage_gan_draws_each_face_in_its_emotion(finished, tmp_path):
   assert 0 < len(small) < len(ds)
   for i in range(len(small)):
     np.testing.assert_array_equal(small[i]['image'], ds[i]['image'])
+  # The generator is told the class: another label, another face; the same label, the same face; none, an error.
+  from fer_jax.train import generators, identity_gan  # pylint: disable=import-outside-toplevel
+
+  gen = generators.load_identity(str(w / 'gan0' / 'one_stage_gan'), sweep.stage_config(config, 'one_stage_gan'))
+  key = jax.random.PRNGKey(1)
+  fear = generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=2)
+  np.testing.assert_array_equal(fear, generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=[2] * 8))
+  assert (
+    np.abs(fear.astype(int) - generators.sample_identities(gen, key, 8, psi=1.0, batch_size=8, labels=3)).mean() > 0
+  )
+  with pytest.raises(ValueError, match='needs labels'):
+    generators.sample_identities(gen, key, 8, batch_size=8)
+  with pytest.raises(UserError, match=r'identity_gan.num_classes=3; expected 0 .* or 7'):
+    config.identity_gan.num_classes = 3
+    identity_gan.check_config(config)
   # The two-stage study needs an unconditional identity GAN: a conditional one for it is refused up front.
   config.sweep.generators = ('gan',)
   config.identity_gan.num_classes = 7
