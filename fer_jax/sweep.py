@@ -85,7 +85,10 @@ def check_sweep(config):
   sources.check_pool_disjoint(config)
   if 'oracle' in generators:
     synthetic.oracle_domain(config)  # the oracle renders procedural faces: refuse real datasets up front
-  axes.parse(config)
+  if any(key == 'identity_gan.num_classes' for key, _ in axes.parse(config)):
+    raise UserError(
+      'sweep.axes: identity_gan.num_classes is not an axis; the conditional GAN is sweep.generators=one_stage'
+    )
   if isinstance(s.margin, bool) or not isinstance(s.margin, (int, float)) or not 0 < s.margin < 1:
     raise UserError(f'sweep.margin={s.margin!r}; expected a fraction in (0, 1), e.g. 0.01 for one point')
   return regimes, sorted({float(k) for k in multiples}), seeds, gan_seeds
@@ -94,7 +97,8 @@ def check_sweep(config):
 # The synthetic set of a run: the GANs' ('gan', the study), or a control read through the same `synthetic:` source
 # in the same runs and tables: 'oracle' (new procedural faces rendered with exact labels: a perfect generator),
 # 'pool' (the GAN pool's own training faces and labels: what both GANs learned from) and 'real_identities' (the
-# expression GAN imposing each emotion on neutral faces of people no GAN drew: the expression GAN alone).
+# expression GAN imposing each emotion on neutral faces of people no GAN drew: the expression GAN alone); and the
+# option 'one_stage' (one conditional identity GAN drawing each face in its emotion, no expression GAN).
 GENERATORS = report.table.GENERATORS
 
 
@@ -325,7 +329,7 @@ def _run_sweep(config, workdir):
     # The identity and the expression GAN learn from the pool alone, not from each other: one phase trains them
     # all at once (locally `sweep.concurrent_runs` at a time, on Ray or Slurm each on a worker of its own).
     names = ' and '.join(n.replace('_', ' ') for n in GAN_STAGES if any(t[1] == n for t in trainings))
-    per_value = f'; {len(trainings)} GANs with the axis values' if len(trainings) > 2 * len(gan_seeds) else ''
+    per_value = f'; {len(trainings)} GANs with the axis values' if any(own for _, _, own in trainings) else ''
     _stage(f'{names} (GAN replicates {", ".join(map(str, gan_seeds))}{per_value})', 2, total)
     with clock.part('gans'):
       phase(

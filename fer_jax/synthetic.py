@@ -101,10 +101,12 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     labels = np.arange(emotions.NUM_EKMAN, dtype=np.int32)
     bar = tqdm(total=c.num_identities * emotions.NUM_EKMAN, desc='synthetic faces', unit='img', leave=False)
     index = 0
-    # Identity i depends on (key, i) only: the first identities of a larger set are this set's.
+    # Identity i depends on (key, i) only: the first identities of a larger set are this set's. All drawn at once
+    # (rendering real identities has a fixed cost per call).
+    everyone = None if c.identities == 'one_stage' else self._generators[0](0, c.num_identities)
     for start in range(0, c.num_identities, batch):
       n = min(batch, c.num_identities - start)
-      per_emotion = self._faces(start, n)
+      per_emotion = self._faces(start, n, None if everyone is None else everyone[start : start + n])
       for i in range(n):
         for e in labels:
           yield index, {'image': per_emotion[e][i], 'label': int(e), 'subject': np.int32(start + i)}
@@ -112,14 +114,15 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
       bar.update(n * len(labels))
     bar.close()
 
-  def _faces(self, start, n):
-    """[6 x uint8 faces of identities start .. start + n - 1]: the identities given each Ekman emotion by the
-    expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i)), or drawn in it directly by a
-    one-stage (conditional) generator."""
+  def _faces(self, start, n, faces=None):
+    """[6 x uint8 faces of identities start .. start + n - 1]: the identities (`faces`, or drawn) given each Ekman
+    emotion by the expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i)), or drawn in it
+    directly by a one-stage (conditional) generator."""
     draw, g_params, _, pool = self._generators
     if self.builder_config.identities == 'one_stage':
       return [draw(start, n, e) for e in range(emotions.NUM_EKMAN)]
-    faces, c, ids = draw(start, n), self._config_dict, np.arange(start, start + n)
+    faces = draw(start, n) if faces is None else faces
+    c, ids = self._config_dict, np.arange(start, start + n)
     told = [
       generators.conditions(c, pool, np.full((n,), e, np.int32), ids, self.builder_config.seed)
       for e in range(emotions.NUM_EKMAN)
@@ -153,7 +156,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         raise UserError(
           f'synthetic.filter=judge: the judge kept {accepted[worst]} of {generated} generated '
           f'{emotions.EKMAN[worst]} faces at synthetic.min_confidence={c.min_confidence:g} (below '
-          f'{100 * MIN_KEPT_SHARE:g}%); lower synthetic.min_confidence or train the expression GAN longer'
+          f'{100 * MIN_KEPT_SHARE:g}%); lower synthetic.min_confidence or train the GANs longer'
         )
     bar.close()
     # Written with the dataset's info once every example is: a set and its record are made together.
@@ -299,8 +302,8 @@ def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan
     id_gen = generators.load_identity(identity_gan_dir, config)
     if one_stage != bool(id_gen.module.num_classes):
       raise UserError(
-        f'{identity_gan_dir}: identities={identities} needs '
-        + ('a conditional identity GAN (identity_gan.num_classes > 0)' if one_stage else 'an unconditional one')
+        f'identity_gan.num_classes={id_gen.module.num_classes}: a set of identities={identities!r} needs '
+        + ('a conditional identity GAN (num_classes 7)' if one_stage else 'an unconditional one (num_classes 0)')
       )
     provenance['identity_gan'] = {'workdir': os.path.abspath(identity_gan_dir), 'step': int(id_gen.step)}
     key, psi, batch = (

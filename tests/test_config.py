@@ -83,6 +83,7 @@ STYLEGAN2 = dict(  # Karras et al. 2020 at 64x64
   betas=(0.0, 0.99),
   style_mixing_prob=0.9,
   batch_size=32,
+  num_classes=0,  # unconditional: the two-stage study's random identities
 )
 
 
@@ -102,6 +103,7 @@ def test_paper_identity_gan_is_stylegan2s():
   got = {k: g[k] for k in STYLEGAN2}
   assert got == STYLEGAN2
   assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in STYLEGAN2.items()}
+  assert default.get_config('paper').synthetic.psi == 0.7  # quick draws untruncated faces; paper keeps 0.7
 
 
 # A model's keyword default that is also a config field is quick's value, or the model has none and every caller
@@ -109,13 +111,17 @@ def test_paper_identity_gan_is_stylegan2s():
 # {argument: config key in the section}; None: no one config value (the judge's and identity net's differ), so
 # there must be no default.
 G_FIELDS = dict(z_dim='z_dim', w_dim='w_dim', mapping_layers='mapping_layers', mapping_lr_mul='mapping_lr_mul')
-G_FIELDS.update(channels='channels', max_channels='max_channels')
+G_FIELDS.update(channels='channels', max_channels='max_channels', num_classes='num_classes')
 CNN_FIELDS = dict(width='width', embed_dim=None)
 STARGAN_G = dict(conv_dim='conv_dim', repeat_num='repeat_num', attention='attention', conv_impl='conv_impl')
 STARGAN_D = dict(conv_dim='conv_dim', repeat_num='d_repeat_num', conv_impl='conv_impl')
 MODEL_DEFAULTS = [
   (stylegan.Generator, 'identity_gan', G_FIELDS),
-  (stylegan.Discriminator, 'identity_gan', dict(channels='channels', max_channels='max_channels')),
+  (
+    stylegan.Discriminator,
+    'identity_gan',
+    dict(channels='channels', max_channels='max_channels', num_classes='num_classes'),
+  ),
   (stargan.Generator, 'expression_gan', STARGAN_G),
   (stargan.Discriminator, 'expression_gan', STARGAN_D),
   (PaperCNN, 'classifier', dict(num_classes='num_classes', conv_impl='conv_impl')),

@@ -370,6 +370,22 @@ def test_one_stage_gan_draws_each_face_in_its_emotion(finished, tmp_path):
   )
   with pytest.raises(ValueError, match='needs labels'):
     generators.sample_identities(gen, key, 8, batch_size=8)
+  for bad in (7, -1, [2] * 5):
+    with pytest.raises(ValueError, match=r'labels: expected one class or 8 of them, each in 0 \.\. 6'):
+      generators.sample_identities(gen, key, 8, batch_size=8, labels=bad)
+  # The set holds, in column e, what the generator draws for class e from the set's key (synthetic.seed of replicate
+  # 0), identity by identity: the set's labels are the classes G was given.
+  c = sweep.gan_config(config, 0)
+  drawn = generators.sample_identities(
+    gen,
+    jax.random.key(int(c.synthetic.seed)),
+    len(images),
+    float(c.synthetic.psi),
+    int(c.synthetic.batch_size),
+    labels=4,
+  )
+  np.testing.assert_array_equal(images[:, 4], drawn)
+  assert np.abs(images[:, 3] - drawn).mean() > 0
   with pytest.raises(UserError, match=r'identity_gan.num_classes=3; expected 0 .* or 7'):
     config.identity_gan.num_classes = 3
     identity_gan.check_config(config)
@@ -409,6 +425,7 @@ def test_oracle_refuses_real_datasets(finished):
     ("--config.sweep.regimes=('real','hybrid')", "unknown regime 'hybrid'"),
     ('--config.sweep.executor=dask', 'expected one of local, ray, slurm'),
     ('--config.sweep.ray_resources=TPU', 'is not NAME=AMOUNT'),
+    ('--config.sweep.axes=identity_gan.num_classes=0,7', 'the conditional GAN is sweep.generators=one_stage'),
   ],
 )
 def test_bad_sweep_settings_are_refused(finished, override, match):

@@ -67,9 +67,15 @@ def sample_identities(generator, key, n, psi=None, batch_size=256, start=0, labe
   n = int(n)
   bs = int(batch_size)  # fixed, so that every n uses one compiled program
   fn = _sampler(generator.module, bs)
-  if generator.module.num_classes and labels is None:
+  classes = generator.module.num_classes
+  if classes and labels is None:
     raise ValueError('a conditional identity generator needs labels')
-  labels = np.broadcast_to(np.asarray(0 if labels is None else labels, np.int32), (n,))
+  if not classes and labels is not None:
+    raise ValueError('an unconditional identity generator takes no labels')
+  labels = np.asarray(0 if labels is None else labels)
+  if labels.ndim > 1 or labels.ndim == 1 and len(labels) != n or not np.isin(labels, np.arange(max(classes, 1))).all():
+    raise ValueError(f'labels: expected one class or {n} of them, each in 0 .. {max(classes, 1) - 1}; got {labels}')
+  labels = np.broadcast_to(labels.astype(np.int32), (n,))
   labels = np.concatenate([labels, np.zeros(-n % bs, np.int32)])  # the last batch padded to bs
   out = [
     np.asarray(
@@ -200,7 +206,8 @@ def _checked(params, shapes, workdir, section):
   want = jax.tree.map(lambda s: tuple(s.shape), shapes)
   if got != want:
     raise UserError(
-      f'the checkpoint in {workdir} does not match the config ({section} or data.image_size changed?): '
-      'its generator has other layers or shapes'
+      f'the checkpoint in {workdir} does not match the config ({section} or data.image_size changed?'
+      + (' a one-stage GAN is identity_gan.num_classes=7' if section == 'identity_gan' else '')
+      + '): its generator has other layers or shapes'
     )
   return parallel.replicate(jax.tree.map(lambda x, s: np.asarray(x, s.dtype), params, shapes))
