@@ -95,7 +95,9 @@ def _quick():
   c.identity_gan.dtype = 'float32'  # compute dtype; 'bfloat16' for GPU/TPU (parameters, outputs, R1 float32)
   # 0: unconditional (StyleGAN2: random identities for the expression GAN). 7: conditioned on the GAN pool's
   # expression labels (StyleGAN2-ADA's conditional mapping, a projection discriminator): one GAN that draws a new
-  # face of each emotion directly, the sweep's 'one_stage' generator (which sets it in its own training).
+  # face of each emotion directly, the sweep's 'one_stage' generator (which sets it in its own training). Its w_avg
+  # is one average over all classes, so truncation (synthetic.psi < 1, as in `paper`) pulls its faces towards a
+  # class-mixed centre and weakens their expression.
   c.identity_gan.num_classes = 0
   c.identity_gan.debug_nan_step = -1  # tests: the losses of this step are multiplied by NaN
 
