@@ -177,6 +177,10 @@ def _quick():
   # over its 7 classes), refilling the set to stay balanced and nested (fer_jax.synthetic). 'none': keep all.
   c.synthetic.filter = 'none'
   c.synthetic.min_confidence = 0.5
+  # 'pool': a camera model for the generated faces: each is given a sensor-noise level drawn from the GAN pool's
+  # training faces' (Immerkaer's estimate; fer_jax.infra.sensor_noise), adding the Gaussian noise it lacks. The
+  # GANs' faces carry one narrow noise level, below the real faces'. 'none': the faces as the generators drew them.
+  c.synthetic.sensor_noise = 'none'
   c.synthetic.batch_size = 64
   # The set's own quality (fer_jax.eval.synthetic_quality): images scored, and the Adam steps of the small
   # real-vs-synthetic classifier whose held-out accuracy is the realism score (50% = indistinguishable).

@@ -17,6 +17,10 @@ class is its label with probability at least `synthetic.min_confidence`. Kept fa
 row r holding the r-th kept face of each emotion in label order, so the set stays balanced and nested (a
 larger set goes on generating where a smaller one stopped); the set's metadata (`filter_stats`) records how
 many faces were generated per kept one.
+
+Sensor noise (`synthetic.sensor_noise = 'pool'`): every face of the set is given a noise level drawn from the GAN
+pool's training faces' levels (`fer_jax.infra.sensor_noise`), face (i, emotion) from (seed, i, emotion) alone, so
+the set stays nested; its metadata records the reference levels' quantiles.
 """
 
 import collections
@@ -25,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -34,10 +39,12 @@ from tqdm.auto import tqdm
 from fer_jax.data import emotions, faces, sources, synthetic_source
 from fer_jax.data import pool as pool_lib
 from fer_jax.eval import instruments
+from fer_jax.infra import sensor_noise
 from fer_jax.infra.errors import UserError
 from fer_jax.train import generators
 
 FILTERS = ('none', 'judge')
+SENSOR_NOISE = ('none', 'pool')
 # A class the judge keeps less often than this (kept / generated) stops a curated set: the filter would have
 # to generate hundreds of faces per kept one. Lower synthetic.min_confidence, or fix the expression GAN.
 MIN_KEPT_SHARE = 0.02
@@ -55,6 +62,19 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   # or 'real': neutral faces of real (or rendered) people, not the identity GAN's; or 'one_stage': a conditional
   # identity GAN's faces of each emotion, no expression GAN
   identities: str = 'gan'
+  sensor_noise: str = 'none'
+
+
+class Makers(NamedTuple):
+  """What builds a synthetic set (not needed to read one)."""
+
+  # (start, n) -> uint8 faces of identities start .. start + n - 1 (the identity GAN's draws, or real neutral
+  # faces); a one-stage generator's takes the emotion too: (start, n, emotion)
+  draw: Any
+  g_params: Any  # the expression generator's (None for one stage)
+  judge: Any  # the pool judge of a curated set, else None
+  pool: Any  # the GAN pool: where an AU-conditioned expression GAN's targets come from; else None
+  noise_levels: Any  # the reference sensor-noise levels (synthetic.sensor_noise = 'pool'), else None
 
 
 class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
@@ -63,10 +83,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
 
   def __init__(self, *, generators=None, config_dict=None, **kwargs):
-    # `generators` = (identities, expression G params, judge or None, GAN pool or None); only needed to build,
-    # not to read. identities(start, n) -> uint8 faces of identities start .. start + n - 1 (the identity GAN's
-    # draws, or real neutral faces). The pool is where an AU-conditioned expression GAN's targets come from.
-    self._generators = generators
+    self._generators = generators  # `Makers`; only needed to build, not to read
     self._config_dict = config_dict
     super().__init__(**kwargs)
 
@@ -85,6 +102,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         filter=c.filter,
         min_confidence=c.min_confidence,
         identities=c.identities,
+        sensor_noise=c.sensor_noise,
       ),
     )
 
@@ -103,7 +121,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
     index = 0
     # Identity i depends on (key, i) only: the first identities of a larger set are this set's. All drawn at once
     # (rendering real identities has a fixed cost per call).
-    everyone = None if c.identities == 'one_stage' else self._generators[0](0, c.num_identities)
+    everyone = None if c.identities == 'one_stage' else self._generators.draw(0, c.num_identities)
     for start in range(0, c.num_identities, batch):
       n = min(batch, c.num_identities - start)
       per_emotion = self._faces(start, n, None if everyone is None else everyone[start : start + n])
@@ -117,22 +135,25 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   def _faces(self, start, n, faces=None):
     """[6 x uint8 faces of identities start .. start + n - 1]: the identities (`faces`, or drawn) given each Ekman
     emotion by the expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i)), or drawn in it
-    directly by a one-stage (conditional) generator."""
-    draw, g_params, _, pool = self._generators
+    directly by a one-stage (conditional) generator; with reference noise levels, through the sensor model."""
+    m, seed, ids = self._generators, self.builder_config.seed, np.arange(start, start + n)
     if self.builder_config.identities == 'one_stage':
-      return [draw(start, n, e) for e in range(emotions.NUM_EKMAN)]
-    faces = draw(start, n) if faces is None else faces
-    c, ids = self._config_dict, np.arange(start, start + n)
-    told = [
-      generators.conditions(c, pool, np.full((n,), e, np.int32), ids, self.builder_config.seed)
-      for e in range(emotions.NUM_EKMAN)
-    ]
-    return [generators.translate_all(c, g_params, faces, t)[0] for t in told]
+      out = [m.draw(start, n, e) for e in range(emotions.NUM_EKMAN)]
+    else:
+      faces = m.draw(start, n) if faces is None else faces
+      told = [
+        generators.conditions(self._config_dict, m.pool, np.full((n,), e, np.int32), ids, seed)
+        for e in range(emotions.NUM_EKMAN)
+      ]
+      out = [generators.translate_all(self._config_dict, m.g_params, faces, t)[0] for t in told]
+    if m.noise_levels is None:
+      return out
+    return [sensor_noise.add_matched_noise(x, m.noise_levels, seed, ids, e) for e, x in enumerate(out)]
 
   def _judged_examples(self):
     """Faces the pool judge reads as their label (module docstring): row r = the r-th kept face per emotion."""
     c = self.builder_config
-    judge = self._generators[2]
+    judge = self._generators.judge
     batch = int(self._config_dict.synthetic.batch_size)
     kept = [collections.deque() for _ in range(emotions.NUM_EKMAN)]  # per emotion: (image, identity) not yet written
     generated, accepted, rows, start = 0, np.zeros(emotions.NUM_EKMAN, int), 0, 0
@@ -264,6 +285,11 @@ def check_config(config):
   s = config.synthetic
   if s.filter not in FILTERS:
     raise UserError(f'synthetic.filter={s.filter!r}; expected one of {", ".join(FILTERS)}')
+  if s.sensor_noise not in SENSOR_NOISE:
+    raise UserError(
+      f'synthetic.sensor_noise={s.sensor_noise!r}; expected one of {", ".join(SENSOR_NOISE)} '
+      "(pool: each face given a noise level of the GAN pool's training faces)"
+    )
   if (
     isinstance(s.min_confidence, bool)
     or not isinstance(s.min_confidence, (int, float))
@@ -295,7 +321,10 @@ def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan
       'step': _latest_step(os.path.join(expression_gan_dir, 'checkpoints')),
     }
   rendered = identities == 'real' and _all_procedural(config)
-  needs_pool = (not one_stage and config.expression_gan.condition == 'aus') or (identities == 'real' and not rendered)
+  matched = config.synthetic.sensor_noise == 'pool'
+  needs_pool = (
+    (not one_stage and config.expression_gan.condition == 'aus') or (identities == 'real' and not rendered) or matched
+  )
   pool = pool_lib.load_pool(config, workdir) if needs_pool else None
   fields = dict(image_size=int(config.data.image_size), num_identities=num_identities, seed=int(config.synthetic.seed))
   if identities in ('gan', 'one_stage'):
@@ -322,6 +351,16 @@ def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan
   elif identities == 'real':
     draw, provenance['identities'] = _real_identities(config, pool, rendered, num_identities)
     fields['identities'] = 'real'  # (a GAN set's fields, and so its folder's name, are those of before this option)
+  levels = None
+  if matched:
+    levels = sensor_noise.noise_levels(pool.images[pool.train_idx])
+    # Only sets with the sensor model name it: the folders of sets made before it existed stay valid.
+    fields['sensor_noise'] = 'pool'
+    provenance['sensor_noise'] = {
+      'reference': "the GAN pool's training faces",
+      'count': int(len(levels)),
+      'levels_p10_p50_p90': [round(float(v), 5) for v in np.percentile(levels, [10, 50, 90])],
+    }
   fields['provenance'] = json.dumps(provenance, sort_keys=True)
   judge = None
   if config.synthetic.filter == 'judge':
@@ -340,7 +379,7 @@ def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan
     config=cfg,
     data_dir=data_dir,
     file_format='array_record',
-    generators=(draw, g_params, judge, pool),
+    generators=Makers(draw, g_params, judge, pool, levels),
     config_dict=config,
   )
   return sources.prepare(b).data_dir

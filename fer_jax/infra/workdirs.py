@@ -83,6 +83,7 @@ ADDED = {
   'classifier.synthetic_weight': 0.5,
   'synthetic.filter': 'none',
   'synthetic.min_confidence': 0.5,
+  'synthetic.sensor_noise': 'none',
   'expression_gan.cls_augment': False,
   'identity_gan.diffaugment': '',
   'identity_gan.num_classes': 0,
