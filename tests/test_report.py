@@ -536,3 +536,11 @@ def test_answer_lines_say_inconclusive_and_how_many_seeds_would_decide():
   assert f'saturation: inconclusive: about {sat["seeds_needed"]} seeds would decide it' in text
   assert 'helps' not in text and 'hurts' not in text and 'report:' not in text and 'realism' not in text
   assert len(lines) == 3
+  # A gap at the margin itself needs thousands of seeds: said as such, with the gap, not as a plan.
+  at_margin = dict(sat, seeds_needed=7575, tests=[dict(sat['tests'][0], status='undecided', gap=0.0101)])
+  said = report.answer.answer_lines(dict(s, saturation=at_margin))[2]
+  k = sat['tests'][0]['multiple']
+  assert said == (
+    f'saturation: inconclusive: more than 1000 seeds would be needed to decide it: the gap of k = {k:g} to the best '
+    '(+1.0 points) is about the margin itself (1 point(s); `sweep.margin` sets it)'
+  )

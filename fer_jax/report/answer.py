@@ -64,8 +64,7 @@ def _saturation(sat, best, units):
     return f'saturated at k = {sat["multiple"]:g} (the smallest k within {within} of the best, k = {best:g})'
   if sat['verdict'] == 'rising':
     return f'still rising at the largest k tested ({best:g}): try larger k'
-  need = sat.get('seeds_needed')
-  return 'inconclusive' + (f': about {need} {units} would decide it' if need else '')
+  return 'inconclusive' + (f': {markdown.what_would_decide(sat, units)}' if sat.get('seeds_needed') else '')
 
 
 def _at(per_k, best):

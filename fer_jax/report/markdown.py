@@ -183,6 +183,24 @@ def _best_and_gain_markdown(s, units):
   return lines + ['']
 
 
+# Beyond this many units, "about N would decide it" is no plan: the gap sits at the margin itself.
+MANY_UNITS = 1000
+
+
+def what_would_decide(sat, units):
+  """An inconclusive saturation's way out: the units (seeds, GAN replicates) that would decide its first undecided
+  multiple at the spread seen, or, past MANY_UNITS, why no practical number would."""
+  need = sat['seeds_needed']
+  first = next((t for t in sat.get('tests') or [] if t.get('status') == 'undecided'), None)
+  if need < MANY_UNITS or first is None:
+    return f'about {need} {units} would decide it at the spread seen'
+  return (
+    f'more than {MANY_UNITS} {units} would be needed to decide it: the gap of k = {first["multiple"]:g} to the best '
+    f'({100 * first["gap"]:+.1f} points) is about the margin itself ({100 * sat["margin"]:g} point(s); '
+    '`sweep.margin` sets it)'
+  )
+
+
 def _saturation_markdown(s, units):
   """Where more synthetic data stops helping: the verdict and its one-sided tests."""
   sat, best = s['saturation'], s['best_multiple']
@@ -198,7 +216,7 @@ def _saturation_markdown(s, units):
     ),
     'inconclusive': lambda: (
       '**Inconclusive**: the data cannot say from which k more stops helping'
-      + (f'; about {sat["seeds_needed"]} {units} would decide it at the spread seen.' if sat['seeds_needed'] else '.')
+      + (f'; {what_would_decide(sat, units)}.' if sat['seeds_needed'] else '.')
     ),
   }
   lines = ['## Where more synthetic data stops helping', '', verdicts[sat['verdict']]()]
