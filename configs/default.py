@@ -130,6 +130,9 @@ def _quick():
   # replicates (changed pixels 0.696 / 0.698 of doing nothing's against 0.744 / 0.739), and the validation share of
   # the oracle's gain rises at k = 1, 2 (docs/findings.md, 25). At 1500 steps the two were alike (findings 17).
   c.expression_gan.pair_pool = 2
+  # Offsets (in pair_pool cells) over which the partner is aligned with the translation before the L1: the best
+  # of (2 s + 1)^2 per face, on the central crop (0: compared where it lies).
+  c.expression_gan.pair_shift = 0
   c.expression_gan.n_critic = 2  # paper: 5
   c.expression_gan.g_lr = 1e-3  # paper: 1e-4
   c.expression_gan.d_lr = 1e-3  # paper: 1e-4
@@ -184,6 +187,12 @@ def _quick():
   # training faces' (Immerkaer's estimate; fer_jax.infra.sensor_noise), adding the Gaussian noise it lacks. The
   # GANs' faces carry one narrow noise level, below the real faces'. 'none': the faces as the generators drew them.
   c.synthetic.sensor_noise = 'none'
+  # What the expression GAN is told for a face: this times the action units of the pool face drawn for it
+  # (expression_gan.condition 'aus'); > 1 asks for stronger expressions than the pool's.
+  c.synthetic.au_scale = 1.0
+  # The oracle's expressions at this fraction of the data's intensities (1: as the data's; the same photos, weaker
+  # expressions below 1): how much of the change must a perfect generator draw to help?
+  c.synthetic.oracle_intensity = 1.0
   c.synthetic.batch_size = 64
   # The set's own quality (fer_jax.eval.synthetic_quality): images scored, and the Adam steps of the small
   # real-vs-synthetic classifier whose held-out accuracy is the realism score (50% = indistinguishable).

@@ -45,6 +45,7 @@ from fer_jax.train import generators
 
 FILTERS = ('none', 'judge')
 SENSOR_NOISE = ('none', 'pool')
+SCALED = {'au_scale': 'the action units as drawn', 'oracle_intensity': "the data's own intensities"}
 # A class the judge keeps less often than this (kept / generated) stops a curated set: the filter would have
 # to generate hundreds of faces per kept one. Lower synthetic.min_confidence, or fix the expression GAN.
 MIN_KEPT_SHARE = 0.02
@@ -63,6 +64,7 @@ class SyntheticFacesConfig(tfds.core.BuilderConfig):
   # identity GAN's faces of each emotion, no expression GAN
   identities: str = 'gan'
   sensor_noise: str = 'none'
+  au_scale: float = 1.0
 
 
 class Makers(NamedTuple):
@@ -103,6 +105,7 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         min_confidence=c.min_confidence,
         identities=c.identities,
         sensor_noise=c.sensor_noise,
+        au_scale=c.au_scale,
       ),
     )
 
@@ -134,7 +137,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
 
   def _faces(self, start, n, faces=None):
     """[6 x uint8 faces of identities start .. start + n - 1]: the identities (`faces`, or drawn) given each Ekman
-    emotion by the expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i)), or drawn in it
+    emotion by the expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i), times
+    synthetic.au_scale), or drawn in it
     directly by a one-stage (conditional) generator; with reference noise levels, through the sensor model."""
     m, seed, ids = self._generators, self.builder_config.seed, np.arange(start, start + n)
     if self.builder_config.identities == 'one_stage':
@@ -145,6 +149,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
         generators.conditions(self._config_dict, m.pool, np.full((n,), e, np.int32), ids, seed)
         for e in range(emotions.NUM_EKMAN)
       ]
+      if self.builder_config.au_scale != 1.0:  # (action units: checked by `check_config`)
+        told = [np.float32(self.builder_config.au_scale) * t for t in told]
       out = [generators.translate_all(self._config_dict, m.g_params, faces, t)[0] for t in told]
     if m.noise_levels is None:
       return out
@@ -262,14 +268,16 @@ def generate_oracle(config, workdir, *, n_images):
   """Builds (or finds) the oracle set of >= n_images faces in WORKDIR/synthetic; returns its folder."""
   if n_images <= 0:
     raise UserError(f'a synthetic set needs a positive number of images, got {n_images}')
-  p = config.data.procedural
+  check_config(config)
+  p, scale = config.data.procedural, float(config.synthetic.oracle_intensity)
   fields = dict(
     image_size=int(config.data.image_size),
     num_identities=math.ceil(n_images / emotions.NUM_EKMAN),
     seed=int(p.seed),
     domain=oracle_domain(config),
-    min_intensity=float(p.min_intensity),
-    max_intensity=float(p.max_intensity),
+    # Scaled, each face's intensity is the same draw times `scale`: the same photos with weaker expressions.
+    min_intensity=float(p.min_intensity) * scale,
+    max_intensity=float(p.max_intensity) * scale,
   )
   digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
   cfg = OracleFacesConfig(name=f'{fields["num_identities"]}ids_{digest}', **fields)
@@ -296,6 +304,16 @@ def check_config(config):
     or not 0 <= s.min_confidence < 1
   ):
     raise UserError(f'synthetic.min_confidence={s.min_confidence!r}; expected a probability in [0, 1)')
+  for name in ('au_scale', 'oracle_intensity'):
+    value = s[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+      raise UserError(f'synthetic.{name}={value!r}; expected a number > 0 (1: {SCALED[name]})')
+  scale = s.au_scale
+  if scale != 1 and config.expression_gan.condition != 'aus':
+    raise UserError(
+      f'synthetic.au_scale={scale!r} scales the action units the expression GAN is told; '
+      f'expression_gan.condition={config.expression_gan.condition!r} tells it an emotion (use aus, or au_scale 1)'
+    )
 
 
 def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan_dir=None, identities='gan'):
@@ -361,6 +379,8 @@ def generate(config, workdir, *, n_images, expression_gan_dir=None, identity_gan
       'count': int(len(levels)),
       'levels_p10_p50_p90': [round(float(v), 5) for v in np.percentile(levels, [10, 50, 90])],
     }
+  if float(config.synthetic.au_scale) != 1.0 and not one_stage:
+    fields['au_scale'] = float(config.synthetic.au_scale)  # named only when used: older folders stay valid
   fields['provenance'] = json.dumps(provenance, sort_keys=True)
   judge = None
   if config.synthetic.filter == 'judge':

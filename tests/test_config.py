@@ -54,9 +54,9 @@ STARGAN = dict(  # Choi et al. 2018 (RaFD), 7 classes
   cls_augment=False,
   condition='emotion',
 )
-# lambda_mask/lambda_tv weigh nothing without attention, pair_pool nothing without lambda_pair; the EMA generator is
-# this codebase's, in every preset.
-STARGAN_OTHER = {'lambda_mask', 'lambda_tv', 'pair_pool', 'ema_decay', 'ema_warmup', 'conv_impl', 'dtype'}
+# lambda_mask/lambda_tv weigh nothing without attention, pair_pool and pair_shift nothing without lambda_pair; the EMA
+# generator is this codebase's, in every preset.
+STARGAN_OTHER = {'lambda_mask', 'lambda_tv', 'pair_pool', 'pair_shift', 'ema_decay', 'ema_warmup', 'conv_impl', 'dtype'}
 STARGAN_OTHER |= {'eval_batch_size'}
 STARGAN_OTHER |= {'sample_every', 'checkpoint_every', 'log_every', 'sample_faces'}
 CLASSIFIER = dict(  # the paper's CNN and protocol: Adam 1e-4, up to 50 epochs, early stopping from the first

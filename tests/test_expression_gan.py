@@ -269,21 +269,23 @@ def _random_batch(n, size, condition, lambda_pair=0.0, has_pair=(1, 0, 1, 1), se
 
 
 @pytest.mark.parametrize(
-  'attention,lambda_id,cls_augment,condition,lambda_pair',
+  'attention,lambda_id,cls_augment,condition,lambda_pair,pair_shift',
   [
-    (False, 0.0, False, 'emotion', 0.0),
-    (True, 10.0, True, 'emotion', 0.0),
-    (True, 10.0, True, 'aus', 0.0),
-    (True, 10.0, True, 'aus', 5.0),
+    (False, 0.0, False, 'emotion', 0.0, 0),
+    (True, 10.0, True, 'emotion', 0.0, 0),
+    (True, 10.0, True, 'aus', 0.0, 0),
+    (True, 10.0, True, 'aus', 5.0, 1),  # the paired loss aligned (pair_shift)
   ],
 )
-def test_fused_step_equals_critic_then_plain_generator_step(attention, lambda_id, cls_augment, condition, lambda_pair):
+def test_fused_step_equals_critic_then_plain_generator_step(
+  attention, lambda_id, cls_augment, condition, lambda_pair, pair_shift
+):
   # dg_step reuses the critic's G(x, c_trg) pass and its VJP; it must give what d_step followed by the
   # plainly differentiated g_step gives (same batch, same targets).
   config = get_config('tiny')
   config.expression_gan.attention, config.expression_gan.lambda_id = attention, lambda_id
   config.expression_gan.cls_augment, config.expression_gan.condition = cls_augment, condition
-  config.expression_gan.lambda_pair = lambda_pair
+  config.expression_gan.lambda_pair, config.expression_gan.pair_shift = lambda_pair, pair_shift
   steps = eg.compiled(eg.hparams(config))
   batch = _random_batch(4, config.data.image_size, condition, lambda_pair)
   fused, (d_fused, g_fused) = steps.dg(steps.init(0), batch)
@@ -397,6 +399,18 @@ def test_paired_loss_reads_the_expression_not_the_photo():
   assert float(eg.pair_loss(face, (mouth, jnp.zeros((1,))), 2)) == 0.0  # no partner: no paired loss
 
 
+def test_aligned_paired_loss_forgives_where_the_photo_sits_not_the_expression():
+  """pair_shift: a partner two pixels (one 2x2 cell) lower costs nothing once aligned, and as much as a mouth does
+  unaligned; an open mouth still costs as much aligned as unaligned."""
+  y, x = np.mgrid[0:32, 0:32] / 31 * 2 - 1
+  eyes = sum(np.exp(-((x - dx) ** 2 + (y + 0.3) ** 2) / 0.02) for dx in (-0.35, 0.35))
+  face = jnp.asarray((0.5 * np.exp(-(x**2 / 0.5 + y**2 / 0.8)) - 0.3 * eyes - 0.2)[None, :, :, None], jnp.float32)
+  lower, mouth, has = jnp.roll(face, 2, axis=1), face.at[:, 20:24, 12:20].set(-1.0), jnp.ones((1,))
+  loss = lambda partner, shift: float(eg.pair_loss(face, (partner, has), 2, shift))
+  assert loss(lower, 1) < 1e-6 < loss(mouth, 0) / 3 < loss(lower, 0), (loss(lower, 1), loss(lower, 0), loss(mouth, 0))
+  assert loss(mouth, 1) > 0.5 * loss(mouth, 0), (loss(mouth, 1), loss(mouth, 0))
+
+
 def test_without_partners_the_paired_step_is_the_unpaired_one():
   """A batch in which no face has a partner (a pool without pairs) trains as with lambda_pair = 0."""
   states = []
@@ -428,7 +442,12 @@ def test_paired_training_logs_its_loss(tmp_path, data_dir):
 
 @pytest.mark.parametrize(
   'key,value,expected',
-  [('lambda_pair', -1.0, 'expected a number >= 0'), ('pair_pool', 3, 'does not divide data.image_size=32')],
+  [
+    ('lambda_pair', -1.0, 'expected a number >= 0'),
+    ('pair_pool', 3, 'does not divide data.image_size=32'),
+    ('pair_shift', -1, 'expected a whole number >= 0'),
+    ('pair_shift', 8, 'leaves nothing to compare at 16x16'),
+  ],
 )
 def test_bad_pair_settings_are_one_line(key, value, expected):
   config = get_config('tiny')

@@ -84,7 +84,10 @@ ADDED = {
   'synthetic.filter': 'none',
   'synthetic.min_confidence': 0.5,
   'synthetic.sensor_noise': 'none',
+  'synthetic.au_scale': 1.0,
+  'synthetic.oracle_intensity': 1.0,
   'expression_gan.cls_augment': False,
+  'expression_gan.pair_shift': 0,
   'identity_gan.diffaugment': '',
   'identity_gan.num_classes': 0,
 }

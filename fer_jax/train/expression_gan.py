@@ -84,6 +84,7 @@ class Hparams:
   lambda_id: float
   lambda_pair: float
   pair_pool: int
+  pair_shift: int
   g_lr: float
   d_lr: float
   betas: tuple[float, float]
@@ -116,11 +117,18 @@ def hparams(config) -> Hparams:
     raise UserError(f'expression_gan.lambda_pair={e.lambda_pair!r}; expected a number >= 0 (0: no paired loss)')
   if isinstance(e.pair_pool, bool) or not isinstance(e.pair_pool, int) or e.pair_pool < 1:
     raise UserError(f'expression_gan.pair_pool={e.pair_pool!r}; expected a whole number >= 1 (1: full resolution)')
+  if isinstance(e.pair_shift, bool) or not isinstance(e.pair_shift, int) or e.pair_shift < 0:
+    raise UserError(f'expression_gan.pair_shift={e.pair_shift!r}; expected a whole number >= 0 (0: no alignment)')
   if e.condition not in CONDITIONS:
     raise UserError(f'expression_gan.condition={e.condition!r}; expected one of {", ".join(CONDITIONS)}')
   size = int(config.data.image_size)
   if size % e.pair_pool:
     raise UserError(f'expression_gan.pair_pool={e.pair_pool} does not divide data.image_size={size}')
+  if 2 * e.pair_shift >= size // e.pair_pool:
+    raise UserError(
+      f'expression_gan.pair_shift={e.pair_shift} leaves nothing to compare at {size // e.pair_pool}x'
+      f'{size // e.pair_pool} (data.image_size / expression_gan.pair_pool); expected less than half that'
+    )
   if size % 4 or size // 2**e.d_repeat_num < 1:
     raise UserError(
       f'data.image_size={size} does not fit the GAN: it must be a multiple of 4 and at least '
@@ -146,6 +154,7 @@ def hparams(config) -> Hparams:
     lambda_id=float(e.lambda_id),
     lambda_pair=float(e.lambda_pair),
     pair_pool=int(e.pair_pool),
+    pair_shift=int(e.pair_shift),
     g_lr=float(e.g_lr),
     d_lr=float(e.d_lr),
     betas=(float(b1), float(b2)),
@@ -284,11 +293,24 @@ def _coarse(images, factor):
   return (p - mean) / jnp.sqrt(jnp.square(p - mean).mean(axis=(1, 2, 3), keepdims=True) + 1e-6)
 
 
-def pair_loss(fake, pair, factor):
+def pair_loss(fake, pair, factor, shift=0):
   """The paired translation loss: mean L1 between G's translation and the partner face (`_coarse`), over the
-  rows that have a partner (0 when none has)."""
+  rows that have a partner (0 when none has). With `shift` > 0 each row is compared at the best of the partner's
+  (2 shift + 1)^2 offsets of up to `shift` coarse pixels, on the central crop both cover: the partner photo sits
+  elsewhere in the frame, and an L1 against a misplaced face rewards a blur of the two placements."""
   partner, has = pair
-  per_row = jnp.abs(_coarse(fake, factor) - _coarse(partner, factor)).mean(axis=(1, 2, 3))
+  a, b = _coarse(fake, factor), _coarse(partner, factor)
+  if shift:
+    _, h, w, _ = a.shape
+    centre = a[:, shift : h - shift, shift : w - shift]
+    per_shift = [
+      jnp.abs(centre - b[:, shift + dy : h - shift + dy, shift + dx : w - shift + dx]).mean(axis=(1, 2, 3))
+      for dy in range(-shift, shift + 1)
+      for dx in range(-shift, shift + 1)
+    ]
+    per_row = jnp.min(jnp.stack(per_shift), axis=0)
+  else:
+    per_row = jnp.abs(a - b).mean(axis=(1, 2, 3))
   return jnp.sum(per_row * has) / jnp.maximum(has.sum(), 1.0)
 
 
@@ -313,7 +335,7 @@ def _generator_losses(g_params, d_params, x, org, trg, fake, mask, k, hp, pair=N
     loss = loss + hp.lambda_id * id_loss
     metrics['g_id'] = id_loss
   if hp.lambda_pair:
-    paired = pair_loss(fake, pair, hp.pair_pool)
+    paired = pair_loss(fake, pair, hp.pair_pool, hp.pair_shift)
     loss = loss + hp.lambda_pair * paired
     metrics['g_pair'] = paired
   if hp.attention:

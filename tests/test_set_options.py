@@ -1,5 +1,7 @@
-"""The sensor model of synthetic sets (`synthetic.sensor_noise = 'pool'`): the noise estimate, the matched noise, and
-a set made with it from the finished tiny sweep's GANs (same layout, nested, recorded, its own folder)."""
+"""Options applied when a synthetic set is drawn. The sensor model (`synthetic.sensor_noise = 'pool'`): the noise
+estimate, the matched noise, and a set made with it from the finished tiny sweep's GANs (same layout, nested,
+recorded, its own folder). The action-unit scale (`synthetic.au_scale`): other faces, the same labels, its own
+folder."""
 
 import os
 
@@ -99,3 +101,63 @@ def test_an_unknown_sensor_model_is_refused_with_the_values_it_takes(tiny):
   tiny.synthetic.sensor_noise = 'camera'
   with pytest.raises(UserError, match="synthetic.sensor_noise='camera'; expected one of none, pool"):
     synthetic.check_config(tiny)
+
+
+def test_a_set_told_stronger_action_units_draws_other_faces_with_the_same_labels_in_its_own_folder(
+  tiny, finished, tmp_path
+):
+  plain_dir, plain, plain_labels, _, _ = _set(tiny, finished, tmp_path, 24)
+  folder, images, labels, meta, _ = _set(tiny, finished, tmp_path, 24, au_scale=2.0)
+  assert os.path.dirname(folder) != os.path.dirname(plain_dir) and meta['au_scale'] == 2.0
+  np.testing.assert_array_equal(labels, plain_labels)
+  assert np.abs(images.astype(int) - plain.astype(int)).mean() > 0.5
+  _, small, _, _, _ = _set(tiny, finished, tmp_path, 12, au_scale=2.0)
+  np.testing.assert_array_equal(small, images[:12])
+
+
+@pytest.mark.parametrize(
+  'fields,expected',
+  [
+    (dict(au_scale=0.0), r'synthetic.au_scale=0.0; expected a number > 0'),
+    (dict(au_scale=float('inf')), r'synthetic.au_scale=inf; expected a number > 0'),
+  ],
+)
+def test_a_bad_action_unit_scale_is_refused(tiny, fields, expected):
+  tiny.synthetic.update(fields)
+  with pytest.raises(UserError, match=expected):
+    synthetic.check_config(tiny)
+
+
+def test_an_action_unit_scale_is_refused_for_an_expression_gan_told_emotions(tiny):
+  tiny.synthetic.au_scale = 1.5
+  tiny.expression_gan.condition = 'emotion'
+  with pytest.raises(UserError, match="condition='emotion' tells it an emotion"):
+    synthetic.check_config(tiny)
+
+
+def _oracle(tiny, folder, scale):
+  tiny.synthetic.oracle_intensity = scale
+  builder = tfds.builder_from_directory(synthetic.generate_oracle(tiny, str(folder), n_images=60))
+  ds = builder.as_data_source('train')
+  images = np.stack([np.asarray(ds[i]['image']) for i in range(len(ds))]).astype(np.int16)
+  return images, [int(ds[i]['label']) for i in range(len(ds))], builder.data_dir
+
+
+def test_a_weaker_oracle_draws_the_same_photos_with_weaker_expressions(tiny, tmp_path):
+  """synthetic.oracle_intensity: the same people, photos and labels; the expression moves the pixels less the
+  lower the scale (each face's intensity is its draw times the scale), and each scale is its own set."""
+  full, labels, full_dir = _oracle(tiny, tmp_path, 1.0)
+  weaker = {s: _oracle(tiny, tmp_path, s) for s in (0.6, 0.3)}
+  assert len({full_dir, *(d for _, _, d in weaker.values())}) == 3
+  moved = {}
+  for s, (images, ls, _) in weaker.items():
+    assert ls == labels
+    moved[s] = np.abs(images - full).mean()
+  assert 0.3 < moved[0.6] < moved[0.3], moved  # (grey levels; the faces are not the same at 0.6 already)
+  assert np.abs(weaker[0.6][0] - weaker[0.3][0]).mean() < moved[0.3]
+
+
+def test_a_bad_oracle_intensity_is_refused(tiny, tmp_path):
+  tiny.synthetic.oracle_intensity = -0.5
+  with pytest.raises(UserError, match=r"synthetic.oracle_intensity=-0.5; expected a number > 0 \(1: the data's own"):
+    synthetic.generate_oracle(tiny, str(tmp_path), n_images=6)
