@@ -52,6 +52,16 @@ def test_error_baselines_and_judge(tiny_pairs):
   assert split['on_unchanged'] < 0.5 * split['on_changed']  # changes of <= 5 grey levels
   inverted = ground_truth.score(p, 255 - p['inputs'])
   assert inverted['l1_over_do_nothing'] > 3
+  # The change drawn: all of it and nothing else; nothing at all; half of it (rounded to grey levels); half, misplaced.
+  assert perfect['change_drawn'] == pytest.approx({'share': 1.0, 'off_truth': 0.0})
+  assert copy['change_drawn'] == {'share': 0.0, 'off_truth': 0.0}
+  x, t = p['inputs'].astype(np.float32), p['truth'].astype(np.float32)
+  half = ground_truth.score(p, np.rint(x + 0.5 * (t - x)).astype(np.uint8))['change_drawn']
+  assert half['share'] == pytest.approx(0.5, abs=0.02) and half['off_truth'] < 0.1, half
+  moved = np.clip(np.rint(x + 0.5 * np.roll(t - x, 3, axis=1)), 0, 255).astype(np.uint8)
+  misplaced = ground_truth.score(p, moved)['change_drawn']
+  assert misplaced['share'] < 0.4 and misplaced['off_truth'] > 0.3, misplaced
+  assert perfect['per_target']['fear']['change_drawn_share'] == pytest.approx(1.0)
   for name in emotions.EMOTIONS:
     assert perfect['per_target'][name]['l1'] == 0.0 and perfect['per_target'][name]['l1_do_nothing'] > 0, name
 
@@ -86,3 +96,4 @@ def test_report_table_shows_the_error_and_says_why_it_is_missing(tiny_pairs):
   assert '| replicate 0 | 0.0000 |' in md and '| replicate 1 |' not in md
   assert 'GAN replicate 1: no ground truth (data.pool_sources=rafd:/x is not one procedural source)' in md
   assert all(f'| {name} | 0.0000 |' in md for name in emotions.EMOTIONS)
+  assert '| 0.00 | 100.0% | 0.0% |' in md  # the perfect translation draws all of the change and nothing else

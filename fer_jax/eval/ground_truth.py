@@ -137,6 +137,22 @@ def _mean(x, where):
   return float(np.mean(x[where])) if np.any(where) else None
 
 
+def _change_drawn(drawn, change, region, rows):
+  """How much of the expression's change a translation draws, and how much it draws besides, over the face
+  pixels of `rows`: `share` the least-squares slope of the drawn change (translation - input) on the true change
+  (1: all of it, 0: none; a face drawn weaker than the truth below 1), `off_truth` the mean |drawn - share x true
+  change| over the mean |true change| (0: every drawn change is the truth's, in its place). A perfect generator at
+  a fraction f of the truth's intensity has share f and off_truth ~0 (`synthetic.oracle_intensity`)."""
+  if not rows.any():
+    return {'share': None, 'off_truth': None}
+  m = region[rows]
+  d, c = drawn[rows][m], change[rows][m]
+  norm = float(np.square(c).sum())
+  share = float((d * c).sum()) / norm if norm else None
+  off = float(np.abs(d - (share or 0.0) * c).mean() / max(np.abs(c).mean(), 1e-9))
+  return {'share': share, 'off_truth': off}
+
+
 def score(p, translated, judge=None):
   """The ground_truth section of an expression GAN's metrics: `p` from `pairs`, `translated` the GAN's output
   for p['inputs'] -> p['target'] (uint8), `judge` a function images -> logits over EMOTIONS (or None)."""
@@ -166,9 +182,13 @@ def score(p, translated, judge=None):
     'do_nothing_on_changed': _mean((np.abs(change) / 255.0 * moved).sum((1, 2)) / n, changed),
     'changed_levels': CHANGE_LEVELS,
   }
+  drawn = translated[..., 0].astype(np.float32) - inputs[..., 0].astype(np.float32)
+  out['change_drawn'] = _change_drawn(drawn, change, region, changed)
   per = {
     name: {k: _mean(v, changed & (target == t)) for k, v in err.items()} for t, name in enumerate(emotions.EMOTIONS)
   }
+  for t, name in enumerate(emotions.EMOTIONS):
+    per[name]['change_drawn_share'] = _change_drawn(drawn, change, region, changed & (target == t))['share']
   if judge is not None:
     on_truth = np.asarray(judge(truth)).argmax(1) == target
     on_gan = np.asarray(judge(translated)).argmax(1) == target

@@ -520,14 +520,15 @@ def ground_truth_markdown(truths):
   num = lambda v: '–' if v is None else f'{v:.4f}'
   lines += [
     '| expression GAN | error vs truth (l1) | do nothing | blurred input | truth at mid intensity | '
-    'l1 / do nothing | judge on the truth | judge on the GAN |',
-    '|---|---|---|---|---|---|---|---|',
+    'l1 / do nothing | change drawn | drawn off the truth | judge on the truth | judge on the GAN |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ]
   for g, t in truths.items():
-    ratio = t['l1_over_do_nothing']
+    ratio, drawn = t['l1_over_do_nothing'], t.get('change_drawn', {})
     lines.append(
       f'| replicate {g} | {num(t["l1"])} | {num(t["l1_do_nothing"])} | {num(t["l1_blurred_input"])} | '
       f'{num(t.get("l1_truth_at_mid_intensity"))} | {"–" if ratio is None else f"{ratio:.2f}"} | '
+      f'{pct(drawn.get("share"))} | {pct(drawn.get("off_truth"))} | '
       f'{pct(t.get("judge_on_truth"))} | {pct(t.get("judge_on_translations"))} |'
     )
   g, t = next(iter(truths.items()))
@@ -551,7 +552,11 @@ def ground_truth_markdown(truths):
     'whose error is not clearly below it is not imposing the expression. "Truth at mid intensity" is the '
     "renderer's photo at the middle of the intensity range: what a perfect generator that cannot know the "
     "photo's intensity would score. The judge's accuracy on the truth is what it can read in a perfect "
-    "translation; well above that on the GAN's faces means it rewards caricature or is being fooled.",
+    "translation; well above that on the GAN's faces means it rewards caricature or is being fooled. "
+    '"Change drawn" is the share of the true change (truth - input) the GAN draws (the least-squares slope of its '
+    'own change on it; 100% = all of it), "drawn off the truth" what it changes besides, as a share of the true '
+    "change's size (0% = every change in the truth's place): the oracle at a fraction f of the data's intensity "
+    '(`synthetic.oracle_intensity`) draws f and nothing off the truth.',
   ]
   return '\n'.join(lines)
 
