@@ -138,8 +138,8 @@ class SyntheticFaces(tfds.core.GeneratorBasedBuilder):
   def _faces(self, start, n, faces=None):
     """[6 x uint8 faces of identities start .. start + n - 1]: the identities (`faces`, or drawn) given each Ekman
     emotion by the expression GAN (identity i's targets drawn from (synthetic.seed, emotion, i), times
-    synthetic.au_scale), or drawn in it
-    directly by a one-stage (conditional) generator; with reference noise levels, through the sensor model."""
+    synthetic.au_scale), or drawn in it directly by a one-stage (conditional) generator; with reference noise levels,
+    through the sensor model."""
     m, seed, ids = self._generators, self.builder_config.seed, np.arange(start, start + n)
     if self.builder_config.identities == 'one_stage':
       out = [m.draw(start, n, e) for e in range(emotions.NUM_EKMAN)]
